@@ -1,0 +1,285 @@
+// Package domain holds the subscription fulfillment vocabulary shared by the
+// workflow, the activities, the store and the API.
+package domain
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sosodev/duration"
+)
+
+// Status is a subscription's lifecycle status.
+type Status string
+
+const (
+	StatusPendingFulfillment Status = "pending_fulfillment"
+	StatusActive             Status = "active"
+	StatusCancelled          Status = "cancelled"
+	StatusDeactivated        Status = "deactivated"
+	StatusExpired            Status = "expired"
+	StatusFulfillmentExpired Status = "fulfillment_expired"
+)
+
+// Terminal reports whether no further transition can leave s.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusCancelled, StatusDeactivated, StatusExpired, StatusFulfillmentExpired:
+		return true
+	}
+	return false
+}
+
+// Tab is the list tab a status belongs to.
+func (s Status) Tab() string {
+	switch s {
+	case StatusPendingFulfillment:
+		return TabUpcoming
+	case StatusActive:
+		return TabActive
+	}
+	return TabInactive
+}
+
+// List tabs of GET /v1/subscriptions.
+const (
+	TabUpcoming = "upcoming"
+	TabActive   = "active"
+	TabInactive = "inactive"
+)
+
+// TabStatuses lists the statuses shown under a tab.
+func TabStatuses(tab string) []Status {
+	switch tab {
+	case TabUpcoming:
+		return []Status{StatusPendingFulfillment}
+	case TabActive:
+		return []Status{StatusActive}
+	case TabInactive:
+		return []Status{StatusCancelled, StatusDeactivated, StatusExpired, StatusFulfillmentExpired}
+	}
+	return nil
+}
+
+// Role of a partner agent.
+type Role string
+
+const (
+	RoleAdminAgent Role = "admin_agent"
+	RoleSalesAgent Role = "sales_agent"
+)
+
+// Offer kinds.
+const (
+	OfferKindSaaS = "saas"
+	OfferKindApp  = "app"
+)
+
+// Plan is the commercial terms a subscription is bought on. Durations are ISO 8601.
+type Plan struct {
+	ID                 string `json:"id" db:"id"`
+	OfferID            string `json:"offer_id" db:"offer_id"`
+	Name               string `json:"name" db:"name"`
+	Term               string `json:"term" db:"term"`
+	UnitPriceMinor     int64  `json:"unit_price_minor" db:"unit_price_minor"`
+	Currency           string `json:"currency" db:"currency"`
+	MinQuantity        int    `json:"min_quantity" db:"min_quantity"`
+	MaxQuantity        int    `json:"max_quantity" db:"max_quantity"`
+	CancellationWindow string `json:"cancellation_window" db:"cancellation_window"`
+	ActivationDeadline string `json:"activation_deadline" db:"activation_deadline"`
+}
+
+// Validate checks the plan's bounds and durations.
+func (p Plan) Validate() error {
+	if p.MinQuantity < 1 || p.MaxQuantity < p.MinQuantity {
+		return fmt.Errorf("plan %s: quantity bounds %d..%d", p.ID, p.MinQuantity, p.MaxQuantity)
+	}
+	if p.UnitPriceMinor < 0 || len(p.Currency) != 3 {
+		return fmt.Errorf("plan %s: price %d %q", p.ID, p.UnitPriceMinor, p.Currency)
+	}
+	for _, d := range []string{p.Term, p.CancellationWindow, p.ActivationDeadline} {
+		if _, err := ParsePeriod(d); err != nil {
+			return fmt.Errorf("plan %s: %w", p.ID, err)
+		}
+	}
+	return nil
+}
+
+// Period is a parsed ISO 8601 duration, added to times calendar-wise (P1M from
+// Jan 31 follows time.AddDate).
+type Period struct{ d *duration.Duration }
+
+// ParsePeriod parses an ISO 8601 duration such as P1Y, P7D or PT30S.
+func ParsePeriod(s string) (Period, error) {
+	d, err := duration.Parse(s)
+	if err != nil {
+		return Period{}, fmt.Errorf("duration %q: %w", s, err)
+	}
+	if d.Negative {
+		return Period{}, fmt.Errorf("duration %q: negative", s)
+	}
+	p := Period{d: d}
+	if !p.AddTo(time.Unix(0, 0)).After(time.Unix(0, 0)) {
+		return Period{}, fmt.Errorf("duration %q: must be positive", s)
+	}
+	return p, nil
+}
+
+// AddTo returns t shifted by the period.
+func (p Period) AddTo(t time.Time) time.Time {
+	d := p.d
+	t = t.AddDate(int(d.Years), int(d.Months), int(d.Weeks*7+d.Days))
+	secs := d.Hours*3600 + d.Minutes*60 + d.Seconds
+	return t.Add(time.Duration(secs * float64(time.Second)))
+}
+
+// MustAdd adds an ISO 8601 duration that was validated when the plan was stored.
+func MustAdd(t time.Time, iso string) time.Time {
+	p, err := ParsePeriod(iso)
+	if err != nil {
+		panic(err)
+	}
+	return p.AddTo(t)
+}
+
+// Subscription is the public state of one subscription: the workflow owns it,
+// the read model mirrors it. It never holds a secret.
+type Subscription struct {
+	ID                       string     `json:"id" db:"id"`
+	PartnerID                string     `json:"partner_id" db:"partner_id"`
+	CustomerID               string     `json:"customer_id" db:"customer_id"`
+	PublisherID              string     `json:"publisher_id" db:"publisher_id"`
+	OfferID                  string     `json:"offer_id" db:"offer_id"`
+	PlanID                   string     `json:"plan_id" db:"plan_id"`
+	Quantity                 int        `json:"quantity" db:"quantity"`
+	Nickname                 *string    `json:"nickname" db:"nickname"`
+	AutoRenew                bool       `json:"auto_renew" db:"auto_renew"`
+	ResellerPartnerID        *string    `json:"reseller_partner_id" db:"reseller_partner_id"`
+	ParentSubscriptionID     *string    `json:"parent_subscription_id" db:"parent_subscription_id"`
+	LinkedSubscriptionIDs    []string   `json:"linked_subscription_ids" db:"-"`
+	EntitlementNumber        string     `json:"entitlement_number" db:"entitlement_number"`
+	SiteURL                  *string    `json:"site_url" db:"site_url"`
+	LicensesAssigned         int        `json:"licenses_assigned" db:"licenses_assigned"`
+	FulfillmentConfirmed     bool       `json:"fulfillment_confirmed" db:"fulfillment_confirmed"`
+	Status                   Status     `json:"status" db:"status"`
+	TermNumber               int        `json:"term_number" db:"term_number"`
+	ActivationDeadline       time.Time  `json:"activation_deadline" db:"activation_deadline"`
+	BillingStartedAt         *time.Time `json:"billing_started_at" db:"billing_started_at"`
+	TermStart                *time.Time `json:"term_start" db:"term_start"`
+	TermEnd                  *time.Time `json:"term_end" db:"term_end"`
+	CancellationWindowEndsAt *time.Time `json:"cancellation_window_ends_at" db:"cancellation_window_ends_at"`
+	CreatedAt                time.Time  `json:"created_at" db:"created_at"`
+	UpdatedAt                time.Time  `json:"updated_at" db:"updated_at"`
+	// Version grows with every saved change; the read model keeps the highest.
+	Version int64 `json:"version" db:"version"`
+}
+
+// InCancellationWindow reports whether a cancel or quantity decrease at now is
+// still allowed: always before billing starts, and strictly before the window
+// end once it has (a cancel in the very instant the window closes is refused).
+func (s Subscription) InCancellationWindow(now time.Time) bool {
+	if s.CancellationWindowEndsAt == nil {
+		return true
+	}
+	return now.Before(*s.CancellationWindowEndsAt)
+}
+
+// NextBillDate is the date of the next charge, if the subscription renews.
+func (s Subscription) NextBillDate() *time.Time {
+	if s.Status != StatusActive || !s.AutoRenew || s.TermEnd == nil {
+		return nil
+	}
+	return s.TermEnd
+}
+
+// DaysUntilRenewal counts whole days, rounded up, until the next bill date.
+func (s Subscription) DaysUntilRenewal(now time.Time) *int {
+	next := s.NextBillDate()
+	if next == nil {
+		return nil
+	}
+	left := next.Sub(now)
+	if left < 0 {
+		left = 0
+	}
+	days := int((left + 24*time.Hour - 1) / (24 * time.Hour))
+	return &days
+}
+
+// EntitlementNumber is the stable, human-quotable number of a subscription.
+func EntitlementNumber(subscriptionID string) string {
+	sum := sha256.Sum256([]byte("entitlement:" + subscriptionID))
+	return "ENT-" + strings.ToUpper(hex.EncodeToString(sum[:6]))
+}
+
+// Event is one entry of a subscription's timeline.
+type Event struct {
+	ID             int64          `json:"-" db:"id"`
+	SubscriptionID string         `json:"-" db:"subscription_id"`
+	Key            string         `json:"-" db:"dedup_key"`
+	At             time.Time      `json:"at" db:"at"`
+	Type           string         `json:"type" db:"type"`
+	Actor          string         `json:"actor" db:"actor"`
+	Detail         map[string]any `json:"detail" db:"-"`
+}
+
+// Ledger entry kinds.
+const (
+	LedgerCharge    = "charge"
+	LedgerRefund    = "refund"
+	LedgerProration = "proration"
+)
+
+// LedgerEntry is one billing line. Refunds carry a negative amount, so the
+// balance is the plain sum.
+type LedgerEntry struct {
+	ID             string    `json:"id" db:"id"`
+	SubscriptionID string    `json:"-" db:"subscription_id"`
+	TermNumber     int       `json:"term_number" db:"term_number"`
+	Kind           string    `json:"kind" db:"kind"`
+	AmountMinor    int64     `json:"amount_minor" db:"amount_minor"`
+	Currency       string    `json:"currency" db:"currency"`
+	PeriodStart    time.Time `json:"period_start" db:"period_start"`
+	PeriodEnd      time.Time `json:"period_end" db:"period_end"`
+	CreatedAt      time.Time `json:"created_at" db:"created_at"`
+}
+
+// Notification types sent to publishers.
+const (
+	NotifyPurchased          = "subscription.purchased"
+	NotifyActivated          = "subscription.activated"
+	NotifyQuantityChanged    = "subscription.quantity_changed"
+	NotifyRenewed            = "subscription.renewed"
+	NotifyCancelled          = "subscription.cancelled"
+	NotifyDeactivated        = "subscription.deactivated"
+	NotifyExpired            = "subscription.expired"
+	NotifyFulfillmentExpired = "subscription.fulfillment_expired"
+)
+
+// Notification is an event queued for the publisher; ID is its stable webhook-id.
+type Notification struct {
+	ID         string    `json:"id"`
+	Type       string    `json:"type"`
+	OccurredAt time.Time `json:"occurred_at"`
+}
+
+// Change is one transition, persisted atomically and idempotently by an
+// activity: the new snapshot plus whatever it adds to timeline, ledger and
+// publisher outbox. Every added row carries a deterministic key.
+type Change struct {
+	Subscription  Subscription   `json:"subscription"`
+	Events        []Event        `json:"events,omitempty"`
+	Ledger        []LedgerEntry  `json:"ledger,omitempty"`
+	Notifications []Notification `json:"notifications,omitempty"`
+	// IssueLinkUntil, when set, stores the authorization code's hash valid until then.
+	IssueLinkUntil *time.Time `json:"issue_link_until,omitempty"`
+}
+
+// SaveResult reports what the store saw while saving a change.
+type SaveResult struct {
+	// ParentStatus is the parent's status in the read model, if there is a parent.
+	ParentStatus Status `json:"parent_status,omitempty"`
+}

@@ -1,0 +1,122 @@
+package workflows
+
+import "github.com/partnerhub/fulfillment/domain"
+
+// TaskQueue is the one task queue subscription workflows and activities run on.
+const TaskQueue = "subscription-fulfillment"
+
+// Message names of the subscription workflow.
+const (
+	UpdatePurchase           = "purchase"
+	UpdateAssignLicenses     = "assign_licenses"
+	UpdateConfirmFulfillment = "confirm_fulfillment"
+	UpdateChange             = "change"
+	UpdateCancel             = "cancel"
+	UpdateDeactivate         = "deactivate"
+	UpdateLink               = "link"
+	SignalParentEnded        = "parent_ended"
+	QueryState               = "state"
+)
+
+// Search attributes ops filter on in the Temporal UI (all Keyword).
+const (
+	SearchPartnerID          = "PartnerId"
+	SearchCustomerID         = "CustomerId"
+	SearchOfferID            = "OfferId"
+	SearchSubscriptionStatus = "SubscriptionStatus"
+)
+
+// SearchAttributeNames lists the search attributes the server must know.
+var SearchAttributeNames = []string{SearchPartnerID, SearchCustomerID, SearchOfferID, SearchSubscriptionStatus}
+
+// Problem codes carried as ApplicationError types out of validators and handlers.
+const (
+	ErrInvalidState             = "invalid_state"
+	ErrCancellationWindowClosed = "cancellation_window_closed"
+	ErrValidationFailed         = "validation_failed"
+)
+
+// WorkflowID is the id of the workflow that owns a subscription.
+func WorkflowID(subscriptionID string) string { return "subscription/" + subscriptionID }
+
+// Actor names who sent a message, as it appears in the timeline.
+type Actor struct {
+	Kind string `json:"kind"` // "agent", "publisher", "system"
+	ID   string `json:"id"`
+}
+
+func (a Actor) String() string {
+	if a.ID == "" {
+		return a.Kind
+	}
+	return a.Kind + ":" + a.ID
+}
+
+// SystemActor is the workflow itself (timers, cascades).
+var SystemActor = Actor{Kind: "system"}
+
+// Input starts (or continues) a subscription workflow. It holds no secret:
+// the authorization code is derived outside the workflow.
+type Input struct {
+	Subscription domain.Subscription `json:"subscription"`
+	Plan         domain.Plan         `json:"plan"`
+	// PublisherNotified tells whether the offer's publisher takes webhooks.
+	NotifyPublisher bool `json:"notify_publisher"`
+	// Recorded is true once the purchase is in the read model.
+	Recorded bool `json:"recorded"`
+	// Handled keeps the ids of recent messages so redeliveries after
+	// continue-as-new stay without effect.
+	Handled []string `json:"handled,omitempty"`
+	// ParentEnded is set when the parent's terminal signal arrived.
+	ParentEnded bool  `json:"parent_ended,omitempty"`
+	Purchaser   Actor `json:"purchaser"`
+	// TermBilledMinor is what the current term has billed so far (charge and prorations).
+	TermBilledMinor int64 `json:"term_billed_minor"`
+	// EventSeq numbers timeline events so each has a deterministic key.
+	EventSeq int `json:"event_seq"`
+}
+
+// LicensesRequest is the publisher's licenses callback.
+type LicensesRequest struct {
+	MessageID string `json:"message_id"`
+	Actor     Actor  `json:"actor"`
+	Assigned  int    `json:"assigned"`
+}
+
+// FulfillmentRequest is the publisher's activate callback.
+type FulfillmentRequest struct {
+	MessageID string  `json:"message_id"`
+	Actor     Actor   `json:"actor"`
+	SiteURL   *string `json:"site_url"`
+}
+
+// ChangeRequest is a PATCH. A nil field is left alone; ClearReseller removes the reseller id.
+type ChangeRequest struct {
+	MessageID         string  `json:"message_id"`
+	Actor             Actor   `json:"actor"`
+	Nickname          *string `json:"nickname,omitempty"`
+	Quantity          *int    `json:"quantity,omitempty"`
+	AutoRenew         *bool   `json:"auto_renew,omitempty"`
+	ResellerPartnerID *string `json:"reseller_partner_id,omitempty"`
+	ClearReseller     bool    `json:"clear_reseller,omitempty"`
+	ClearNickname     bool    `json:"clear_nickname,omitempty"`
+}
+
+// EndRequest is a cancel or deactivate.
+type EndRequest struct {
+	MessageID string `json:"message_id"`
+	Actor     Actor  `json:"actor"`
+}
+
+// LinkRequest asks a parent to accept a linked subscription.
+type LinkRequest struct {
+	SubscriptionID string `json:"subscription_id"`
+	CustomerID     string `json:"customer_id"`
+	PartnerID      string `json:"partner_id"`
+}
+
+// ParentEnded is the cascade signal a terminal parent sends its linked subscriptions.
+type ParentEnded struct {
+	ParentID string        `json:"parent_id"`
+	Status   domain.Status `json:"status"`
+}
