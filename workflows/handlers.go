@@ -75,7 +75,7 @@ func (w *subscriptionWorkflow) checkLicenses(req LicensesRequest) error {
 func (w *subscriptionWorkflow) onLicenses(ctx workflow.Context, req LicensesRequest) (domain.Subscription, error) {
 	return w.apply(ctx, req.MessageID, func() error { return w.checkLicenses(req) }, func(c *domain.Change) {
 		s := &w.st.Subscription
-		now := workflow.Now(ctx)
+		now := clock(ctx)
 		s.LicensesAssigned = req.Assigned
 		c.Events = append(c.Events, w.event(now, "licenses_assigned", req.Actor.String(), map[string]any{"assigned": req.Assigned}))
 		w.maybeStartBilling(now, c)
@@ -102,7 +102,7 @@ func (w *subscriptionWorkflow) onFulfillment(ctx workflow.Context, req Fulfillme
 		return *s, nil // confirming again has no effect
 	}
 	return w.apply(ctx, req.MessageID, w.checkNotTerminal, func(c *domain.Change) {
-		now := workflow.Now(ctx)
+		now := clock(ctx)
 		s.FulfillmentConfirmed = true
 		if req.SiteURL != nil {
 			s.SiteURL = req.SiteURL
@@ -161,7 +161,7 @@ func (w *subscriptionWorkflow) onChange(ctx workflow.Context, req ChangeRequest)
 	nicknameChanged := false
 	sub, err := w.apply(ctx, req.MessageID, func() error { return w.checkChange(workflow.Now(ctx), req) }, func(c *domain.Change) {
 		s := &w.st.Subscription
-		now := workflow.Now(ctx)
+		now := clock(ctx)
 		actor := req.Actor.String()
 		if req.Quantity != nil && *req.Quantity != s.Quantity {
 			from := s.Quantity
@@ -269,7 +269,7 @@ func (w *subscriptionWorkflow) onLink(ctx workflow.Context, req LinkRequest) (do
 	return w.apply(ctx, "", func() error { return w.checkLink(req) }, func(c *domain.Change) {
 		s := &w.st.Subscription
 		s.LinkedSubscriptionIDs = append(s.LinkedSubscriptionIDs, req.SubscriptionID)
-		c.Events = append(c.Events, w.event(workflow.Now(ctx), "subscription_linked", SystemActor.String(),
+		c.Events = append(c.Events, w.event(clock(ctx), "subscription_linked", SystemActor.String(),
 			map[string]any{"subscription_id": req.SubscriptionID}))
 	})
 }

@@ -51,6 +51,12 @@ type subscriptionWorkflow struct {
 	lock workflow.Mutex
 }
 
+// clock is workflow time at the read model's precision (PostgreSQL keeps
+// microseconds), so every answer shows the same instant as the database.
+func clock(ctx workflow.Context) time.Time {
+	return workflow.Now(ctx).UTC().Truncate(time.Microsecond)
+}
+
 // SubscriptionWorkflow owns one subscription from purchase to its terminal
 // status, one term per run (it continues as new at each renewal).
 func SubscriptionWorkflow(ctx workflow.Context, in Input) (domain.Subscription, error) {
@@ -97,7 +103,7 @@ func (w *subscriptionWorkflow) run(ctx workflow.Context) (domain.Subscription, e
 
 func (w *subscriptionWorkflow) recordPurchase(ctx workflow.Context) error {
 	s := &w.st.Subscription
-	now := workflow.Now(ctx)
+	now := clock(ctx)
 	actor := w.st.Purchaser.String()
 	c := domain.Change{
 		Events: []domain.Event{
@@ -167,13 +173,18 @@ func (w *subscriptionWorkflow) awaitUntil(ctx workflow.Context, deadline time.Ti
 	if wait <= 0 {
 		return !cond(), nil
 	}
-	ok, err := workflow.AwaitWithTimeout(ctx, wait, cond)
-	return !ok, err
+	// An explicit timer, cancelled when cond wins, so no stale timer wakes
+	// the workflow later.
+	timerCtx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	timer := workflow.NewTimer(timerCtx, wait)
+	err = workflow.Await(ctx, func() bool { return timer.IsReady() || cond() })
+	return err == nil && !cond() && timer.IsReady(), err
 }
 
 func (w *subscriptionWorkflow) renew(ctx workflow.Context) error {
 	s := &w.st.Subscription
-	now := workflow.Now(ctx)
+	now := clock(ctx)
 	start := *s.TermEnd
 	s.TermNumber++
 	w.startTerm(start)
@@ -224,7 +235,7 @@ func (w *subscriptionWorkflow) finish(ctx workflow.Context) (domain.Subscription
 // end moves the subscription to a terminal status. The caller holds the lock.
 func (w *subscriptionWorkflow) end(ctx workflow.Context, status domain.Status, actor Actor, detail map[string]any) error {
 	s := &w.st.Subscription
-	now := workflow.Now(ctx)
+	now := clock(ctx)
 	c := domain.Change{}
 	if status == domain.StatusCancelled && s.Status == domain.StatusActive && s.TermNumber > 0 {
 		refund := w.termRefund(now)
@@ -294,6 +305,11 @@ func (w *subscriptionWorkflow) proration(now time.Time, delta int, key string) (
 	if amount == 0 {
 		return domain.LedgerEntry{}, false
 	}
+	if key == "" {
+		// A change without a message id is keyed by the quantity_changed event
+		// that follows, so two of them in one term do not share a ledger key.
+		key = fmt.Sprintf("event-%d", w.st.EventSeq+1)
+	}
 	w.st.TermBilledMinor += amount
 	return w.ledger(now, domain.LedgerProration, fmt.Sprintf("proration:%s:%d:%s", s.ID, s.TermNumber, key), amount), true
 }
@@ -336,7 +352,7 @@ func (w *subscriptionWorkflow) notify(now time.Time, typ string) []domain.Notifi
 func (w *subscriptionWorkflow) save(ctx workflow.Context, c domain.Change) (domain.SaveResult, error) {
 	s := &w.st.Subscription
 	s.Version++
-	s.UpdatedAt = workflow.Now(ctx)
+	s.UpdatedAt = clock(ctx)
 	c.Subscription = *s
 	c.Subscription.LinkedSubscriptionIDs = slices.Clone(s.LinkedSubscriptionIDs)
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{

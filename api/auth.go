@@ -1,0 +1,270 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"golang.org/x/time/rate"
+
+	"github.com/partnerhub/fulfillment/domain"
+	"github.com/partnerhub/fulfillment/store"
+	"github.com/partnerhub/fulfillment/vault"
+	"github.com/partnerhub/fulfillment/workflows"
+)
+
+const agentKey = "agent"
+
+// authenticatePartner resolves the Bearer API key to its agent.
+func (s *Server) authenticatePartner(c *gin.Context) {
+	key, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	key = strings.TrimSpace(key)
+	if !ok || key == "" {
+		s.audit(c, "anonymous", "", "authenticate", "denied", map[string]any{"reason": "missing bearer key"})
+		writeProblem(c, problem(CodeUnauthenticated, "send your API key as Authorization: Bearer <key>"))
+		return
+	}
+	agent, err := s.Store.AgentByKey(c.Request.Context(), vault.Hash(key))
+	if errors.Is(err, store.ErrNotFound) {
+		s.audit(c, "anonymous", "", "authenticate", "denied", map[string]any{"reason": "unknown key"})
+		writeProblem(c, problem(CodeUnauthenticated, "unknown API key"))
+		return
+	}
+	if err != nil {
+		writeProblem(c, unavailable(err))
+		return
+	}
+	c.Set(agentKey, agent)
+	c.Set("tenant", agent.PartnerID)
+	if !s.allow(c, s.partnerLimiter, "partner:"+agent.PartnerID) {
+		return
+	}
+	c.Next()
+}
+
+func currentAgent(c *gin.Context) store.Agent {
+	return c.MustGet(agentKey).(store.Agent)
+}
+
+func agentActor(a store.Agent) workflows.Actor {
+	return workflows.Actor{Kind: "agent", ID: a.PartnerID + "/" + a.ID}
+}
+
+// requireAdmin refuses sales agents, recording the attempt.
+func (s *Server) requireAdmin(action string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if agent := currentAgent(c); agent.Role != domain.RoleAdminAgent {
+			s.refuseRole(c, action, c.Param("id"))
+			return
+		}
+		c.Next()
+	}
+}
+
+// refuseRole answers 403 and records the attempt in the audit log and, for a
+// subscription the partner owns, in its timeline.
+func (s *Server) refuseRole(c *gin.Context, action, subscriptionID string) {
+	agent := currentAgent(c)
+	ctx := c.Request.Context()
+	s.audit(c, agentActor(agent).String(), agent.PartnerID, action, "forbidden_role", map[string]any{"subscription_id": subscriptionID})
+	if sub, err := s.Store.Subscription(ctx, subscriptionID); err == nil && sub.PartnerID == agent.PartnerID {
+		err := s.Store.AppendEvent(ctx, domain.Event{
+			SubscriptionID: sub.ID, Key: "refused:" + sub.ID + ":" + requestID(c), At: s.Now().UTC(),
+			Type: "action_refused", Actor: agentActor(agent).String(),
+			Detail: map[string]any{"action": action, "reason": CodeForbiddenRole, "role": agent.Role},
+		})
+		if err != nil {
+			logger(c).Warn("record refused attempt", "error", err)
+		}
+	}
+	writeProblem(c, problem(CodeForbiddenRole, fmt.Sprintf("a %s may not %s a subscription; ask an admin agent", agent.Role, action)))
+}
+
+func requestID(c *gin.Context) string { return c.Writer.Header().Get("X-Request-Id") }
+
+const publisherKey = "publisher"
+
+// caller is a publisher whose signature verified.
+type caller struct {
+	publisher store.Publisher
+	webhookID string
+	body      []byte
+}
+
+// authenticatePublisher checks the Standard Webhooks signature against every
+// active secret of the publisher named by X-Publisher-Id. A rejected message
+// consumes nothing.
+func (s *Server) authenticatePublisher(c *gin.Context) {
+	ctx := c.Request.Context()
+	id := c.GetHeader("X-Publisher-Id")
+	deny := func(reason string) {
+		s.audit(c, "publisher:"+truncate(id, 64), id, "verify_signature", "denied", map[string]any{"reason": reason})
+		writeProblem(c, problem(CodeUnauthenticated, "the message's signature could not be verified: "+reason))
+	}
+	if id == "" {
+		deny("missing X-Publisher-Id")
+		return
+	}
+	pub, err := s.Store.Publisher(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		deny("unknown publisher")
+		return
+	} else if err != nil {
+		writeProblem(c, unavailable(err))
+		return
+	}
+	c.Set("tenant", "publisher:"+pub.ID)
+	if !s.allow(c, s.publisherLimiter, "publisher:"+pub.ID) {
+		return
+	}
+	body, err := readBody(c)
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	if reason := s.verifySignature(ctx, pub.ID, body, c); reason != "" {
+		deny(reason)
+		return
+	}
+	c.Set(publisherKey, caller{publisher: pub, webhookID: c.GetHeader(standardwebhooks.HeaderWebhookID), body: body})
+	c.Next()
+}
+
+// verifySignature returns why the message is rejected, or "" when a signature
+// made with one of the publisher's active secrets matches.
+func (s *Server) verifySignature(ctx context.Context, publisherID string, body []byte, c *gin.Context) string {
+	if _, err := ParseSignatureHeader(c.GetHeader(standardwebhooks.HeaderWebhookSignature)); err != nil {
+		return err.Error()
+	}
+	if len(c.GetHeader(standardwebhooks.HeaderWebhookID)) > 255 {
+		return "webhook-id longer than 255 characters"
+	}
+	sealed, err := s.Store.PublisherSecrets(ctx, publisherID, s.Now())
+	if err != nil {
+		return "secrets unavailable"
+	}
+	reason := "no matching signature"
+	for _, sec := range sealed {
+		secret, err := s.Vault.Open(sec)
+		if err != nil {
+			logger(c).Error("open publisher secret", "publisher_id", publisherID, "error", err)
+			continue
+		}
+		wh, err := standardwebhooks.NewWebhook(string(secret))
+		if err != nil {
+			continue
+		}
+		err = wh.Verify(body, c.Request.Header)
+		switch {
+		case err == nil:
+			return ""
+		case errors.Is(err, standardwebhooks.ErrMessageTooOld), errors.Is(err, standardwebhooks.ErrMessageTooNew):
+			return "timestamp more than 5 minutes off"
+		case errors.Is(err, standardwebhooks.ErrRequiredHeaders):
+			return "missing webhook-id, webhook-timestamp or webhook-signature"
+		case errors.Is(err, standardwebhooks.ErrInvalidHeaders):
+			return "malformed webhook-timestamp"
+		}
+	}
+	return reason
+}
+
+// Signature is one entry of a webhook-signature header.
+type Signature struct {
+	Version string
+	Value   string
+}
+
+// ParseSignatureHeader splits a webhook-signature header ("v1,<b64> v1,<b64>")
+// into its well-formed entries; it rejects an empty or oversized header and
+// one with no well-formed entry.
+func ParseSignatureHeader(header string) ([]Signature, error) {
+	if strings.TrimSpace(header) == "" {
+		return nil, errors.New("missing webhook-signature")
+	}
+	if len(header) > 4096 {
+		return nil, errors.New("webhook-signature header too long")
+	}
+	var sigs []Signature
+	for _, part := range strings.Fields(header) {
+		version, value, ok := strings.Cut(part, ",")
+		if ok && version != "" && value != "" {
+			sigs = append(sigs, Signature{Version: version, Value: value})
+		}
+	}
+	if len(sigs) == 0 {
+		return nil, errors.New("malformed webhook-signature")
+	}
+	return sigs, nil
+}
+
+func currentCaller(c *gin.Context) caller { return c.MustGet(publisherKey).(caller) }
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// audit records a security-relevant action; failures to record are logged.
+func (s *Server) audit(c *gin.Context, actor, tenant, action, outcome string, detail map[string]any) {
+	logger(c).Info("audit", "actor", actor, "tenant", tenant, "action", action, "outcome", outcome)
+	err := s.Store.RecordAudit(c.Request.Context(), store.AuditEntry{Actor: actor, Tenant: tenant, Action: action, Outcome: outcome, Detail: detail})
+	if err != nil {
+		logger(c).Warn("record audit", "error", err)
+	}
+}
+
+// limiter keeps one token bucket per tenant.
+type limiter struct {
+	rps   rate.Limit
+	burst int
+	mu    sync.Mutex
+	byKey map[string]*rate.Limiter
+}
+
+func newLimiter(rps float64, burst int) *limiter {
+	if rps <= 0 {
+		return nil
+	}
+	return &limiter{rps: rate.Limit(rps), burst: max(burst, 1), byKey: map[string]*rate.Limiter{}}
+}
+
+func (l *limiter) reserve(key string) (bool, time.Duration) {
+	l.mu.Lock()
+	lim, ok := l.byKey[key]
+	if !ok {
+		lim = rate.NewLimiter(l.rps, l.burst)
+		l.byKey[key] = lim
+	}
+	l.mu.Unlock()
+	now := time.Now()
+	r := lim.ReserveN(now, 1)
+	if delay := r.DelayFrom(now); delay > 0 {
+		r.CancelAt(now)
+		return false, delay
+	}
+	return true, 0
+}
+
+// allow spends a token of the tenant's bucket or answers 429 with Retry-After.
+func (s *Server) allow(c *gin.Context, l *limiter, key string) bool {
+	if l == nil {
+		return true
+	}
+	ok, wait := l.reserve(key)
+	if ok {
+		return true
+	}
+	c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	writeProblem(c, problem(CodeRateLimited, fmt.Sprintf("rate limit of %s exceeded; retry after %s", key, wait.Round(time.Millisecond))))
+	return false
+}

@@ -1,0 +1,157 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/partnerhub/fulfillment/domain"
+	"github.com/partnerhub/fulfillment/workflows"
+)
+
+// optional tells an absent JSON field from an explicit null.
+type optional[T any] struct {
+	Set   bool
+	Null  bool
+	Value T
+}
+
+func (o *optional[T]) UnmarshalJSON(b []byte) error {
+	o.Set = true
+	if string(b) == "null" {
+		o.Null = true
+		return nil
+	}
+	return json.Unmarshal(b, &o.Value)
+}
+
+// PatchRequest is the body of PATCH /v1/subscriptions/{id}.
+type PatchRequest struct {
+	Nickname          optional[string] `json:"nickname"`
+	Quantity          optional[int]    `json:"quantity"`
+	AutoRenew         optional[bool]   `json:"auto_renew"`
+	ResellerPartnerID optional[string] `json:"reseller_partner_id"`
+}
+
+// DecodePatch decodes and shape-checks a PATCH body.
+func DecodePatch(body []byte) (PatchRequest, error) {
+	var req PatchRequest
+	if err := DecodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if !req.Nickname.Set && !req.Quantity.Set && !req.AutoRenew.Set && !req.ResellerPartnerID.Set {
+		return req, problem(CodeInvalidRequest, "send at least one of nickname, quantity, auto_renew, reseller_partner_id")
+	}
+	if req.Quantity.Null || req.AutoRenew.Null {
+		return req, problem(CodeInvalidRequest, "quantity and auto_renew cannot be null")
+	}
+	if err := checkText("nickname", &req.Nickname.Value, maxNickname); err != nil {
+		return req, err
+	}
+	if err := checkText("reseller_partner_id", &req.ResellerPartnerID.Value, maxResellerID); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// changeRequest maps the PATCH to the workflow's change message.
+func (p PatchRequest) changeRequest(messageID string, actor workflows.Actor) workflows.ChangeRequest {
+	req := workflows.ChangeRequest{MessageID: messageID, Actor: actor}
+	if p.Nickname.Set {
+		req.Nickname, req.ClearNickname = ptrUnlessNull(p.Nickname), p.Nickname.Null
+	}
+	if p.ResellerPartnerID.Set {
+		req.ResellerPartnerID, req.ClearReseller = ptrUnlessNull(p.ResellerPartnerID), p.ResellerPartnerID.Null
+	}
+	if p.Quantity.Set {
+		req.Quantity = &p.Quantity.Value
+	}
+	if p.AutoRenew.Set {
+		req.AutoRenew = &p.AutoRenew.Value
+	}
+	return req
+}
+
+func ptrUnlessNull[T any](o optional[T]) *T {
+	if o.Null {
+		return nil
+	}
+	return &o.Value
+}
+
+// messageID names a partner's message to a workflow: its Idempotency-Key when
+// sent (so a retry is deduplicated), otherwise a fresh id.
+func messageID(c *gin.Context, kind string) string {
+	if key := c.GetHeader("Idempotency-Key"); key != "" && len(key) <= maxIdempotencyKey {
+		return kind + ":" + currentAgent(c).PartnerID + ":" + key
+	}
+	return kind + ":" + uuid.NewString()
+}
+
+func (s *Server) changeSubscription(c *gin.Context) {
+	body, err := readBody(c)
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	req, err := DecodePatch(body)
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	sub, err := s.ownSubscription(c)
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	agent := currentAgent(c)
+	if (req.Quantity.Set || req.AutoRenew.Set) && agent.Role != domain.RoleAdminAgent {
+		s.refuseRole(c, "change quantity or auto_renew of", sub.ID)
+		return
+	}
+	msg := req.changeRequest(messageID(c, "patch"), agentActor(agent))
+	s.send(c, sub.ID, "change", workflows.UpdateChange, msg.MessageID, msg)
+}
+
+func (s *Server) cancelSubscription(c *gin.Context) {
+	s.end(c, "cancel", workflows.UpdateCancel)
+}
+
+func (s *Server) deactivateSubscription(c *gin.Context) {
+	s.end(c, "deactivate", workflows.UpdateDeactivate)
+}
+
+func (s *Server) end(c *gin.Context, action, update string) {
+	if _, err := readBody(c); err != nil {
+		writeProblem(c, err)
+		return
+	}
+	sub, err := s.ownSubscription(c)
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	agent := currentAgent(c)
+	msg := workflows.EndRequest{MessageID: messageID(c, action), Actor: agentActor(agent)}
+	s.send(c, sub.ID, action, update, msg.MessageID, msg)
+}
+
+// send delivers a partner's admin message and answers with the subscription after it.
+func (s *Server) send(c *gin.Context, subscriptionID, action, update, updateID string, msg any) {
+	agent := currentAgent(c)
+	ctx := c.Request.Context()
+	sub, err := s.update(ctx, subscriptionID, update, updateID, msg)
+	outcome := "ok"
+	if err != nil {
+		outcome = fmt.Sprint(err)
+	}
+	s.audit(c, agentActor(agent).String(), agent.PartnerID, action, outcome, map[string]any{"subscription_id": subscriptionID})
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.partnerView(ctx, sub))
+}

@@ -1,0 +1,177 @@
+// Package api is the HTTP face of the service (API.md): it authenticates,
+// decodes strictly, validates shape, and talks to the subscription workflows.
+// It never writes a subscription's status itself.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/client"
+
+	"github.com/partnerhub/fulfillment/store"
+	"github.com/partnerhub/fulfillment/vault"
+)
+
+// Server holds the API's dependencies.
+type Server struct {
+	Store    *store.Store
+	Temporal client.Client
+	Vault    *vault.Vault
+	Logger   *slog.Logger
+	Limits   RateLimits
+	// UpdateTimeout bounds how long a request waits for a workflow's answer.
+	UpdateTimeout time.Duration
+	// Metrics, when set, instruments every request and serves /metrics.
+	Metrics Metrics
+	// Now is the clock (tests may set it).
+	Now func() time.Time
+
+	partnerLimiter   *limiter
+	publisherLimiter *limiter
+}
+
+// Metrics is what the API needs from the metrics registry.
+type Metrics interface {
+	ObserveRequest(route, method string, status int, elapsed time.Duration)
+	Handler() http.Handler
+}
+
+// RateLimits configures the token buckets per partner and per publisher.
+type RateLimits struct {
+	PartnerRPS     float64
+	PartnerBurst   int
+	PublisherRPS   float64
+	PublisherBurst int
+}
+
+// Handler builds the router.
+func (s *Server) Handler() http.Handler {
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.UpdateTimeout == 0 {
+		s.UpdateTimeout = 30 * time.Second
+	}
+	s.partnerLimiter = newLimiter(s.Limits.PartnerRPS, s.Limits.PartnerBurst)
+	s.publisherLimiter = newLimiter(s.Limits.PublisherRPS, s.Limits.PublisherBurst)
+
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(s.requestContext, s.recover)
+	r.NoRoute(func(c *gin.Context) { writeProblem(c, problem(CodeNotFound, "no such route")) })
+	r.NoMethod(func(c *gin.Context) {
+		writeProblem(c, problem(CodeInvalidRequest, "method not allowed on this route"))
+	})
+
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/openapi.json", s.openAPI)
+	if s.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
+	}
+
+	partner := r.Group("/v1", s.authenticatePartner)
+	partner.POST("/customers", s.createCustomer)
+	partner.GET("/customers", s.listCustomers)
+	partner.GET("/customers/:id", s.getCustomer)
+	partner.POST("/subscriptions", s.purchase)
+	partner.GET("/subscriptions", s.listSubscriptions)
+	partner.GET("/subscriptions/:id", s.getSubscription)
+	partner.PATCH("/subscriptions/:id", s.changeSubscription)
+	partner.POST("/subscriptions/:id/cancel", s.requireAdmin("cancel"), s.cancelSubscription)
+	partner.POST("/subscriptions/:id/deactivate", s.requireAdmin("deactivate"), s.deactivateSubscription)
+	partner.GET("/subscriptions/:id/events", s.subscriptionEvents)
+	partner.GET("/subscriptions/:id/billing", s.subscriptionBilling)
+
+	publisher := r.Group("/v1/publisher", s.authenticatePublisher)
+	publisher.POST("/resolve", s.publisherMessage(s.resolve))
+	publisher.POST("/subscriptions/:id/licenses", s.publisherMessage(s.assignLicenses))
+	publisher.POST("/subscriptions/:id/activate", s.publisherMessage(s.confirmFulfillment))
+	return r
+}
+
+type ctxKey int
+
+const loggerKey ctxKey = iota
+
+// requestContext gives every request an id, a logger carrying it, and
+// records the request in the log and metrics once answered.
+func (s *Server) requestContext(c *gin.Context) {
+	start := time.Now()
+	id := c.GetHeader("X-Request-Id")
+	if id == "" || len(id) > 128 {
+		id = uuid.NewString()
+	}
+	c.Header("X-Request-Id", id)
+	log := s.Logger.With("request_id", id)
+	c.Set("logger", log)
+	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), loggerKey, log))
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	elapsed := time.Since(start)
+	attrs := []any{"method", c.Request.Method, "route", route, "status", c.Writer.Status(), "duration_ms", elapsed.Milliseconds()}
+	if id := c.Param("id"); id != "" && strings.HasPrefix(route, "/v1/subscriptions") {
+		attrs = append(attrs, "subscription_id", id)
+	}
+	if v, ok := c.Get("subscription_id"); ok {
+		attrs = append(attrs, "subscription_id", v)
+	}
+	if v, ok := c.Get("tenant"); ok {
+		attrs = append(attrs, "tenant", v)
+	}
+	log.Info("request", attrs...)
+	if s.Metrics != nil {
+		s.Metrics.ObserveRequest(route, c.Request.Method, c.Writer.Status(), elapsed)
+	}
+}
+
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			logger(c).Error("panic", "panic", r)
+			writeProblem(c, problem(CodeInternal, "an unexpected error occurred; it has been logged"))
+		}
+	}()
+	c.Next()
+}
+
+func logger(c *gin.Context) *slog.Logger {
+	if v, ok := c.Get("logger"); ok {
+		return v.(*slog.Logger)
+	}
+	return slog.Default()
+}
+
+func (s *Server) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	checks := gin.H{"postgres": "ok", "temporal": "ok"}
+	ready := true
+	if err := s.Store.Ping(ctx); err != nil {
+		checks["postgres"], ready = "unreachable", false
+	}
+	if _, err := s.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		checks["temporal"], ready = "unreachable", false
+	}
+	if !ready {
+		c.Header("Content-Type", "application/problem+json")
+		p := problem(CodeUnavailable, "a dependency is unreachable")
+		c.JSON(p.Status, gin.H{"type": p.Type, "title": p.Title, "status": p.Status, "detail": p.Detail, "code": p.Code, "checks": checks})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})
+}

@@ -1,0 +1,418 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/partnerhub/fulfillment/domain"
+	"github.com/partnerhub/fulfillment/store"
+	"github.com/partnerhub/fulfillment/wire"
+	"github.com/partnerhub/fulfillment/workflows"
+)
+
+// Field limits.
+const (
+	maxIdempotencyKey = 255
+	maxNickname       = 256
+	maxResellerID     = 64
+	maxID             = 128
+	// staleClaim is how long a purchase may run before a retry with the same
+	// key takes it over (with the same subscription id, so nothing duplicates).
+	staleClaim = 10 * time.Second
+)
+
+// PurchaseRequest is the body of POST /v1/subscriptions.
+type PurchaseRequest struct {
+	CustomerID           string  `json:"customer_id"`
+	OfferID              string  `json:"offer_id"`
+	PlanID               string  `json:"plan_id"`
+	Quantity             *int    `json:"quantity"`
+	Nickname             *string `json:"nickname"`
+	AutoRenew            *bool   `json:"auto_renew"`
+	ResellerPartnerID    *string `json:"reseller_partner_id"`
+	ParentSubscriptionID *string `json:"parent_subscription_id"`
+}
+
+// DecodePurchase decodes and shape-checks a purchase body.
+func DecodePurchase(body []byte) (PurchaseRequest, error) {
+	var req PurchaseRequest
+	if err := DecodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	for name, v := range map[string]string{"customer_id": req.CustomerID, "offer_id": req.OfferID, "plan_id": req.PlanID} {
+		if v == "" {
+			return req, problem(CodeInvalidRequest, fmt.Sprintf("field %q is required", name))
+		}
+		if len(v) > maxID {
+			return req, problem(CodeInvalidRequest, fmt.Sprintf("field %q is longer than %d characters", name, maxID))
+		}
+	}
+	if req.Quantity == nil {
+		return req, problem(CodeInvalidRequest, `field "quantity" is required`)
+	}
+	if err := checkText("nickname", req.Nickname, maxNickname); err != nil {
+		return req, err
+	}
+	if err := checkText("reseller_partner_id", req.ResellerPartnerID, maxResellerID); err != nil {
+		return req, err
+	}
+	if req.ParentSubscriptionID != nil && (*req.ParentSubscriptionID == "" || len(*req.ParentSubscriptionID) > maxID) {
+		return req, problem(CodeInvalidRequest, `field "parent_subscription_id" must be a subscription id`)
+	}
+	return req, nil
+}
+
+func checkText(field string, v *string, limit int) error {
+	if v != nil && utf8.RuneCountInString(*v) > limit {
+		return problem(CodeInvalidRequest, fmt.Sprintf("field %q is longer than %d characters", field, limit))
+	}
+	return nil
+}
+
+// purchase starts a subscription workflow under the partner's Idempotency-Key.
+func (s *Server) purchase(c *gin.Context) {
+	agent := currentAgent(c)
+	key := c.GetHeader("Idempotency-Key")
+	if key == "" {
+		writeProblem(c, problem(CodeIdempotencyKeyRequired, "send an Idempotency-Key header with every purchase"))
+		return
+	}
+	if len(key) > maxIdempotencyKey {
+		writeProblem(c, problem(CodeInvalidRequest, "Idempotency-Key may hold at most 255 characters"))
+		return
+	}
+	body, err := readBody(c)
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	req, err := DecodePurchase(body)
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	canonical, _ := json.Marshal(req)
+	hash := sha256.Sum256(canonical)
+	claim, err := s.Store.ClaimIdempotencyKey(ctx, agent.PartnerID, key, hash[:], uuid.NewString(), staleClaim)
+	if err != nil {
+		writeProblem(c, unavailable(err))
+		return
+	}
+	switch claim.State {
+	case store.ClaimMismatch:
+		writeProblem(c, problem(CodeIdempotencyKeyReused, "this Idempotency-Key was used with a different body"))
+		return
+	case store.ClaimInUse:
+		writeProblem(c, problem(CodeIdempotencyKeyInUse, "a purchase with this Idempotency-Key is still running; retry shortly"))
+		return
+	case store.ClaimReplay:
+		c.Header("Idempotent-Replayed", "true")
+		c.Data(claim.ResponseStatus, "application/json; charset=utf-8", claim.ResponseBody)
+		return
+	}
+	c.Set("subscription_id", claim.SubscriptionID)
+	sub, err := s.startPurchase(ctx, agent, claim.SubscriptionID, req)
+	var p *Problem
+	if errors.As(err, &p) && p.Status < 500 {
+		// Nothing was bought: the key may be used again.
+		if err := s.Store.ReleaseIdempotencyKey(ctx, agent.PartnerID, key); err != nil {
+			logger(c).Warn("release idempotency key", "error", err)
+		}
+	}
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	answer, _ := json.Marshal(s.partnerView(ctx, sub))
+	if err := s.Store.CompleteIdempotencyKey(ctx, agent.PartnerID, key, http.StatusCreated, answer); err != nil {
+		logger(c).Warn("complete idempotency key", "error", err)
+	}
+	c.Header("Location", "/v1/subscriptions/"+sub.ID)
+	c.Data(http.StatusCreated, "application/json; charset=utf-8", answer)
+}
+
+// startPurchase validates the purchase against the catalog, links it to its
+// parent (the parent's workflow decides), and starts its workflow.
+func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string, req PurchaseRequest) (domain.Subscription, error) {
+	invalid := func(format string, args ...any) error {
+		return problem(CodeValidationFailed, fmt.Sprintf(format, args...))
+	}
+	if _, err := s.Store.Customer(ctx, agent.PartnerID, req.CustomerID); errors.Is(err, store.ErrNotFound) {
+		return domain.Subscription{}, invalid("unknown customer %q", req.CustomerID)
+	} else if err != nil {
+		return domain.Subscription{}, unavailable(err)
+	}
+	offer, err := s.Store.Offer(ctx, req.OfferID)
+	if errors.Is(err, store.ErrNotFound) {
+		return domain.Subscription{}, invalid("unknown offer %q", req.OfferID)
+	} else if err != nil {
+		return domain.Subscription{}, unavailable(err)
+	}
+	plan, err := s.Store.Plan(ctx, offer.ID, req.PlanID)
+	if errors.Is(err, store.ErrNotFound) {
+		return domain.Subscription{}, invalid("offer %q has no plan %q", offer.ID, req.PlanID)
+	} else if err != nil {
+		return domain.Subscription{}, unavailable(err)
+	}
+	if q := *req.Quantity; q < plan.MinQuantity || q > plan.MaxQuantity {
+		return domain.Subscription{}, invalid("quantity must be between %d and %d", plan.MinQuantity, plan.MaxQuantity)
+	}
+	publisher, err := s.Store.Publisher(ctx, offer.PublisherID)
+	if err != nil {
+		return domain.Subscription{}, unavailable(err)
+	}
+	if err := s.checkParent(ctx, agent, id, offer, req); err != nil {
+		return domain.Subscription{}, err
+	}
+
+	now := s.Now().UTC().Truncate(time.Microsecond)
+	sub := domain.Subscription{
+		ID: id, PartnerID: agent.PartnerID, CustomerID: req.CustomerID, PublisherID: offer.PublisherID,
+		OfferID: offer.ID, PlanID: plan.ID, Quantity: *req.Quantity, Nickname: req.Nickname, AutoRenew: true,
+		ResellerPartnerID: req.ResellerPartnerID, ParentSubscriptionID: req.ParentSubscriptionID,
+		LinkedSubscriptionIDs: []string{}, EntitlementNumber: domain.EntitlementNumber(id),
+		Status: domain.StatusPendingFulfillment, ActivationDeadline: domain.MustAdd(now, plan.ActivationDeadline),
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if req.AutoRenew != nil {
+		sub.AutoRenew = *req.AutoRenew
+	}
+	in := workflows.Input{
+		Subscription: sub, Plan: plan, NotifyPublisher: publisher.WebhookURL != nil, Purchaser: agentActor(agent),
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.UpdateTimeout)
+	defer cancel()
+	start := s.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID: workflows.WorkflowID(id), TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		TypedSearchAttributes:    workflows.SearchAttributes(sub),
+		Memo:                     workflows.Memo(sub, plan),
+	}, workflows.SubscriptionWorkflow, in)
+	handle, err := s.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateID: "purchase:" + id, UpdateName: workflows.UpdatePurchase, WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err != nil {
+		return domain.Subscription{}, unavailable(fmt.Errorf("start purchase %s: %w", id, err))
+	}
+	var recorded domain.Subscription
+	if err := handle.Get(ctx, &recorded); err != nil {
+		return domain.Subscription{}, unavailable(fmt.Errorf("await purchase %s: %w", id, err))
+	}
+	return recorded, nil
+}
+
+// checkParent validates parent_subscription_id and asks the parent's workflow
+// to take the link; the workflow refuses if the parent has ended meanwhile.
+func (s *Server) checkParent(ctx context.Context, agent store.Agent, id string, offer store.Offer, req PurchaseRequest) error {
+	if req.ParentSubscriptionID == nil {
+		if offer.Kind == domain.OfferKindApp {
+			return problem(CodeValidationFailed, fmt.Sprintf("offer %q is an app: it needs a parent_subscription_id", offer.ID))
+		}
+		return nil
+	}
+	parentID := *req.ParentSubscriptionID
+	notLinkable := func(why string) error {
+		return problem(CodeValidationFailed, fmt.Sprintf("parent subscription %q is not linkable: %s", parentID, why))
+	}
+	if offer.Kind != domain.OfferKindApp {
+		return notLinkable(fmt.Sprintf("offer %q is not an app", offer.ID))
+	}
+	parent, err := s.Store.Subscription(ctx, parentID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && parent.PartnerID != agent.PartnerID) {
+		return notLinkable("no such subscription")
+	} else if err != nil {
+		return unavailable(err)
+	}
+	switch {
+	case parent.CustomerID != req.CustomerID:
+		return notLinkable("it belongs to another customer")
+	case !slices.Contains(offer.ParentOfferIDs, parent.OfferID):
+		return notLinkable(fmt.Sprintf("app %q cannot be installed on offer %q", offer.ID, parent.OfferID))
+	case parent.Status.Terminal():
+		return notLinkable("it is " + string(parent.Status))
+	}
+	_, err = s.update(ctx, parentID, workflows.UpdateLink, "link:"+id, workflows.LinkRequest{
+		SubscriptionID: id, CustomerID: req.CustomerID, PartnerID: agent.PartnerID,
+	})
+	var p *Problem
+	if errors.As(err, &p) && p.Code == CodeInvalidState {
+		return notLinkable("it has ended")
+	}
+	return err
+}
+
+// update sends one Update to a subscription's workflow and maps its answer:
+// a validator's or handler's refusal to its problem code; a closed workflow
+// to invalid_state; anything else to unavailable.
+func (s *Server) update(ctx context.Context, subscriptionID, name, updateID string, arg any) (domain.Subscription, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.UpdateTimeout)
+	defer cancel()
+	var sub domain.Subscription
+	handle, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflows.WorkflowID(subscriptionID), UpdateID: updateID, UpdateName: name,
+		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		if err = handle.Get(ctx, &sub); err == nil {
+			return sub, nil
+		}
+	}
+	if code, msg, ok := workflows.ProblemCode(err); ok {
+		return sub, problem(code, msg)
+	}
+	// A workflow that has closed takes no messages: its subscription ended.
+	if current, rerr := s.Store.Subscription(context.WithoutCancel(ctx), subscriptionID); rerr == nil && current.Status.Terminal() {
+		return current, problem(CodeInvalidState, "subscription is "+string(current.Status))
+	}
+	return sub, unavailable(fmt.Errorf("update %s of %s: %w", name, subscriptionID, err))
+}
+
+// ownSubscription loads a subscription of the calling partner (404 otherwise).
+func (s *Server) ownSubscription(c *gin.Context) (domain.Subscription, error) {
+	sub, err := s.Store.Subscription(c.Request.Context(), c.Param("id"))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && sub.PartnerID != currentAgent(c).PartnerID) {
+		return sub, problem(CodeNotFound, "no subscription "+strconv.Quote(c.Param("id")))
+	}
+	if err != nil {
+		return sub, unavailable(err)
+	}
+	return sub, nil
+}
+
+// partnerView renders a subscription for its partner, with the publisher link
+// while it waits for fulfillment.
+func (s *Server) partnerView(ctx context.Context, sub domain.Subscription) wire.Subscription {
+	var link *wire.PublisherLink
+	if sub.Status == domain.StatusPendingFulfillment {
+		if pub, err := s.Store.Publisher(ctx, sub.PublisherID); err == nil {
+			link = wire.NewPublisherLink(pub.LandingURL, s.Vault.AuthorizationCode(sub.ID), sub.ActivationDeadline)
+		}
+	}
+	return wire.NewSubscription(sub, s.Now(), link)
+}
+
+func (s *Server) getSubscription(c *gin.Context) {
+	sub, err := s.ownSubscription(c)
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.partnerView(c.Request.Context(), sub))
+}
+
+// listSubscriptions pages through the read model.
+func (s *Server) listSubscriptions(c *gin.Context) {
+	f := store.SubscriptionFilter{PartnerID: currentAgent(c).PartnerID, CustomerID: c.Query("customer_id"), Limit: 50}
+	if tab, ok := c.GetQuery("tab"); ok {
+		if f.Statuses = domain.TabStatuses(tab); f.Statuses == nil {
+			writeProblem(c, problem(CodeInvalidRequest, "tab must be active, inactive or upcoming"))
+			return
+		}
+	}
+	if v, ok := c.GetQuery("limit"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			writeProblem(c, problem(CodeInvalidRequest, "limit must be an integer from 1 to 100"))
+			return
+		}
+		f.Limit = n
+	}
+	if v := c.Query("cursor"); v != "" {
+		seq, err := decodeCursor(v)
+		if err != nil {
+			writeProblem(c, problem(CodeInvalidRequest, "cursor is not one this API returned"))
+			return
+		}
+		f.BeforeSeq = seq
+	}
+	page, err := s.Store.ListSubscriptions(c.Request.Context(), f)
+	if err != nil {
+		writeProblem(c, unavailable(err))
+		return
+	}
+	items := make([]wire.Subscription, 0, len(page.Items))
+	for _, sub := range page.Items {
+		items = append(items, s.partnerView(c.Request.Context(), sub))
+	}
+	var next *string
+	if page.NextSeq != 0 {
+		cur := encodeCursor(page.NextSeq)
+		next = &cur
+	}
+	c.JSON(http.StatusOK, gin.H{"items": items, "next_cursor": next})
+}
+
+func encodeCursor(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("s:" + strconv.FormatInt(seq, 10)))
+}
+
+func decodeCursor(cursor string) (int64, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || len(raw) < 3 || string(raw[:2]) != "s:" {
+		return 0, errors.New("bad cursor")
+	}
+	seq, err := strconv.ParseInt(string(raw[2:]), 10, 64)
+	if err != nil || seq <= 0 {
+		return 0, errors.New("bad cursor")
+	}
+	return seq, nil
+}
+
+func (s *Server) subscriptionEvents(c *gin.Context) {
+	sub, err := s.ownSubscription(c)
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	events, err := s.Store.Events(c.Request.Context(), sub.ID)
+	if err != nil {
+		writeProblem(c, unavailable(err))
+		return
+	}
+	for i := range events {
+		if events[i].Detail == nil {
+			events[i].Detail = map[string]any{}
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"items": events})
+}
+
+func (s *Server) subscriptionBilling(c *gin.Context) {
+	sub, err := s.ownSubscription(c)
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	entries, balance, err := s.Store.Ledger(c.Request.Context(), sub.ID)
+	if err != nil {
+		writeProblem(c, unavailable(err))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"items": entries, "balance_minor": balance, "currency": s.currencyOf(entries)})
+}
+
+func (s *Server) currencyOf(entries []domain.LedgerEntry) *string {
+	if len(entries) == 0 {
+		return nil
+	}
+	return &entries[0].Currency
+}

@@ -1,0 +1,78 @@
+// Command fulfillment is the one binary of the service: dev, api, worker,
+// migrate and seed. It only wires configuration to the service package.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/partnerhub/fulfillment/config"
+	"github.com/partnerhub/fulfillment/seed"
+	"github.com/partnerhub/fulfillment/service"
+)
+
+const usage = `usage: fulfillment <command>
+
+commands:
+  dev         Temporal dev server (if none answers), migrations, demo seed, worker and API
+  api         the HTTP API
+  worker      the Temporal worker and the publisher notification dispatcher
+  migrate     create the database if missing and apply migrations
+  seed FILE   load a seed file (idempotent upsert)
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "configuration:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := cfg.Logger()
+	slog.SetDefault(logger)
+	if err := run(ctx, os.Args[1], os.Args[2:], cfg, logger); err != nil {
+		logger.Error("fulfillment failed", "command", os.Args[1], "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, command string, args []string, cfg config.Config, logger *slog.Logger) error {
+	switch command {
+	case "dev":
+		return service.RunDev(ctx, cfg, logger)
+	case "migrate":
+		return service.Migrate(ctx, cfg)
+	case "seed":
+		if len(args) != 1 {
+			return fmt.Errorf("usage: fulfillment seed FILE")
+		}
+		f, err := seed.Read(args[0])
+		if err != nil {
+			return err
+		}
+		return service.Seed(ctx, cfg, f)
+	case "api", "worker":
+		logger.Info("starting", append([]any{"command", command}, cfg.Masked()...)...)
+		d, err := service.Connect(ctx, cfg, logger)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		if command == "api" {
+			return service.RunAPI(ctx, d, service.NewMetrics(d))
+		}
+		return service.RunWorker(ctx, d, nil)
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", command)
+}
+

@@ -1,0 +1,152 @@
+// Package config reads the service's settings from the environment.
+package config
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+)
+
+// Config is every setting, each from an environment variable with a default.
+type Config struct {
+	DatabaseURL       string
+	TemporalAddress   string
+	TemporalNamespace string
+	TemporalTLSCert   string
+	TemporalTLSKey    string
+	TemporalAPIKey    string
+	HTTPAddr          string
+	SecretKey         string
+	LogLevel          string
+	PartnerRPS        float64
+	PartnerBurst      int
+	PublisherRPS      float64
+	PublisherBurst    int
+	WorkerMetricsAddr string
+	ShutdownTimeout   time.Duration
+	// Dev mode only.
+	TemporalCLI    string
+	TemporalUIPort int
+	DataDir        string
+}
+
+// DevSecretKey is the SECRET_KEY `fulfillment dev` uses when none is set.
+// Never use it outside a laptop.
+const DevSecretKey = "ZGV2LW9ubHktc2VjcmV0LWtleS0zMi1ieXRlcy0hISE="
+
+// FromEnv reads the configuration.
+func FromEnv() (Config, error) {
+	c := Config{
+		DatabaseURL:       env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fulfillment?sslmode=disable"),
+		TemporalAddress:   env("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalNamespace: env("TEMPORAL_NAMESPACE", "default"),
+		TemporalTLSCert:   os.Getenv("TEMPORAL_TLS_CERT"),
+		TemporalTLSKey:    os.Getenv("TEMPORAL_TLS_KEY"),
+		TemporalAPIKey:    os.Getenv("TEMPORAL_API_KEY"),
+		HTTPAddr:          env("HTTP_ADDR", ":8080"),
+		SecretKey:         os.Getenv("SECRET_KEY"),
+		LogLevel:          env("LOG_LEVEL", "info"),
+		WorkerMetricsAddr: env("WORKER_METRICS_ADDR", ""),
+		TemporalCLI:       env("TEMPORAL_CLI", "bin/temporal"),
+		DataDir:           env("DATA_DIR", "data"),
+	}
+	var err error
+	parse := func(name, def string, into func(string) error) {
+		if err == nil {
+			if perr := into(env(name, def)); perr != nil {
+				err = fmt.Errorf("%s: %w", name, perr)
+			}
+		}
+	}
+	parse("RATE_LIMIT_PARTNER_RPS", "20", floatInto(&c.PartnerRPS))
+	parse("RATE_LIMIT_PARTNER_BURST", "40", intInto(&c.PartnerBurst))
+	parse("RATE_LIMIT_PUBLISHER_RPS", "20", floatInto(&c.PublisherRPS))
+	parse("RATE_LIMIT_PUBLISHER_BURST", "40", intInto(&c.PublisherBurst))
+	parse("TEMPORAL_UI_PORT", "8233", intInto(&c.TemporalUIPort))
+	parse("SHUTDOWN_TIMEOUT", "20s", func(s string) (e error) { c.ShutdownTimeout, e = time.ParseDuration(s); return })
+	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
+		return c, fmt.Errorf("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together")
+	}
+	return c, err
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func floatInto(p *float64) func(string) error {
+	return func(s string) (err error) { *p, err = strconv.ParseFloat(s, 64); return }
+}
+
+func intInto(p *int) func(string) error {
+	return func(s string) (err error) { *p, err = strconv.Atoi(s); return }
+}
+
+// Masked lists the settings for the start-up log, secrets masked.
+func (c Config) Masked() []any {
+	mask := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "***"
+	}
+	db := c.DatabaseURL
+	if i := strings.Index(db, "://"); i >= 0 {
+		if at := strings.Index(db[i+3:], "@"); at >= 0 {
+			userinfo := db[i+3 : i+3+at]
+			if u, _, hasPassword := strings.Cut(userinfo, ":"); hasPassword {
+				db = db[:i+3] + u + ":***" + db[i+3+at:]
+			}
+		}
+	}
+	return []any{
+		"database_url", db, "temporal_address", c.TemporalAddress, "temporal_namespace", c.TemporalNamespace,
+		"temporal_tls", c.TemporalTLSCert != "", "temporal_api_key", mask(c.TemporalAPIKey), "http_addr", c.HTTPAddr,
+		"secret_key", mask(c.SecretKey), "log_level", c.LogLevel,
+		"rate_limit_partner", fmt.Sprintf("%g/s burst %d", c.PartnerRPS, c.PartnerBurst),
+		"rate_limit_publisher", fmt.Sprintf("%g/s burst %d", c.PublisherRPS, c.PublisherBurst),
+	}
+}
+
+// Logger builds the JSON logger at the configured level.
+func (c Config) Logger() *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// TemporalOptions builds the client options, with mTLS or an API key for
+// Temporal Cloud when configured. The SDK logs through slog.
+func (c Config) TemporalOptions(logger *slog.Logger) (client.Options, error) {
+	opts := client.Options{
+		HostPort:  c.TemporalAddress,
+		Namespace: c.TemporalNamespace,
+		Logger:    sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+	}
+	if c.TemporalTLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TemporalTLSCert, c.TemporalTLSKey)
+		if err != nil {
+			return opts, fmt.Errorf("load Temporal TLS key pair: %w", err)
+		}
+		opts.ConnectionOptions.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if c.TemporalAPIKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(c.TemporalAPIKey)
+		if opts.ConnectionOptions.TLS == nil {
+			opts.ConnectionOptions.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+	}
+	return opts, nil
+}

@@ -1,0 +1,110 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/partnerhub/fulfillment/api"
+	"github.com/partnerhub/fulfillment/config"
+	"github.com/partnerhub/fulfillment/seed"
+	"github.com/partnerhub/fulfillment/store"
+	"github.com/partnerhub/fulfillment/vault"
+)
+
+// Migrate creates the database if it is missing and applies every migration.
+func Migrate(ctx context.Context, cfg config.Config) error {
+	if err := store.CreateDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return st.Migrate(ctx)
+}
+
+// Seed loads a seed file.
+func Seed(ctx context.Context, cfg config.Config, f seed.File) error {
+	v, err := vault.Parse(cfg.SecretKey)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return seed.Load(ctx, st, v, f)
+}
+
+// NewMetrics is the API's metrics registry (nil until metrics are wired).
+func NewMetrics(d *Deps) api.Metrics { return nil }
+
+// RunDev runs the whole stack on one machine for a newcomer.
+func RunDev(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	if cfg.SecretKey == "" {
+		cfg.SecretKey = config.DevSecretKey
+		logger.Warn("SECRET_KEY not set: using the development key; never do this in production")
+	}
+	dev, err := StartDevTemporal(ctx, cfg.TemporalCLI, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.TemporalUIPort, cfg.DataDir, logger)
+	if err != nil {
+		return err
+	}
+	defer dev.Stop()
+	if err := Migrate(ctx, cfg); err != nil {
+		return err
+	}
+	demo, err := seed.Parse(seed.Demo)
+	if err != nil {
+		return err
+	}
+	if err := Seed(ctx, cfg, demo); err != nil {
+		return err
+	}
+	d, err := Connect(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := EnsureSearchAttributes(ctx, d.Temporal, cfg.TemporalNamespace); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Add(2)
+	go func() { defer wg.Done(); errs <- RunWorker(ctx, d, nil) }()
+	go func() { defer wg.Done(); errs <- RunAPI(ctx, d, NewMetrics(d)) }()
+	printWelcome(cfg, dev, demo)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func printWelcome(cfg config.Config, dev *DevTemporal, demo seed.File) {
+	addr := cfg.HTTPAddr
+	if strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n  API:          http://%s\n  Temporal UI:  %s\n  Demo API keys:\n", addr, dev.UIURL)
+	for _, p := range demo.Partners {
+		for _, a := range p.Agents {
+			fmt.Fprintf(&b, "    %-10s %-6s %-12s %s\n", p.ID, a.ID, a.Role, a.APIKey)
+		}
+	}
+	for _, p := range demo.Publishers {
+		fmt.Fprintf(&b, "  Publisher %s signs with %s\n", p.ID, p.SigningSecret)
+	}
+	fmt.Fprintf(&b, "  Ctrl-C stops everything.\n\n")
+	fmt.Fprint(os.Stdout, b.String())
+}

@@ -1,0 +1,78 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// PendingNotification is a queued publisher notification due for delivery.
+type PendingNotification struct {
+	ID             string    `db:"id"`
+	PublisherID    string    `db:"publisher_id"`
+	SubscriptionID string    `db:"subscription_id"`
+	Type           string    `db:"type"`
+	OccurredAt     time.Time `db:"occurred_at"`
+	Attempts       int       `db:"attempts"`
+}
+
+// ClaimDueNotifications leases up to limit due notifications for lease, so
+// several dispatchers never send the same one at the same time.
+func (s *Store) ClaimDueNotifications(ctx context.Context, limit int, lease time.Duration) ([]PendingNotification, error) {
+	var due []PendingNotification
+	err := s.tx(ctx, func(tx *sqlx.Tx) error {
+		if err := tx.SelectContext(ctx, &due, `
+			SELECT id, publisher_id, subscription_id, type, occurred_at, attempts FROM outbox
+			WHERE delivered_at IS NULL AND next_attempt_at <= now()
+			ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED`, limit); err != nil {
+			return err
+		}
+		for _, n := range due {
+			if _, err := tx.ExecContext(ctx, `
+				UPDATE outbox SET next_attempt_at = now() + make_interval(secs => $2) WHERE id = $1`, n.ID, lease.Seconds()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for i := range due {
+		due[i].OccurredAt = due[i].OccurredAt.UTC()
+	}
+	return due, wrap(err, "claim due notifications")
+}
+
+// MarkNotificationDelivered records a 2xx answer.
+func (s *Store) MarkNotificationDelivered(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE outbox SET delivered_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1`, id)
+	return wrap(err, "mark %s delivered", id)
+}
+
+// MarkNotificationFailed schedules the next attempt.
+func (s *Store) MarkNotificationFailed(ctx context.Context, id string, next time.Time, reason string) error {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1`, id, next, reason)
+	return wrap(err, "mark %s failed", id)
+}
+
+// AuditEntry is one security-relevant action.
+type AuditEntry struct {
+	Actor   string         `db:"actor"`
+	Tenant  string         `db:"tenant"`
+	Action  string         `db:"action"`
+	Outcome string         `db:"outcome"`
+	Detail  map[string]any `db:"-"`
+}
+
+// RecordAudit appends to the audit log.
+func (s *Store) RecordAudit(ctx context.Context, e AuditEntry) error {
+	detail, err := jsonObject(e.Detail)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `
+		INSERT INTO audit_log (actor, tenant, action, outcome, detail) VALUES ($1,$2,$3,$4,$5)`,
+		e.Actor, e.Tenant, e.Action, e.Outcome, detail)
+	return wrap(err, "record audit %s", e.Action)
+}

@@ -1,0 +1,244 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/partnerhub/fulfillment/domain"
+)
+
+const subscriptionColumns = `id, partner_id, customer_id, publisher_id, offer_id, plan_id, quantity, nickname,
+	auto_renew, reseller_partner_id, parent_subscription_id, linked_subscription_ids, entitlement_number,
+	site_url, licenses_assigned, fulfillment_confirmed, status, term_number, activation_deadline,
+	billing_started_at, term_start, term_end, cancellation_window_ends_at, created_at, updated_at, version`
+
+// subscriptionRow adds what the read model keeps beside domain.Subscription.
+type subscriptionRow struct {
+	domain.Subscription
+	Linked pq.StringArray `db:"linked_subscription_ids"`
+	Seq    int64          `db:"seq"`
+}
+
+func (r subscriptionRow) subscription() domain.Subscription {
+	s := r.Subscription
+	s.LinkedSubscriptionIDs = []string(r.Linked)
+	if s.LinkedSubscriptionIDs == nil {
+		s.LinkedSubscriptionIDs = []string{}
+	}
+	s.ActivationDeadline = s.ActivationDeadline.UTC()
+	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
+	for _, t := range []**time.Time{&s.BillingStartedAt, &s.TermStart, &s.TermEnd, &s.CancellationWindowEndsAt} {
+		if *t != nil {
+			u := (**t).UTC()
+			*t = &u
+		}
+	}
+	return s
+}
+
+// SaveChange writes one workflow transition atomically. Every statement is
+// idempotent: the snapshot only moves forward by version, and timeline,
+// ledger, outbox and code rows have deterministic keys (ON CONFLICT DO NOTHING),
+// so a retried activity writes nothing twice.
+func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte) (domain.SaveResult, error) {
+	var res domain.SaveResult
+	sub := c.Subscription
+	err := s.tx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO subscriptions (`+subscriptionColumns+`)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)
+			ON CONFLICT (id) DO UPDATE SET
+				quantity = EXCLUDED.quantity, nickname = EXCLUDED.nickname, auto_renew = EXCLUDED.auto_renew,
+				reseller_partner_id = EXCLUDED.reseller_partner_id,
+				linked_subscription_ids = EXCLUDED.linked_subscription_ids, site_url = EXCLUDED.site_url,
+				licenses_assigned = EXCLUDED.licenses_assigned, fulfillment_confirmed = EXCLUDED.fulfillment_confirmed,
+				status = EXCLUDED.status, term_number = EXCLUDED.term_number,
+				billing_started_at = EXCLUDED.billing_started_at, term_start = EXCLUDED.term_start,
+				term_end = EXCLUDED.term_end, cancellation_window_ends_at = EXCLUDED.cancellation_window_ends_at,
+				updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
+			WHERE subscriptions.version < EXCLUDED.version`,
+			sub.ID, sub.PartnerID, sub.CustomerID, sub.PublisherID, sub.OfferID, sub.PlanID, sub.Quantity, sub.Nickname,
+			sub.AutoRenew, sub.ResellerPartnerID, sub.ParentSubscriptionID, pq.StringArray(sub.LinkedSubscriptionIDs),
+			sub.EntitlementNumber, sub.SiteURL, sub.LicensesAssigned, sub.FulfillmentConfirmed, sub.Status,
+			sub.TermNumber, sub.ActivationDeadline, sub.BillingStartedAt, sub.TermStart, sub.TermEnd,
+			sub.CancellationWindowEndsAt, sub.CreatedAt, sub.UpdatedAt, sub.Version); err != nil {
+			return fmt.Errorf("upsert subscription: %w", err)
+		}
+		for _, e := range c.Events {
+			if err := insertEvent(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		for _, l := range c.Ledger {
+			if _, err := tx.ExecContext(ctx, `
+				INSERT INTO ledger (id, subscription_id, term_number, kind, amount_minor, currency, period_start, period_end, created_at)
+				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING`,
+				l.ID, sub.ID, l.TermNumber, l.Kind, l.AmountMinor, l.Currency, l.PeriodStart, l.PeriodEnd, l.CreatedAt); err != nil {
+				return fmt.Errorf("insert ledger %s: %w", l.ID, err)
+			}
+		}
+		for _, n := range c.Notifications {
+			if _, err := tx.ExecContext(ctx, `
+				INSERT INTO outbox (id, publisher_id, subscription_id, type, occurred_at, next_attempt_at)
+				VALUES ($1,$2,$3,$4,$5,now()) ON CONFLICT (id) DO NOTHING`,
+				n.ID, sub.PublisherID, sub.ID, n.Type, n.OccurredAt); err != nil {
+				return fmt.Errorf("queue notification %s: %w", n.ID, err)
+			}
+		}
+		if c.IssueLinkUntil != nil && codeHash != nil {
+			if _, err := tx.ExecContext(ctx, `
+				INSERT INTO authorization_codes (code_hash, subscription_id, expires_at)
+				VALUES ($1,$2,$3) ON CONFLICT (code_hash) DO NOTHING`, codeHash, sub.ID, *c.IssueLinkUntil); err != nil {
+				return fmt.Errorf("store authorization code: %w", err)
+			}
+		}
+		if sub.ParentSubscriptionID != nil {
+			err := tx.GetContext(ctx, &res.ParentStatus, `SELECT status FROM subscriptions WHERE id = $1`, *sub.ParentSubscriptionID)
+			if err != nil {
+				return fmt.Errorf("read parent status: %w", notFound(err))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("save change of %s: %w", sub.ID, err)
+	}
+	return res, nil
+}
+
+func insertEvent(ctx context.Context, tx sqlx.ExecerContext, e domain.Event) error {
+	detail, err := jsonObject(e.Detail)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO events (subscription_id, dedup_key, at, type, actor, detail)
+		VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (dedup_key) DO NOTHING`,
+		e.SubscriptionID, e.Key, e.At, e.Type, e.Actor, detail)
+	if err != nil {
+		return fmt.Errorf("insert event %s: %w", e.Key, err)
+	}
+	return nil
+}
+
+// AppendEvent adds a timeline entry written outside the workflow (link
+// resolution, refused attempts). Key makes it idempotent.
+func (s *Store) AppendEvent(ctx context.Context, e domain.Event) error {
+	return insertEvent(ctx, s.db, e)
+}
+
+// Subscription reads one subscription from the read model.
+func (s *Store) Subscription(ctx context.Context, id string) (domain.Subscription, error) {
+	var row subscriptionRow
+	err := s.db.GetContext(ctx, &row, `SELECT seq, `+subscriptionColumns+` FROM subscriptions WHERE id = $1`, id)
+	if err != nil {
+		return domain.Subscription{}, notFound(err)
+	}
+	return row.subscription(), nil
+}
+
+// SubscriptionFilter selects a page of a partner's subscriptions.
+type SubscriptionFilter struct {
+	PartnerID  string
+	CustomerID string
+	Statuses   []domain.Status
+	Limit      int
+	// BeforeSeq continues after the last item of the previous page (0: first page).
+	BeforeSeq int64
+}
+
+// SubscriptionPage is one page of a list, newest first.
+type SubscriptionPage struct {
+	Items   []domain.Subscription
+	NextSeq int64 // 0 when there is no further page
+}
+
+// ListSubscriptions pages by the insertion sequence, so rows inserted while a
+// client pages appear before its cursor and never shift later pages.
+func (s *Store) ListSubscriptions(ctx context.Context, f SubscriptionFilter) (SubscriptionPage, error) {
+	statuses := make(pq.StringArray, 0, len(f.Statuses))
+	for _, st := range f.Statuses {
+		statuses = append(statuses, string(st))
+	}
+	var rows []subscriptionRow
+	err := s.db.SelectContext(ctx, &rows, `
+		SELECT seq, `+subscriptionColumns+` FROM subscriptions
+		WHERE partner_id = $1
+		  AND ($2 = '' OR customer_id = $2)
+		  AND (cardinality($3::text[]) = 0 OR status = ANY($3))
+		  AND ($4 = 0 OR seq < $4)
+		ORDER BY seq DESC LIMIT $5`, f.PartnerID, f.CustomerID, statuses, f.BeforeSeq, f.Limit+1)
+	if err != nil {
+		return SubscriptionPage{}, fmt.Errorf("list subscriptions: %w", err)
+	}
+	page := SubscriptionPage{Items: make([]domain.Subscription, 0, len(rows))}
+	if len(rows) > f.Limit {
+		rows = rows[:f.Limit]
+		page.NextSeq = rows[len(rows)-1].Seq
+	}
+	for _, r := range rows {
+		page.Items = append(page.Items, r.subscription())
+	}
+	return page, nil
+}
+
+// SubscriptionByCode finds the subscription an unexpired authorization code was issued for.
+func (s *Store) SubscriptionByCode(ctx context.Context, codeHash []byte, now time.Time) (string, error) {
+	var id string
+	err := s.db.GetContext(ctx, &id, `
+		SELECT subscription_id FROM authorization_codes WHERE code_hash = $1 AND expires_at > $2`, codeHash, now)
+	return id, notFound(err)
+}
+
+// Events lists a subscription's timeline, oldest first.
+func (s *Store) Events(ctx context.Context, subscriptionID string) ([]domain.Event, error) {
+	var rows []struct {
+		domain.Event
+		DetailJSON []byte `db:"detail"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, `
+		SELECT id, subscription_id, dedup_key, at, type, actor, detail FROM events
+		WHERE subscription_id = $1 ORDER BY id`, subscriptionID); err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	events := make([]domain.Event, 0, len(rows))
+	for _, r := range rows {
+		e := r.Event
+		e.At = e.At.UTC()
+		if err := json.Unmarshal(r.DetailJSON, &e.Detail); err != nil {
+			return nil, fmt.Errorf("event %d detail: %w", e.ID, err)
+		}
+		events = append(events, e)
+	}
+	return events, nil
+}
+
+// Ledger lists a subscription's billing lines and their balance.
+func (s *Store) Ledger(ctx context.Context, subscriptionID string) ([]domain.LedgerEntry, int64, error) {
+	entries := []domain.LedgerEntry{}
+	if err := s.db.SelectContext(ctx, &entries, `
+		SELECT id, subscription_id, term_number, kind, amount_minor, currency, period_start, period_end, created_at
+		FROM ledger WHERE subscription_id = $1 ORDER BY created_at, id`, subscriptionID); err != nil {
+		return nil, 0, fmt.Errorf("list ledger: %w", err)
+	}
+	var balance int64
+	for i := range entries {
+		e := &entries[i]
+		e.PeriodStart, e.PeriodEnd, e.CreatedAt = e.PeriodStart.UTC(), e.PeriodEnd.UTC(), e.CreatedAt.UTC()
+		balance += e.AmountMinor
+	}
+	return entries, balance, nil
+}
+
+// jsonObject encodes a detail map, {} when empty.
+func jsonObject(m map[string]any) ([]byte, error) {
+	if len(m) == 0 {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(m)
+}

@@ -1,0 +1,91 @@
+// Package vault keeps secrets out of the database and out of workflow
+// history: it seals publisher signing secrets with AES-256-GCM, derives
+// authorization codes from the subscription id (so they are never stored, only
+// their hash), and hashes API keys and codes for lookup.
+package vault
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+)
+
+// Vault holds the service's secret key (SECRET_KEY).
+type Vault struct {
+	aead    cipher.AEAD
+	codeKey []byte
+}
+
+// New builds a vault from a 32-byte key.
+func New(key []byte) (*Vault, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("secret key must be 32 bytes, got %d", len(key))
+	}
+	block, err := aes.NewCipher(derive(key, "seal"))
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Vault{aead: aead, codeKey: derive(key, "authorization-code")}, nil
+}
+
+// Parse decodes a base64 SECRET_KEY.
+func Parse(encoded string) (*Vault, error) {
+	key, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil {
+		return nil, fmt.Errorf("SECRET_KEY is not base64: %w", err)
+	}
+	return New(key)
+}
+
+func derive(key []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// Seal encrypts plaintext; the result carries its nonce.
+func (v *Vault) Seal(plaintext []byte) ([]byte, error) {
+	nonce := make([]byte, v.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return v.aead.Seal(nonce, nonce, plaintext, nil), nil
+}
+
+// Open decrypts what Seal produced.
+func (v *Vault) Open(sealed []byte) ([]byte, error) {
+	n := v.aead.NonceSize()
+	if len(sealed) < n {
+		return nil, errors.New("sealed secret too short")
+	}
+	return v.aead.Open(nil, sealed[:n], sealed[n:], nil)
+}
+
+// AuthorizationCode is the code in a subscription's publisher link. It is
+// derived, not stored: the database keeps only Hash(code).
+func (v *Vault) AuthorizationCode(subscriptionID string) string {
+	m := hmac.New(sha256.New, v.codeKey)
+	m.Write([]byte(subscriptionID))
+	return "ac_" + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Hash is the lookup hash of an API key or authorization code.
+func Hash(secret string) []byte {
+	sum := sha256.Sum256([]byte(secret))
+	return sum[:]
+}
+
+// Fingerprint names a secret without revealing it.
+func Fingerprint(secret string) string {
+	return hex.EncodeToString(Hash(secret))[:16]
+}

@@ -1,0 +1,105 @@
+// Package wire renders the HTTP contract's JSON objects (API.md), shared by
+// the API's answers and the notifications sent to publishers.
+package wire
+
+import (
+	"net/url"
+	"time"
+
+	"github.com/partnerhub/fulfillment/domain"
+)
+
+// Subscription is the contract's Subscription object: every field always
+// present, null where it does not apply.
+type Subscription struct {
+	ID                       string         `json:"id"`
+	Status                   domain.Status  `json:"status"`
+	Tab                      string         `json:"tab"`
+	PartnerID                string         `json:"partner_id"`
+	CustomerID               string         `json:"customer_id"`
+	PublisherID              string         `json:"publisher_id"`
+	OfferID                  string         `json:"offer_id"`
+	PlanID                   string         `json:"plan_id"`
+	Quantity                 int            `json:"quantity"`
+	Nickname                 *string        `json:"nickname"`
+	AutoRenew                bool           `json:"auto_renew"`
+	ResellerPartnerID        *string        `json:"reseller_partner_id"`
+	ParentSubscriptionID     *string        `json:"parent_subscription_id"`
+	LinkedSubscriptionIDs    []string       `json:"linked_subscription_ids"`
+	EntitlementNumber        string         `json:"entitlement_number"`
+	SiteURL                  *string        `json:"site_url"`
+	LicensesAssigned         int            `json:"licenses_assigned"`
+	FulfillmentConfirmed     bool           `json:"fulfillment_confirmed"`
+	PublisherLink            *PublisherLink `json:"publisher_link"`
+	ActivationDeadline       time.Time      `json:"activation_deadline"`
+	BillingStartedAt         *time.Time     `json:"billing_started_at"`
+	TermNumber               int            `json:"term_number"`
+	TermStart                *time.Time     `json:"term_start"`
+	TermEnd                  *time.Time     `json:"term_end"`
+	NextBillDate             *time.Time     `json:"next_bill_date"`
+	DaysUntilRenewal         *int           `json:"days_until_renewal"`
+	CancellationWindowEndsAt *time.Time     `json:"cancellation_window_ends_at"`
+	CreatedAt                time.Time      `json:"created_at"`
+	UpdatedAt                time.Time      `json:"updated_at"`
+	Version                  int64          `json:"version"`
+}
+
+// PublisherLink takes the customer to the publisher's landing page.
+type PublisherLink struct {
+	URL               string    `json:"url"`
+	AuthorizationCode string    `json:"authorization_code"`
+	ExpiresAt         time.Time `json:"expires_at"`
+}
+
+// NewPublisherLink appends the code to the landing URL as the token parameter.
+func NewPublisherLink(landingURL, code string, expiresAt time.Time) *PublisherLink {
+	link := landingURL
+	if u, err := url.Parse(landingURL); err == nil {
+		q := u.Query()
+		q.Set("token", code)
+		u.RawQuery = q.Encode()
+		link = u.String()
+	}
+	return &PublisherLink{URL: link, AuthorizationCode: code, ExpiresAt: expiresAt.UTC()}
+}
+
+// NewSubscription renders s as seen at now. link is shown only while the
+// subscription waits for fulfillment; pass nil for viewers who may not see it.
+func NewSubscription(s domain.Subscription, now time.Time, link *PublisherLink) Subscription {
+	if s.Status != domain.StatusPendingFulfillment {
+		link = nil
+	}
+	linked := s.LinkedSubscriptionIDs
+	if linked == nil {
+		linked = []string{}
+	}
+	return Subscription{
+		ID: s.ID, Status: s.Status, Tab: s.Status.Tab(), PartnerID: s.PartnerID, CustomerID: s.CustomerID,
+		PublisherID: s.PublisherID, OfferID: s.OfferID, PlanID: s.PlanID, Quantity: s.Quantity,
+		Nickname: s.Nickname, AutoRenew: s.AutoRenew, ResellerPartnerID: s.ResellerPartnerID,
+		ParentSubscriptionID: s.ParentSubscriptionID, LinkedSubscriptionIDs: linked,
+		EntitlementNumber: s.EntitlementNumber, SiteURL: s.SiteURL, LicensesAssigned: s.LicensesAssigned,
+		FulfillmentConfirmed: s.FulfillmentConfirmed, PublisherLink: link,
+		ActivationDeadline: s.ActivationDeadline.UTC(), BillingStartedAt: utc(s.BillingStartedAt),
+		TermNumber: s.TermNumber, TermStart: utc(s.TermStart), TermEnd: utc(s.TermEnd),
+		NextBillDate: utc(s.NextBillDate()), DaysUntilRenewal: s.DaysUntilRenewal(now),
+		CancellationWindowEndsAt: utc(s.CancellationWindowEndsAt),
+		CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(), Version: s.Version,
+	}
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// Notification is the body POSTed to a publisher's webhook_url.
+type Notification struct {
+	Type         string       `json:"type"`
+	ID           string       `json:"id"`
+	OccurredAt   time.Time    `json:"occurred_at"`
+	Subscription Subscription `json:"subscription"`
+}

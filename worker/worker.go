@@ -1,0 +1,31 @@
+// Package worker registers the subscription workflow and its activities on
+// the task queue.
+package worker
+
+import (
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/partnerhub/fulfillment/activities"
+	"github.com/partnerhub/fulfillment/workflows"
+)
+
+// New builds a worker for the subscription task queue.
+func New(c client.Client, acts *activities.Activities, opts sdkworker.Options) sdkworker.Worker {
+	w := sdkworker.New(c, workflows.TaskQueue, opts)
+	Register(w, acts)
+	return w
+}
+
+// Register puts the workflow and activities on a registry (a worker or a replayer).
+func Register(r interface {
+	RegisterWorkflowWithOptions(any, workflow.RegisterOptions)
+	RegisterActivityWithOptions(any, activity.RegisterOptions)
+}, acts *activities.Activities) {
+	r.RegisterWorkflowWithOptions(workflows.SubscriptionWorkflow, workflow.RegisterOptions{Name: "SubscriptionWorkflow"})
+	if acts != nil {
+		r.RegisterActivityWithOptions(acts.SaveSubscription, activity.RegisterOptions{Name: workflows.ActivitySaveSubscription})
+	}
+}

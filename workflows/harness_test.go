@@ -1,0 +1,411 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/partnerhub/fulfillment/domain"
+)
+
+// The fixtures below use an hour-long term so every timer is obvious:
+//
+//	t0          purchase; activation deadline at t0+30m
+//	t0+2m       licenses assigned (testLicensesAt)
+//	t0+3m       fulfillment confirmed → active, term [t0+3m, t0+63m), window [t0+3m, t0+13m)
+var t0 = time.Date(2030, time.January, 1, 9, 0, 0, 0, time.UTC)
+
+const (
+	unitPrice       = int64(1200)
+	testQuantity    = 5
+	testLicensesAt  = 2 * time.Minute
+	testActivateAt  = 3 * time.Minute
+	testTerm        = time.Hour
+	testWindow      = 10 * time.Minute
+	testActivation  = 30 * time.Minute
+	testBilledStart = testActivateAt // billing starts with the second callback
+)
+
+func testPlan() domain.Plan {
+	return domain.Plan{
+		ID: "std-hourly", OfferID: "contoso-analytics", Name: "Standard hourly",
+		Term: "PT1H", UnitPriceMinor: unitPrice, Currency: "USD",
+		MinQuantity: 1, MaxQuantity: 10,
+		CancellationWindow: "PT10M", ActivationDeadline: "PT30M",
+	}
+}
+
+// newInput builds the start input of a fresh purchase at t0; options tweak it.
+func newInput(id string, opts ...func(*Input)) Input {
+	plan := testPlan()
+	in := Input{
+		Subscription: domain.Subscription{
+			ID: id, PartnerID: "fabrikam", CustomerID: "woodgrove", PublisherID: "contoso",
+			OfferID: plan.OfferID, PlanID: plan.ID, Quantity: testQuantity, AutoRenew: true,
+			EntitlementNumber:  domain.EntitlementNumber(id),
+			Status:             domain.StatusPendingFulfillment,
+			ActivationDeadline: domain.MustAdd(t0, plan.ActivationDeadline),
+			CreatedAt:          t0, UpdatedAt: t0,
+		},
+		Plan:      plan,
+		Purchaser: Actor{Kind: "agent", ID: "alice"},
+	}
+	for _, o := range opts {
+		o(&in)
+	}
+	return in
+}
+
+func withoutAutoRenew(in *Input)  { in.Subscription.AutoRenew = false }
+func withNotifications(in *Input) { in.NotifyPublisher = true }
+func withParent(id string) func(*Input) {
+	return func(in *Input) { in.Subscription.ParentSubscriptionID = &id }
+}
+func withLinked(ids ...string) func(*Input) {
+	return func(in *Input) { in.Subscription.LinkedSubscriptionIDs = ids }
+}
+
+// fakeStore stands in for the SaveSubscription local activity. It records
+// every Change it receives, in order.
+type fakeStore struct {
+	mu           sync.Mutex
+	changes      []domain.Change
+	attempts     int
+	parentStatus domain.Status // reported in every SaveResult
+	failFirst    int           // number of leading calls that fail (transient)
+}
+
+func (f *fakeStore) Save(_ context.Context, c domain.Change) (domain.SaveResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.attempts++
+	if f.attempts <= f.failFirst {
+		return domain.SaveResult{}, errors.New("connection reset by peer")
+	}
+	f.changes = append(f.changes, c)
+	return domain.SaveResult{ParentStatus: f.parentStatus}, nil
+}
+
+func (f *fakeStore) Changes() []domain.Change {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]domain.Change(nil), f.changes...)
+}
+
+func (f *fakeStore) Ledger() []domain.LedgerEntry {
+	var out []domain.LedgerEntry
+	for _, c := range f.Changes() {
+		out = append(out, c.Ledger...)
+	}
+	return out
+}
+
+func (f *fakeStore) Events() []domain.Event {
+	var out []domain.Event
+	for _, c := range f.Changes() {
+		out = append(out, c.Events...)
+	}
+	return out
+}
+
+func (f *fakeStore) EventTypes() []string {
+	var out []string
+	for _, e := range f.Events() {
+		out = append(out, e.Type)
+	}
+	return out
+}
+
+func (f *fakeStore) EventsOfType(typ string) []domain.Event {
+	var out []domain.Event
+	for _, e := range f.Events() {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (f *fakeStore) NotificationTypes() []string {
+	var out []string
+	for _, c := range f.Changes() {
+		for _, n := range c.Notifications {
+			out = append(out, n.Type)
+		}
+	}
+	return out
+}
+
+// Last is the newest snapshot the read model would hold.
+func (f *fakeStore) Last() domain.Subscription {
+	cs := f.Changes()
+	if len(cs) == 0 {
+		return domain.Subscription{}
+	}
+	return cs[len(cs)-1].Subscription
+}
+
+// LedgerOfKind filters ledger rows by kind.
+func (f *fakeStore) LedgerOfKind(kind string) []domain.LedgerEntry {
+	var out []domain.LedgerEntry
+	for _, l := range f.Ledger() {
+		if l.Kind == kind {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Balance is the plain sum of the ledger.
+func (f *fakeStore) Balance() int64 {
+	var sum int64
+	for _, l := range f.Ledger() {
+		sum += l.AmountMinor
+	}
+	return sum
+}
+
+// requireConsistent checks what the database's unique keys and the read
+// model's version column rely on: every ledger row, event and notification has
+// a unique key, and snapshot versions only grow.
+func (f *fakeStore) requireConsistent(t *testing.T) {
+	t.Helper()
+	ledger, events, notes := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	var version int64
+	for i, c := range f.Changes() {
+		require.Greater(t, c.Subscription.Version, version, "change %d: snapshot version must grow", i)
+		version = c.Subscription.Version
+		for _, l := range c.Ledger {
+			require.False(t, ledger[l.ID], "duplicate ledger key %s", l.ID)
+			ledger[l.ID] = true
+		}
+		for _, e := range c.Events {
+			require.False(t, events[e.Key], "duplicate event key %s", e.Key)
+			events[e.Key] = true
+		}
+		for _, n := range c.Notifications {
+			require.False(t, notes[n.ID], "duplicate notification id %s", n.ID)
+			notes[n.ID] = true
+		}
+	}
+}
+
+// outcome collects what the test environment reported for one update.
+type outcome struct {
+	mu        sync.Mutex
+	name      string
+	accepted  bool
+	rejected  error
+	completed bool
+	result    domain.Subscription
+	err       error
+}
+
+func (o *outcome) Accept() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.accepted = true
+}
+
+func (o *outcome) Reject(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.rejected = err
+}
+
+func (o *outcome) Complete(success any, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.completed = true
+	o.err = err
+	if s, ok := success.(domain.Subscription); ok {
+		o.result = s
+	}
+}
+
+// applied requires the update to have been accepted and to have completed
+// without error, and returns the subscription it answered with.
+func (o *outcome) applied(t *testing.T) domain.Subscription {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	require.NoError(t, o.rejected, "%s: rejected by its validator", o.name)
+	require.True(t, o.accepted, "%s: never accepted", o.name)
+	require.True(t, o.completed, "%s: never completed", o.name)
+	require.NoError(t, o.err, "%s: handler failed", o.name)
+	return o.result
+}
+
+// rejectedWith requires the validator to have refused the update with code.
+func (o *outcome) rejectedWith(t *testing.T, code string) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	require.Error(t, o.rejected, "%s: expected a %s rejection (accepted=%v, completed=%v, err=%v)", o.name, code, o.accepted, o.completed, o.err)
+	got, _, ok := ProblemCode(o.rejected)
+	require.True(t, ok, "%s: rejection %v carries no problem code", o.name, o.rejected)
+	require.Equal(t, code, got, "%s: %v", o.name, o.rejected)
+	require.False(t, o.accepted, "%s: both accepted and rejected", o.name)
+}
+
+// answered reports whether the environment said anything at all about the update.
+func (o *outcome) answered() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.rejected != nil || o.completed
+}
+
+// harness runs one workflow run in a time-skipping test environment with the
+// fake store and mocks that record cascade signals and status upserts.
+type harness struct {
+	t     *testing.T
+	env   *testsuite.TestWorkflowEnvironment
+	store *fakeStore
+
+	mu       sync.Mutex
+	signals  []sentSignal
+	statuses []string
+	memos    []map[string]any
+}
+
+type sentSignal struct {
+	WorkflowID string
+	Name       string
+	Arg        ParentEnded
+}
+
+func newHarness(t *testing.T) *harness { return newHarnessAt(t, t0) }
+
+func newHarnessAt(t *testing.T, start time.Time) *harness {
+	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	h := &harness{t: t, env: suite.NewTestWorkflowEnvironment(), store: &fakeStore{}}
+	h.env.SetStartTime(start)
+	h.env.RegisterWorkflow(SubscriptionWorkflow)
+	h.env.RegisterActivityWithOptions(h.store.Save, activity.RegisterOptions{Name: ActivitySaveSubscription})
+	h.env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, mock.Anything, mock.Anything, mock.Anything).
+		Return(func(_, workflowID, _, signalName string, arg any) error {
+			pe, _ := arg.(ParentEnded)
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.signals = append(h.signals, sentSignal{WorkflowID: workflowID, Name: signalName, Arg: pe})
+			return nil
+		})
+	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil).Run(func(args mock.Arguments) {
+		sa := args.Get(0).(temporal.SearchAttributes)
+		status, ok := sa.GetKeyword(statusKey)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if ok {
+			h.statuses = append(h.statuses, status)
+		}
+	})
+	h.env.OnUpsertMemo(mock.Anything).Return(nil).Run(func(args mock.Arguments) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.memos = append(h.memos, args.Get(0).(map[string]any))
+	})
+	return h
+}
+
+// at runs fn at a virtual offset from the start.
+func (h *harness) at(d time.Duration, fn func()) { h.env.RegisterDelayedCallback(fn, d) }
+
+// update sends an Update at the given virtual offset from the start.
+func (h *harness) update(at time.Duration, name, updateID string, args ...any) *outcome {
+	o := &outcome{name: fmt.Sprintf("%s %s@%s", name, updateID, at)}
+	h.env.RegisterDelayedCallback(func() { h.env.UpdateWorkflow(name, updateID, o, args...) }, at)
+	return o
+}
+
+// updateNow sends an Update from inside a callback that is already running.
+func (h *harness) updateNow(name, updateID string, args ...any) *outcome {
+	o := &outcome{name: name + " " + updateID}
+	h.env.UpdateWorkflow(name, updateID, o, args...)
+	return o
+}
+
+func (h *harness) signalParentEnded(at time.Duration, pe ParentEnded) {
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(SignalParentEnded, pe) }, at)
+}
+
+// queryAt records the workflow's state at a virtual offset from the start.
+func (h *harness) queryAt(at time.Duration) *domain.Subscription {
+	var s domain.Subscription
+	h.env.RegisterDelayedCallback(func() {
+		v, err := h.env.QueryWorkflow(QueryState)
+		require.NoError(h.t, err)
+		require.NoError(h.t, v.Get(&s))
+	}, at)
+	return &s
+}
+
+// fulfil sends both publisher callbacks at the standard times.
+func (h *harness) fulfil() (licenses, activate *outcome) {
+	licenses = h.update(testLicensesAt, UpdateAssignLicenses, "wh-licenses",
+		LicensesRequest{MessageID: "wh-licenses", Actor: publisher, Assigned: 3})
+	activate = h.update(testActivateAt, UpdateConfirmFulfillment, "wh-activate",
+		FulfillmentRequest{MessageID: "wh-activate", Actor: publisher, SiteURL: ptr("https://contoso.example/t/woodgrove")})
+	return licenses, activate
+}
+
+var (
+	publisher = Actor{Kind: "publisher", ID: "contoso"}
+	admin     = Actor{Kind: "agent", ID: "alice"}
+)
+
+func (h *harness) run(in Input) {
+	h.t.Helper()
+	h.env.ExecuteWorkflow(SubscriptionWorkflow, in)
+	require.True(h.t, h.env.IsWorkflowCompleted(), "workflow did not complete")
+}
+
+// result requires the run to have ended without error and returns the final subscription.
+func (h *harness) result() domain.Subscription {
+	h.t.Helper()
+	require.NoError(h.t, h.env.GetWorkflowError())
+	var s domain.Subscription
+	require.NoError(h.t, h.env.GetWorkflowResult(&s))
+	return s
+}
+
+// continued requires the run to have continued as new and decodes the carried input.
+func (h *harness) continued() Input {
+	h.t.Helper()
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(h.t, h.env.GetWorkflowError(), &can)
+	require.Equal(h.t, "SubscriptionWorkflow", can.WorkflowType.Name)
+	var next Input
+	require.NoError(h.t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	return next
+}
+
+func (h *harness) sentSignals() []sentSignal {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]sentSignal(nil), h.signals...)
+}
+
+func (h *harness) upsertedStatuses() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.statuses...)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func at(d time.Duration) time.Time { return t0.Add(d) }
