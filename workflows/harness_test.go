@@ -276,10 +276,11 @@ type harness struct {
 	env   *testsuite.TestWorkflowEnvironment
 	store *fakeStore
 
-	mu       sync.Mutex
-	signals  []sentSignal
-	statuses []string
-	memos    []map[string]any
+	mu        sync.Mutex
+	signalErr error // what every cascade signal returns
+	signals   []sentSignal
+	statuses  []string
+	memos     []map[string]any
 }
 
 type sentSignal struct {
@@ -303,7 +304,7 @@ func newHarnessAt(t *testing.T, start time.Time) *harness {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.signals = append(h.signals, sentSignal{WorkflowID: workflowID, Name: signalName, Arg: pe})
-			return nil
+			return h.signalErr
 		})
 	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil).Run(func(args mock.Arguments) {
 		sa := args.Get(0).(temporal.SearchAttributes)

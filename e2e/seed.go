@@ -1,0 +1,60 @@
+// Package e2e drives the real binary (separate api and worker processes)
+// against a Temporal dev server and PostgreSQL over HTTP, as partners and as
+// signing publishers would.
+package e2e
+
+// Keys and secrets of the end-to-end seed.
+const (
+	AdminKey       = "e2e_fabrikam_admin_alice_key"
+	SalesKey       = "e2e_fabrikam_sales_bob_key"
+	OtherAdminKey  = "e2e_northwind_admin_nina_key"
+	ContosoSecret  = "whsec_ZTJlLWNvbnRvc28tc2lnbmluZy1zZWNyZXQtMDE="
+	ContosoSecret2 = "whsec_ZTJlLWNvbnRvc28tc2lnbmluZy1zZWNyZXQtMDI="
+	LitwareSecret  = "whsec_ZTJlLWxpdHdhcmUtc2lnbmluZy1zZWNyZXQtMDE="
+)
+
+// Seed has plans whose windows, deadlines and terms last seconds.
+// WebhookURL placeholders are replaced per test.
+const Seed = `{
+  "publishers": [
+    {"id": "contoso", "name": "Contoso", "landing_url": "https://contoso.example/setup",
+     "webhook_url": WEBHOOK_URL, "signing_secret": "` + ContosoSecret + `", "signing_secrets": ["` + ContosoSecret2 + `"]},
+    {"id": "litware", "name": "Litware", "landing_url": "https://litware.example/start",
+     "webhook_url": null, "signing_secret": "` + LitwareSecret + `"}
+  ],
+  "offers": [
+    {"id": "analytics", "publisher_id": "contoso", "name": "Contoso Analytics", "kind": "saas", "parent_offer_ids": [],
+     "plans": [
+       {"id": "annual", "name": "Annual", "term": "P1Y", "unit_price_minor": 1200, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P7D", "activation_deadline": "P30D"},
+       {"id": "quick-expiry", "name": "2-second activation deadline", "term": "P1Y", "unit_price_minor": 1200, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P7D", "activation_deadline": "PT2S"},
+       {"id": "short-term", "name": "4-second terms", "term": "PT4S", "unit_price_minor": 1000, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT2S", "activation_deadline": "PT1M"},
+       {"id": "short-window", "name": "1-second window, long term", "term": "P1Y", "unit_price_minor": 1000, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT1S", "activation_deadline": "PT1M"}
+     ]},
+    {"id": "insights-app", "publisher_id": "contoso", "name": "Insights (app)", "kind": "app", "parent_offer_ids": ["analytics"],
+     "plans": [
+       {"id": "monthly", "name": "Monthly", "term": "P1M", "unit_price_minor": 300, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P3D", "activation_deadline": "P30D"}
+     ]},
+    {"id": "docs", "publisher_id": "litware", "name": "Litware Docs", "kind": "saas", "parent_offer_ids": [],
+     "plans": [
+       {"id": "annual", "name": "Annual", "term": "P1Y", "unit_price_minor": 900, "currency": "EUR",
+        "min_quantity": 1, "max_quantity": 10, "cancellation_window": "P7D", "activation_deadline": "P30D"}
+     ]}
+  ],
+  "partners": [
+    {"id": "fabrikam", "name": "Fabrikam", "agents": [
+      {"id": "alice", "role": "admin_agent", "api_key": "` + AdminKey + `"},
+      {"id": "bob", "role": "sales_agent", "api_key": "` + SalesKey + `"}]},
+    {"id": "northwind", "name": "Northwind", "agents": [
+      {"id": "nina", "role": "admin_agent", "api_key": "` + OtherAdminKey + `"}]}
+  ],
+  "customers": [
+    {"id": "woodgrove", "partner_id": "fabrikam", "name": "Woodgrove Bank"},
+    {"id": "contoso-pharma", "partner_id": "fabrikam", "name": "Contoso Pharma"},
+    {"id": "tailspin", "partner_id": "northwind", "name": "Tailspin Toys"}
+  ]
+}`
