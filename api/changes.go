@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -124,10 +125,20 @@ func (s *Server) deactivateSubscription(c *gin.Context) {
 	s.end(c, "deactivate", workflows.UpdateDeactivate)
 }
 
+// EndRequestBody is the optional body of cancel and deactivate: empty or {}.
+type EndRequestBody struct{}
+
 func (s *Server) end(c *gin.Context, action, update string) {
-	if _, err := readBody(c); err != nil {
+	body, err := readBody(c)
+	if err != nil {
 		writeProblem(c, err)
 		return
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := DecodeStrict(body, &EndRequestBody{}); err != nil {
+			writeProblem(c, err)
+			return
+		}
 	}
 	sub, err := s.ownSubscription(c)
 	if err != nil {

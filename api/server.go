@@ -51,7 +51,10 @@ type RateLimits struct {
 }
 
 // Handler builds the router.
-func (s *Server) Handler() http.Handler {
+func (s *Server) Handler() http.Handler { return s.Router() }
+
+// Router builds the Gin engine (tests enumerate its routes).
+func (s *Server) Router() *gin.Engine {
 	if s.Now == nil {
 		s.Now = time.Now
 	}

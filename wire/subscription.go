@@ -84,7 +84,7 @@ func NewSubscription(s domain.Subscription, now time.Time, link *PublisherLink) 
 		TermNumber: s.TermNumber, TermStart: utc(s.TermStart), TermEnd: utc(s.TermEnd),
 		NextBillDate: utc(s.NextBillDate()), DaysUntilRenewal: s.DaysUntilRenewal(now),
 		CancellationWindowEndsAt: utc(s.CancellationWindowEndsAt),
-		CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(), Version: s.Version,
+		CreatedAt:                s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(), Version: s.Version,
 	}
 }
 

@@ -87,9 +87,15 @@ type fakeStore struct {
 	attempts     int
 	parentStatus domain.Status // reported in every SaveResult
 	failFirst    int           // number of leading calls that fail (transient)
+	// hold, when set, runs before a change is recorded; it may block the
+	// local activity to pin down an interleaving.
+	hold func(domain.Change)
 }
 
 func (f *fakeStore) Save(_ context.Context, c domain.Change) (domain.SaveResult, error) {
+	if f.hold != nil {
+		f.hold(c)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.attempts++
@@ -262,6 +268,13 @@ func (o *outcome) rejectedWith(t *testing.T, code string) {
 	require.False(t, o.accepted, "%s: both accepted and rejected", o.name)
 }
 
+// validated reports whether the update got past (or was stopped by) its validator.
+func (o *outcome) validated() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.accepted || o.rejected != nil
+}
+
 // answered reports whether the environment said anything at all about the update.
 func (o *outcome) answered() bool {
 	o.mu.Lock()
@@ -325,6 +338,34 @@ func newHarnessAt(t *testing.T, start time.Time) *harness {
 
 // at runs fn at a virtual offset from the start.
 func (h *harness) at(d time.Duration, fn func()) { h.env.RegisterDelayedCallback(fn, d) }
+
+// holdSave blocks the save of the first change that has an event of type
+// eventType until release reports true (polled in wall time, failing after
+// five seconds). While a save runs the test clock stands still unless a timer
+// is due, and the environment keeps delivering messages, so this pins down
+// which of two same-instant happenings reaches the workflow first.
+func (h *harness) holdSave(eventType string, release func() bool) {
+	var once sync.Once
+	h.store.hold = func(c domain.Change) {
+		for _, e := range c.Events {
+			if e.Type != eventType {
+				continue
+			}
+			once.Do(func() {
+				deadline := time.Now().Add(5 * time.Second)
+				for !release() {
+					if time.Now().After(deadline) {
+						h.t.Errorf("save of %s held for 5s: the release condition never came true", eventType)
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+				time.Sleep(20 * time.Millisecond) // let the main loop run what the release made due
+			})
+			return
+		}
+	}
+}
 
 // update sends an Update at the given virtual offset from the start.
 func (h *harness) update(at time.Duration, name, updateID string, args ...any) *outcome {

@@ -75,4 +75,3 @@ func run(ctx context.Context, command string, args []string, cfg config.Config, 
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", command)
 }
-
