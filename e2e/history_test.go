@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/partnerhub/fulfillment/testenv"
+	"github.com/partnerhub/fulfillment/workflows"
+)
+
+// TestRecordHistories runs the main paths on the real server, exports every
+// run's history and replays it against the current workflow code. With
+// UPDATE_HISTORIES=1 it also rewrites workflows/testdata/histories, which the
+// workflows package replays on every test run.
+func TestRecordHistories(t *testing.T) {
+	w := newWorld(t, testenv.StackOptions{})
+	paths := map[string]string{}
+
+	active := w.buy(t, "analytics", "annual", 2)
+	w.fulfill(t, active, 2)
+	paths["purchase_to_active"] = active.Str("id")
+
+	expired := w.buy(t, "analytics", "quick-expiry", 1)
+	w.waitStatus(t, expired.Str("id"), "fulfillment_expired", 15*time.Second)
+	paths["fulfillment_expired"] = expired.Str("id")
+
+	cancelled := w.buy(t, "analytics", "annual", 3)
+	w.fulfill(t, cancelled, 3)
+	r := w.admin.Do(http.MethodPost, "/v1/subscriptions/"+cancelled.Str("id")+"/cancel", nil)
+	require.Equal(t, http.StatusOK, r.Status, r.String())
+	paths["cancel_with_refund"] = cancelled.Str("id")
+
+	renewing := w.buy(t, "analytics", "short-term", 1)
+	w.fulfill(t, renewing, 1)
+	testenv.WaitFor(t, 30*time.Second, "a renewal", func() bool {
+		g := w.admin.Do(http.MethodGet, "/v1/subscriptions/"+renewing.Str("id"), nil)
+		n, _ := g.Body["term_number"].(float64)
+		return n >= 2
+	})
+	paths["renewal"] = renewing.Str("id")
+
+	parent := w.buy(t, "analytics", "annual", 1)
+	app := w.admin.Purchase(map[string]any{"customer_id": "woodgrove", "offer_id": "insights-app", "plan_id": "monthly",
+		"quantity": 1, "parent_subscription_id": parent.Str("id")})
+	require.Equal(t, http.StatusCreated, app.Status, app.String())
+	r = w.admin.Do(http.MethodPost, "/v1/subscriptions/"+parent.Str("id")+"/deactivate", nil)
+	require.Equal(t, http.StatusOK, r.Status, r.String())
+	w.waitStatus(t, app.Str("id"), "deactivated", 15*time.Second)
+	paths["deactivate_parent"] = parent.Str("id")
+	paths["deactivated_by_parent"] = app.Str("id")
+
+	c := w.Temporal.Client(t)
+	out := t.TempDir()
+	if os.Getenv("UPDATE_HISTORIES") != "" {
+		out = filepath.Join(testenv.RepoRoot(), "workflows", "testdata", "histories")
+	}
+	for name, id := range paths {
+		for i, run := range runsOf(t, c, id) {
+			file := filepath.Join(out, fmt.Sprintf("%s_run%d.json", name, i+1))
+			writeHistory(t, c, workflows.WorkflowID(id), run, file)
+			replayer := sdkworker.NewWorkflowReplayer()
+			replayer.RegisterWorkflowWithOptions(workflows.SubscriptionWorkflow, workflow.RegisterOptions{Name: "SubscriptionWorkflow"})
+			require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(nil, file), "replay %s", file)
+		}
+	}
+}
+
+// runsOf lists the run ids of a subscription's workflow, oldest first.
+func runsOf(t *testing.T, c client.Client, id string) []string {
+	t.Helper()
+	var runs []string
+	testenv.WaitFor(t, 15*time.Second, "visibility of "+id, func() bool {
+		resp, err := c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowId = %q", workflows.WorkflowID(id)),
+		})
+		if err != nil || len(resp.Executions) == 0 {
+			return false
+		}
+		runs = runs[:0]
+		for i := len(resp.Executions) - 1; i >= 0; i-- {
+			runs = append(runs, resp.Executions[i].Execution.RunId)
+		}
+		return true
+	})
+	return runs
+}
+
+func writeHistory(t *testing.T, c client.Client, workflowID, runID, file string) {
+	t.Helper()
+	iter := c.GetWorkflowHistory(context.Background(), workflowID, runID, false, 0)
+	history := &historypb.History{}
+	for iter.HasNext() {
+		e, err := iter.Next()
+		require.NoError(t, err)
+		history.Events = append(history.Events, e)
+	}
+	raw, err := protojson.MarshalOptions{Indent: "  "}.Marshal(history)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(file, raw, 0o644))
+}
