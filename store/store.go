@@ -96,7 +96,7 @@ func CreateDatabase(ctx context.Context, databaseURL string) error {
 	}
 	_, err = db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name))
 	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "42P04" { // created concurrently
+	if errors.As(err, &pqErr) && (pqErr.Code == "42P04" || pqErr.Code == "23505") { // created concurrently (a racing CREATE hits pg_database's unique index)
 		return nil
 	}
 	if err != nil {

@@ -63,7 +63,7 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 				updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
 			WHERE subscriptions.version < EXCLUDED.version`,
 			sub.ID, sub.PartnerID, sub.CustomerID, sub.PublisherID, sub.OfferID, sub.PlanID, sub.Quantity, sub.Nickname,
-			sub.AutoRenew, sub.ResellerPartnerID, sub.ParentSubscriptionID, pq.StringArray(sub.LinkedSubscriptionIDs),
+			sub.AutoRenew, sub.ResellerPartnerID, sub.ParentSubscriptionID, append(pq.StringArray{}, sub.LinkedSubscriptionIDs...), // nil would be NULL
 			sub.EntitlementNumber, sub.SiteURL, sub.LicensesAssigned, sub.FulfillmentConfirmed, sub.Status,
 			sub.TermNumber, sub.ActivationDeadline, sub.BillingStartedAt, sub.TermStart, sub.TermEnd,
 			sub.CancellationWindowEndsAt, sub.CreatedAt, sub.UpdatedAt, sub.Version); err != nil {
@@ -171,7 +171,7 @@ func (s *Store) ListSubscriptions(ctx context.Context, f SubscriptionFilter) (Su
 		WHERE partner_id = $1
 		  AND ($2 = '' OR customer_id = $2)
 		  AND (cardinality($3::text[]) = 0 OR status = ANY($3))
-		  AND ($4 = 0 OR seq < $4)
+		  AND ($4::bigint = 0 OR seq < $4) -- seq is bigserial; untyped, $4 would be int4
 		ORDER BY seq DESC LIMIT $5`, f.PartnerID, f.CustomerID, statuses, f.BeforeSeq, f.Limit+1)
 	if err != nil {
 		return SubscriptionPage{}, fmt.Errorf("list subscriptions: %w", err)

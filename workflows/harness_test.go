@@ -30,14 +30,13 @@ import (
 var t0 = time.Date(2030, time.January, 1, 9, 0, 0, 0, time.UTC)
 
 const (
-	unitPrice       = int64(1200)
-	testQuantity    = 5
-	testLicensesAt  = 2 * time.Minute
-	testActivateAt  = 3 * time.Minute
-	testTerm        = time.Hour
-	testWindow      = 10 * time.Minute
-	testActivation  = 30 * time.Minute
-	testBilledStart = testActivateAt // billing starts with the second callback
+	unitPrice      = int64(1200)
+	testQuantity   = 5
+	testLicensesAt = 2 * time.Minute
+	testActivateAt = 3 * time.Minute
+	testTerm       = time.Hour
+	testWindow     = 10 * time.Minute
+	testActivation = 30 * time.Minute
 )
 
 func testPlan() domain.Plan {
@@ -83,10 +82,10 @@ func withLinked(ids ...string) func(*Input) {
 // every Change it receives, in order.
 type fakeStore struct {
 	mu           sync.Mutex
-	changes      []domain.Change
-	attempts     int
-	parentStatus domain.Status // reported in every SaveResult
-	failFirst    int           // number of leading calls that fail (transient)
+	changes      []domain.Change // what was saved, in order
+	tried        []domain.Change // every attempt, failed ones included
+	parentStatus domain.Status   // reported in every SaveResult
+	failFirst    int             // number of leading calls that fail (transient)
 	// hold, when set, runs before a change is recorded; it may block the
 	// local activity to pin down an interleaving.
 	hold func(domain.Change)
@@ -98,8 +97,8 @@ func (f *fakeStore) Save(_ context.Context, c domain.Change) (domain.SaveResult,
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.attempts++
-	if f.attempts <= f.failFirst {
+	f.tried = append(f.tried, c)
+	if len(f.tried) <= f.failFirst {
 		return domain.SaveResult{}, errors.New("connection reset by peer")
 	}
 	f.changes = append(f.changes, c)
@@ -144,6 +143,14 @@ func (f *fakeStore) EventsOfType(typ string) []domain.Event {
 		}
 	}
 	return out
+}
+
+// Event requires exactly one event of type typ and returns it.
+func (f *fakeStore) Event(t *testing.T, typ string) domain.Event {
+	t.Helper()
+	evs := f.EventsOfType(typ)
+	require.Len(t, evs, 1, "events of type %s", typ)
+	return evs[0]
 }
 
 func (f *fakeStore) NotificationTypes() []string {
@@ -319,6 +326,8 @@ func newHarnessAt(t *testing.T, start time.Time) *harness {
 			h.signals = append(h.signals, sentSignal{WorkflowID: workflowID, Name: signalName, Arg: pe})
 			return h.signalErr
 		})
+	// The test environment needs no search attribute registered: an upsert is
+	// serialized and merged into the run's info. The mock records the statuses.
 	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil).Run(func(args mock.Arguments) {
 		sa := args.Get(0).(temporal.SearchAttributes)
 		status, ok := sa.GetKeyword(statusKey)
@@ -336,14 +345,16 @@ func newHarnessAt(t *testing.T, start time.Time) *harness {
 	return h
 }
 
-// at runs fn at a virtual offset from the start.
-func (h *harness) at(d time.Duration, fn func()) { h.env.RegisterDelayedCallback(fn, d) }
+// at runs fn at a virtual offset from the start (or from now, when called
+// from a callback).
+func (h *harness) at(after time.Duration, fn func()) { h.env.RegisterDelayedCallback(fn, after) }
 
 // holdSave blocks the save of the first change that has an event of type
-// eventType until release reports true (polled in wall time, failing after
-// five seconds). While a save runs the test clock stands still unless a timer
-// is due, and the environment keeps delivering messages, so this pins down
-// which of two same-instant happenings reaches the workflow first.
+// eventType until release reports true (polled in wall time; it fails after
+// two seconds, before the environment's own three-second test timeout).
+// While a save runs the test clock stands still unless a timer is due, and
+// the environment keeps delivering messages, so this pins down which of two
+// same-instant happenings reaches the workflow first.
 func (h *harness) holdSave(eventType string, release func() bool) {
 	var once sync.Once
 	h.store.hold = func(c domain.Change) {
@@ -352,10 +363,10 @@ func (h *harness) holdSave(eventType string, release func() bool) {
 				continue
 			}
 			once.Do(func() {
-				deadline := time.Now().Add(5 * time.Second)
+				deadline := time.Now().Add(2 * time.Second)
 				for !release() {
 					if time.Now().After(deadline) {
-						h.t.Errorf("save of %s held for 5s: the release condition never came true", eventType)
+						h.t.Errorf("save of %s held for 2s: the release condition never came true", eventType)
 						return
 					}
 					time.Sleep(time.Millisecond)
@@ -367,10 +378,11 @@ func (h *harness) holdSave(eventType string, release func() bool) {
 	}
 }
 
-// update sends an Update at the given virtual offset from the start.
-func (h *harness) update(at time.Duration, name, updateID string, args ...any) *outcome {
-	o := &outcome{name: fmt.Sprintf("%s %s@%s", name, updateID, at)}
-	h.env.RegisterDelayedCallback(func() { h.env.UpdateWorkflow(name, updateID, o, args...) }, at)
+// update sends an Update at the given virtual offset from the start. The
+// outcome is filled in by the environment's callbacks.
+func (h *harness) update(after time.Duration, name, updateID string, args ...any) *outcome {
+	o := &outcome{name: fmt.Sprintf("%s %s@%s", name, updateID, after)}
+	h.env.RegisterDelayedCallback(func() { h.env.UpdateWorkflow(name, updateID, o, args...) }, after)
 	return o
 }
 
@@ -381,18 +393,18 @@ func (h *harness) updateNow(name, updateID string, args ...any) *outcome {
 	return o
 }
 
-func (h *harness) signalParentEnded(at time.Duration, pe ParentEnded) {
-	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(SignalParentEnded, pe) }, at)
+func (h *harness) signalParentEnded(after time.Duration, pe ParentEnded) {
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(SignalParentEnded, pe) }, after)
 }
 
 // queryAt records the workflow's state at a virtual offset from the start.
-func (h *harness) queryAt(at time.Duration) *domain.Subscription {
+func (h *harness) queryAt(after time.Duration) *domain.Subscription {
 	var s domain.Subscription
 	h.env.RegisterDelayedCallback(func() {
 		v, err := h.env.QueryWorkflow(QueryState)
 		require.NoError(h.t, err)
 		require.NoError(h.t, v.Get(&s))
-	}, at)
+	}, after)
 	return &s
 }
 

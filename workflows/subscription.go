@@ -5,6 +5,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"time"
 
@@ -90,7 +91,11 @@ func (w *subscriptionWorkflow) run(ctx workflow.Context) (domain.Subscription, e
 		case s.Status == domain.StatusActive:
 			var renewed bool
 			if renewed, err = w.awaitTermEnd(ctx); err == nil && renewed {
-				return *s, w.continueAsNew(ctx)
+				if err = w.awaitHandlers(ctx); err == nil && !s.Status.Terminal() && !w.st.ParentEnded {
+					return *s, w.continueAsNew(ctx)
+				}
+				// A message at the renewal instant ended the subscription: close here
+				// rather than carry a terminal status into a new run.
 			}
 		default:
 			return *s, fmt.Errorf("subscription %s: unknown status %q", s.ID, s.Status)
@@ -203,11 +208,15 @@ func (w *subscriptionWorkflow) renew(ctx workflow.Context) error {
 // continueAsNew hands the whole state to a fresh run once every message
 // handler has finished and pending signals are drained.
 func (w *subscriptionWorkflow) continueAsNew(ctx workflow.Context) error {
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+	if err := w.awaitHandlers(ctx); err != nil {
 		return err
 	}
 	w.drainSignals(ctx)
 	return workflow.NewContinueAsNewError(ctx, SubscriptionWorkflow, w.st)
+}
+
+func (w *subscriptionWorkflow) awaitHandlers(ctx workflow.Context) error {
+	return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 }
 
 // finish cascades the terminal status to every linked subscription, then lets
@@ -226,10 +235,7 @@ func (w *subscriptionWorkflow) finish(ctx workflow.Context) (domain.Subscription
 			workflow.GetLogger(ctx).Info("cascade signal not delivered", "linked", s.LinkedSubscriptionIDs[i], "error", err)
 		}
 	}
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-		return *s, err
-	}
-	return *s, nil
+	return *s, w.awaitHandlers(ctx)
 }
 
 // end moves the subscription to a terminal status. The caller holds the lock.
@@ -315,8 +321,11 @@ func (w *subscriptionWorkflow) proration(now time.Time, delta int, key string) (
 }
 
 // prorate computes full × remaining / length in milliseconds, truncated toward zero.
+// The product is taken in big integers: unit price × seats × milliseconds of
+// a year overflows int64 for large orders.
 func prorate(full int64, remaining, length time.Duration) int64 {
-	return full * remaining.Milliseconds() / length.Milliseconds()
+	n := new(big.Int).Mul(big.NewInt(full), big.NewInt(remaining.Milliseconds()))
+	return n.Quo(n, big.NewInt(length.Milliseconds())).Int64()
 }
 
 func (w *subscriptionWorkflow) ledger(now time.Time, kind, id string, amount int64) domain.LedgerEntry {

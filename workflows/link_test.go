@@ -1,0 +1,206 @@
+package workflows
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/partnerhub/fulfillment/domain"
+)
+
+func linkRequest(id string) LinkRequest {
+	return LinkRequest{SubscriptionID: id, CustomerID: "woodgrove", PartnerID: "fabrikam"}
+}
+
+// cascade lists the signals a parent sends its linked subscriptions. They go
+// out concurrently, so compare with ElementsMatch.
+func cascade(parentID string, status domain.Status, linked ...string) []sentSignal {
+	var out []sentSignal
+	for _, id := range linked {
+		out = append(out, sentSignal{WorkflowID: WorkflowID(id), Name: SignalParentEnded,
+			Arg: ParentEnded{ParentID: parentID, Status: status}})
+	}
+	return out
+}
+
+func TestLinkAcceptsOnlyTheSameCustomer(t *testing.T) {
+	h := newHarness(t)
+	h.fulfil()
+	otherCustomer := h.update(4*time.Minute, UpdateLink, "k-x",
+		LinkRequest{SubscriptionID: "app-x", CustomerID: "contoso-bank", PartnerID: "fabrikam"})
+	otherPartner := h.update(4*time.Minute, UpdateLink, "k-y",
+		LinkRequest{SubscriptionID: "app-y", CustomerID: "woodgrove", PartnerID: "adatum"})
+	pendingLink := h.update(time.Minute, UpdateLink, "k-0", linkRequest("app-0")) // a pending parent takes links
+	first := h.update(5*time.Minute, UpdateLink, "k-1", linkRequest("app-1"))
+	again := h.update(6*time.Minute, UpdateLink, "k-1b", linkRequest("app-1"))
+	second := h.update(7*time.Minute, UpdateLink, "k-2", linkRequest("app-2"))
+	deactivate := h.update(20*time.Minute, UpdateDeactivate, "d", EndRequest{MessageID: "d", Actor: admin})
+	h.run(newInput("sub-parent"))
+
+	otherCustomer.rejectedWith(t, ErrValidationFailed)
+	otherPartner.rejectedWith(t, ErrValidationFailed)
+	assert.Equal(t, []string{"app-0"}, pendingLink.applied(t).LinkedSubscriptionIDs)
+	assert.Equal(t, []string{"app-0", "app-1"}, first.applied(t).LinkedSubscriptionIDs)
+	assert.Equal(t, []string{"app-0", "app-1"}, again.applied(t).LinkedSubscriptionIDs, "linking twice changes nothing")
+	assert.Equal(t, []string{"app-0", "app-1", "app-2"}, second.applied(t).LinkedSubscriptionIDs)
+	assert.Equal(t, domain.StatusDeactivated, deactivate.applied(t).Status)
+
+	linked := h.store.EventsOfType("subscription_linked")
+	require.Len(t, linked, 3)
+	assert.Equal(t, map[string]any{"subscription_id": "app-1"}, linked[1].Detail)
+	assert.Equal(t, []string{"app-0", "app-1", "app-2"}, h.store.Last().LinkedSubscriptionIDs, "the read model sees the links")
+	assert.ElementsMatch(t, cascade("sub-parent", domain.StatusDeactivated, "app-0", "app-1", "app-2"), h.sentSignals())
+}
+
+// Whatever terminal status the parent reaches, each linked subscription's
+// workflow gets the cascade signal, once.
+func TestParentSignalsLinkedOnEveryTerminalStatus(t *testing.T) {
+	for _, tc := range []struct {
+		status domain.Status
+		setup  func(h *harness)
+		opts   []func(*Input)
+	}{
+		{domain.StatusFulfillmentExpired, func(h *harness) {}, nil},
+		{domain.StatusCancelled, func(h *harness) {
+			h.update(time.Minute, UpdateCancel, "c", EndRequest{MessageID: "c", Actor: admin})
+		}, nil},
+		{domain.StatusDeactivated, func(h *harness) {
+			h.fulfil()
+			h.update(30*time.Minute, UpdateDeactivate, "d", EndRequest{MessageID: "d", Actor: admin})
+		}, nil},
+		{domain.StatusExpired, func(h *harness) { h.fulfil() }, []func(*Input){withoutAutoRenew}},
+	} {
+		t.Run(string(tc.status), func(t *testing.T) {
+			h := newHarness(t)
+			tc.setup(h)
+			h.run(newInput("sub-root", append(tc.opts, withLinked("app-1", "app-2"))...))
+			assert.Equal(t, tc.status, h.result().Status)
+			assert.ElementsMatch(t, cascade("sub-root", tc.status, "app-1", "app-2"), h.sentSignals())
+		})
+	}
+}
+
+func TestRenewalDoesNotSignalLinked(t *testing.T) {
+	h := newHarness(t)
+	h.fulfil()
+	h.run(newInput("sub-root", withLinked("app-1")))
+	assert.Equal(t, []string{"app-1"}, h.continued().Subscription.LinkedSubscriptionIDs, "links survive continue-as-new")
+	assert.Empty(t, h.sentSignals())
+}
+
+func TestUndeliverableCascadeSignalDoesNotFailTheParent(t *testing.T) {
+	h := newHarness(t)
+	h.signalErr = errors.New("unknown external workflow execution")
+	h.update(time.Minute, UpdateDeactivate, "d", EndRequest{MessageID: "d", Actor: admin})
+	h.run(newInput("sub-root", withLinked("app-gone", "app-2")))
+	assert.Equal(t, domain.StatusDeactivated, h.result().Status)
+	assert.Len(t, h.sentSignals(), 2, "one failure does not stop the others")
+}
+
+func TestLinkedSubscriptionDeactivatesWhenParentEnds(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		fulfil   bool
+		at       time.Duration
+		wantLast []string
+	}{
+		{"while pending", false, time.Minute, []string{"purchased", "link_issued", "deactivated"}},
+		{"while active, inside its window", true, 5 * time.Minute,
+			[]string{"purchased", "link_issued", "licenses_assigned", "fulfillment_confirmed", "billing_started", "deactivated"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			if tc.fulfil {
+				h.fulfil()
+			}
+			h.signalParentEnded(tc.at, ParentEnded{ParentID: "sub-parent", Status: domain.StatusCancelled})
+			h.run(newInput("sub-app", withParent("sub-parent"), withLinked("sub-grandchild"), withNotifications))
+
+			s := h.result()
+			assert.Equal(t, domain.StatusDeactivated, s.Status)
+			assert.Equal(t, tc.wantLast, h.store.EventTypes())
+			ev := h.store.Event(t, "deactivated")
+			assert.Equal(t, "system", ev.Actor)
+			assert.Equal(t, at(tc.at), ev.At)
+			assert.Equal(t, map[string]any{"reason": "parent_ended"}, ev.Detail)
+			assert.Empty(t, h.store.LedgerOfKind(domain.LedgerRefund), "a cascade is a deactivation: no refund")
+			assert.Contains(t, h.store.NotificationTypes(), domain.NotifyDeactivated)
+			assert.ElementsMatch(t, cascade("sub-app", domain.StatusDeactivated, "sub-grandchild"), h.sentSignals())
+		})
+	}
+}
+
+// A → B → C: each level reacts to its parent's signal and signals its own
+// linked subscriptions. The signal each level sends is what the next level
+// receives.
+func TestCascadeThroughThreeLevels(t *testing.T) {
+	// A, the root, is deactivated by an admin.
+	a := newHarness(t)
+	a.fulfil()
+	a.update(20*time.Minute, UpdateDeactivate, "d", EndRequest{MessageID: "d", Actor: admin})
+	a.run(newInput("sub-a", withLinked("sub-b")))
+	require.Equal(t, domain.StatusDeactivated, a.result().Status)
+	toB := a.sentSignals()
+	require.ElementsMatch(t, cascade("sub-a", domain.StatusDeactivated, "sub-b"), toB)
+
+	// B, active under A, gets A's signal.
+	b := newHarness(t)
+	b.fulfil()
+	b.signalParentEnded(20*time.Minute, toB[0].Arg)
+	b.run(newInput("sub-b", withParent("sub-a"), withLinked("sub-c")))
+	require.Equal(t, domain.StatusDeactivated, b.result().Status)
+	assert.Equal(t, map[string]any{"reason": "parent_ended"}, b.store.Event(t, "deactivated").Detail)
+	toC := b.sentSignals()
+	require.ElementsMatch(t, cascade("sub-b", domain.StatusDeactivated, "sub-c"), toC)
+
+	// C, still pending under B, gets B's signal and has nobody to tell.
+	c := newHarness(t)
+	c.signalParentEnded(20*time.Minute, toC[0].Arg)
+	c.run(newInput("sub-c", withParent("sub-b")))
+	assert.Equal(t, domain.StatusDeactivated, c.result().Status)
+	assert.Equal(t, map[string]any{"reason": "parent_ended"}, c.store.Event(t, "deactivated").Detail)
+	assert.Empty(t, c.sentSignals())
+	assert.Empty(t, c.store.Ledger())
+}
+
+// A subscription bought under a parent that ended before it was recorded
+// (so it could not be signalled) deactivates itself as soon as the store
+// reports the parent's status.
+func TestChildOfEndedParentDeactivatesAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		parent       bool
+		parentStatus domain.Status
+		want         domain.Status
+	}{
+		{"parent deactivated", true, domain.StatusDeactivated, domain.StatusDeactivated},
+		{"parent expired", true, domain.StatusExpired, domain.StatusDeactivated},
+		{"parent active", true, domain.StatusActive, domain.StatusFulfillmentExpired},
+		{"no parent", false, domain.StatusCancelled, domain.StatusFulfillmentExpired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.store.parentStatus = tc.parentStatus
+			purchase := h.update(0, UpdatePurchase, "p")
+			opts := []func(*Input){withLinked("sub-grandchild")}
+			if tc.parent {
+				opts = append(opts, withParent("sub-parent"))
+			}
+			h.run(newInput("sub-late", opts...))
+
+			purchase.applied(t)
+			s := h.result()
+			assert.Equal(t, tc.want, s.Status)
+			if tc.want == domain.StatusDeactivated {
+				assert.Equal(t, []string{"purchased", "link_issued", "deactivated"}, h.store.EventTypes())
+				assert.Equal(t, t0, h.store.Event(t, "deactivated").At, "immediately, not at a timer")
+				assert.Equal(t, map[string]any{"reason": "parent_ended"}, h.store.Event(t, "deactivated").Detail)
+			}
+			assert.ElementsMatch(t, cascade("sub-late", tc.want, "sub-grandchild"), h.sentSignals())
+			assert.Empty(t, h.store.Ledger())
+		})
+	}
+}
