@@ -161,6 +161,9 @@ type SubscriptionPage struct {
 // ListSubscriptions pages by the insertion sequence, so rows inserted while a
 // client pages appear before its cursor and never shift later pages.
 func (s *Store) ListSubscriptions(ctx context.Context, f SubscriptionFilter) (SubscriptionPage, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
 	statuses := make(pq.StringArray, 0, len(f.Statuses))
 	for _, st := range f.Statuses {
 		statuses = append(statuses, string(st))
