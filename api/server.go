@@ -123,11 +123,13 @@ func (s *Server) requestContext(c *gin.Context) {
 	}
 	elapsed := time.Since(start)
 	attrs := []any{"method", c.Request.Method, "route", route, "status", c.Writer.Status(), "duration_ms", elapsed.Milliseconds()}
-	if id := c.Param("id"); id != "" && strings.HasPrefix(route, "/v1/subscriptions") {
-		attrs = append(attrs, "subscription_id", id)
-	}
+	// One subscription_id: the one a handler resolved (purchase, resolve by
+	// code, publisher callbacks), else the one in the path (partner and
+	// publisher routes alike, also when the answer is 404).
 	if v, ok := c.Get("subscription_id"); ok {
 		attrs = append(attrs, "subscription_id", v)
+	} else if id := c.Param("id"); id != "" && strings.Contains(route, "/subscriptions/:id") {
+		attrs = append(attrs, "subscription_id", id)
 	}
 	if v, ok := c.Get("tenant"); ok {
 		attrs = append(attrs, "tenant", v)

@@ -115,6 +115,7 @@ func (c Config) Masked() []any {
 		"secret_key", mask(c.SecretKey), "log_level", c.LogLevel,
 		"rate_limit_partner", fmt.Sprintf("%g/s burst %d", c.PartnerRPS, c.PartnerBurst),
 		"rate_limit_publisher", fmt.Sprintf("%g/s burst %d", c.PublisherRPS, c.PublisherBurst),
+		"worker_metrics_addr", c.WorkerMetricsAddr, "shutdown_timeout", c.ShutdownTimeout.String(),
 	}
 }
 

@@ -42,8 +42,14 @@ func Seed(ctx context.Context, cfg config.Config, f seed.File) error {
 	return seed.Load(ctx, st, v, f)
 }
 
-// NewMetrics is the API's metrics registry (nil until metrics are wired).
-func NewMetrics(d *Deps) api.Metrics { return nil }
+// NewMetrics is the API's metrics registry: the process's registry, which
+// also holds the Temporal SDK's metrics (and, in `dev`, the worker's).
+func NewMetrics(d *Deps) api.Metrics {
+	if d.Metrics == nil {
+		return nil
+	}
+	return d.Metrics
+}
 
 // RunDev runs the whole stack on one machine for a newcomer.
 func RunDev(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
@@ -74,11 +80,24 @@ func RunDev(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := EnsureSearchAttributes(ctx, d.Temporal, cfg.TemporalNamespace); err != nil {
 		return err
 	}
+	// One registry serves both: the API's /metrics shows the worker's business
+	// counters and SDK metrics too. If either half fails (e.g. the HTTP port
+	// is taken), the other stops as well instead of running on alone.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Add(2)
-	go func() { defer wg.Done(); errs <- RunWorker(ctx, d, nil) }()
-	go func() { defer wg.Done(); errs <- RunAPI(ctx, d, NewMetrics(d)) }()
+	run := func(f func() error) {
+		defer wg.Done()
+		err := f()
+		if err != nil {
+			cancel()
+		}
+		errs <- err
+	}
+	go run(func() error { return RunWorker(ctx, d, d.Metrics.ObserveEvent) })
+	go run(func() error { return RunAPI(ctx, d, NewMetrics(d)) })
 	printWelcome(cfg, dev, demo)
 	wg.Wait()
 	close(errs)

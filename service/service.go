@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/partnerhub/fulfillment/api"
 	"github.com/partnerhub/fulfillment/config"
 	"github.com/partnerhub/fulfillment/domain"
+	"github.com/partnerhub/fulfillment/metrics"
 	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/vault"
 	"github.com/partnerhub/fulfillment/worker"
@@ -32,9 +34,13 @@ type Deps struct {
 	Store    *store.Store
 	Temporal client.Client
 	Vault    *vault.Vault
+	// Metrics is this process's Prometheus registry; the Temporal client
+	// reports the SDK's metrics into it.
+	Metrics *metrics.Registry
 }
 
-// Connect opens PostgreSQL and Temporal.
+// Connect opens PostgreSQL and Temporal, with the Temporal SDK's metrics
+// flowing into a fresh metrics registry.
 func Connect(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Deps, error) {
 	v, err := vault.Parse(cfg.SecretKey)
 	if err != nil {
@@ -49,18 +55,24 @@ func Connect(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Deps
 		st.Close()
 		return nil, err
 	}
+	reg := metrics.New(logger)
+	opts.MetricsHandler = reg.TemporalHandler()
 	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
 		st.Close()
+		_ = reg.Close()
 		return nil, fmt.Errorf("connect Temporal at %s: %w", cfg.TemporalAddress, err)
 	}
-	return &Deps{Config: cfg, Logger: logger, Store: st, Temporal: tc, Vault: v}, nil
+	return &Deps{Config: cfg, Logger: logger, Store: st, Temporal: tc, Vault: v, Metrics: reg}, nil
 }
 
 // Close releases the connections.
 func (d *Deps) Close() {
 	d.Temporal.Close()
 	d.Store.Close()
+	if d.Metrics != nil {
+		_ = d.Metrics.Close()
+	}
 }
 
 // RunAPI serves HTTP until ctx ends, then drains in-flight requests.
@@ -95,12 +107,19 @@ func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
 }
 
 // RunWorker runs the subscription worker and the notification dispatcher
-// until ctx ends, then stops the worker (in-flight tasks finish).
+// until ctx ends, then stops the worker (in-flight tasks finish). observe, if
+// set, sees the type of every subscription event a transition wrote. With
+// WORKER_METRICS_ADDR set it serves /metrics and /healthz there.
 func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 	acts := &activities.Activities{Store: d.Store, Vault: d.Vault}
 	if observe != nil {
 		acts.Observe = func(e domain.Event) { observe(e.Type) }
 	}
+	stopMetrics, err := serveWorkerMetrics(d)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	w := worker.New(d.Temporal, acts, sdkworker.Options{})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
@@ -114,6 +133,33 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 	<-done
 	d.Logger.Info("worker stopped")
 	return nil
+}
+
+// serveWorkerMetrics serves the registry on WORKER_METRICS_ADDR (when set)
+// until the returned stop is called. A busy address is an error at start.
+func serveWorkerMetrics(d *Deps) (stop func(), err error) {
+	addr := d.Config.WorkerMetricsAddr
+	if addr == "" || d.Metrics == nil {
+		return func() {}, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("worker metrics on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", d.Metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	d.Logger.Info("worker metrics listening", "addr", l.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }
 
 // EnsureSearchAttributes registers the ops search attributes on the namespace.

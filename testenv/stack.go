@@ -36,14 +36,15 @@ type Stack struct {
 	mu       sync.Mutex
 	api      *exec.Cmd
 	workers  []*exec.Cmd
+	exited   map[*exec.Cmd]chan struct{} // StartWorkerWithEnv's processes: closed once reaped
 }
 
 // StackOptions tune a stack.
 type StackOptions struct {
-	Seed     []byte   // seed file contents (required)
+	Seed     []byte    // seed file contents (required)
 	Temporal *Temporal // default: the shared dev server
-	Env      []string // extra environment, e.g. rate limits
-	Workers  int      // worker processes (default 1)
+	Env      []string  // extra environment, e.g. rate limits
+	Workers  int       // worker processes (default 1)
 }
 
 // StartStack migrates, seeds, and starts one api and the workers.
@@ -59,7 +60,7 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 	addr := FreeAddress()
 	s := &Stack{
 		t: t, Temporal: opts.Temporal, Store: st, DBURL: dbURL, BaseURL: "http://" + addr,
-		binary: Binary(t), logs: &syncBuffer{},
+		binary: Binary(t), logs: &syncBuffer{}, exited: map[*exec.Cmd]chan struct{}{},
 	}
 	s.Env = append(os.Environ(),
 		"DATABASE_URL="+dbURL, "TEMPORAL_ADDRESS="+opts.Temporal.Address, "TEMPORAL_NAMESPACE=default",
@@ -91,15 +92,35 @@ func (s *Stack) runOnce(args ...string) {
 	}
 }
 
-func (s *Stack) start(command string) *exec.Cmd {
+func (s *Stack) start(command string, env ...string) *exec.Cmd {
 	s.t.Helper()
 	cmd := exec.Command(s.binary, command)
-	cmd.Env = s.Env
+	cmd.Env = append(append([]string(nil), s.Env...), env...)
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	// A test binary that dies (timeout, Ctrl-C) takes its processes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start %s: %v", command, err)
 	}
 	return cmd
+}
+
+// Exited is closed once a worker started by StartWorkerWithEnv has ended
+// (killed, or exited on its own); cmd.ProcessState is set then. It is nil
+// for other processes, which callers may Wait for themselves.
+func (s *Stack) Exited(cmd *exec.Cmd) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exited[cmd]
+}
+
+// wait reaps a process, through its reaper when it has one.
+func (s *Stack) wait(cmd *exec.Cmd) {
+	if done := s.Exited(cmd); done != nil {
+		<-done
+		return
+	}
+	_ = cmd.Wait()
 }
 
 // StartAPI starts the api process and waits until it is ready.
@@ -128,6 +149,21 @@ func (s *Stack) StartWorker() *exec.Cmd {
 	return cmd
 }
 
+// StartWorkerWithEnv starts one more worker process with extra environment
+// (e.g. a test-only fault point such as FAULT_EXIT_AFTER_CHARGE=1). The stack
+// reaps it, so its exit on its own shows on Exited; do not Wait for it.
+func (s *Stack) StartWorkerWithEnv(env ...string) *exec.Cmd {
+	s.t.Helper()
+	cmd := s.start("worker", env...)
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.workers = append(s.workers, cmd)
+	s.exited[cmd] = done
+	s.mu.Unlock()
+	go func() { _ = cmd.Wait(); close(done) }()
+	return cmd
+}
+
 // Workers lists the worker processes started so far.
 func (s *Stack) Workers() []*exec.Cmd {
 	s.mu.Lock()
@@ -135,10 +171,11 @@ func (s *Stack) Workers() []*exec.Cmd {
 	return append([]*exec.Cmd(nil), s.workers...)
 }
 
-// KillWorker SIGKILLs a worker process and reaps it.
+// KillWorker SIGKILLs a worker process (if it still runs), waits until it
+// is reaped, and forgets it.
 func (s *Stack) KillWorker(cmd *exec.Cmd) {
 	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	s.wait(cmd)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, w := range s.workers {
@@ -171,7 +208,7 @@ func (s *Stack) Stop() {
 		}
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
+		go func() { s.wait(cmd); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(15 * time.Second):

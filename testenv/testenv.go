@@ -122,11 +122,20 @@ func StartTemporal(ctx context.Context, address, dbFile string) (*Temporal, erro
 	return &Temporal{Address: address, DBFile: dbFile, server: server}, nil
 }
 
-// Stop stops the dev server.
-func (t *Temporal) Stop() error { return t.server.Stop() }
+// Stop stops the dev server (nothing for an external server).
+func (t *Temporal) Stop() error {
+	if t.server == nil {
+		return nil
+	}
+	return t.server.Stop()
+}
 
 // Restart stops the server and starts it again on the same port and file.
+// An external server (TEST_TEMPORAL_ADDRESS) cannot be restarted.
 func (t *Temporal) Restart(ctx context.Context) error {
+	if t.server == nil {
+		return fmt.Errorf("cannot restart the external Temporal server at %s (TEST_TEMPORAL_ADDRESS); call testenv.RequireDevServer first", t.Address)
+	}
 	if err := t.server.Stop(); err != nil {
 		return err
 	}
@@ -155,11 +164,30 @@ var (
 	sharedErr      error
 )
 
+// ExternalTemporalAddress is TEST_TEMPORAL_ADDRESS: a Temporal server that is
+// already running (`make test-pg`: the real server on PostgreSQL). When set,
+// SharedTemporal uses it instead of starting a dev server.
+func ExternalTemporalAddress() string { return os.Getenv("TEST_TEMPORAL_ADDRESS") }
+
+// RequireDevServer skips the test when the tests run against an external
+// server: tests that restart their own dev server on a database file need one.
+func RequireDevServer(tb testing.TB) {
+	tb.Helper()
+	if addr := ExternalTemporalAddress(); addr != "" {
+		tb.Skipf("needs its own restartable Temporal dev server with a database file; TEST_TEMPORAL_ADDRESS=%s points at an external server", addr)
+	}
+}
+
 // SharedTemporal is one in-memory dev server per test binary, started on
-// first use and stopped by StopShared (call it from TestMain).
+// first use and stopped by StopShared (call it from TestMain). With
+// TEST_TEMPORAL_ADDRESS set it is that server instead, and nothing starts.
 func SharedTemporal(tb testing.TB) *Temporal {
 	tb.Helper()
 	sharedOnce.Do(func() {
+		if addr := ExternalTemporalAddress(); addr != "" {
+			sharedTemporal = &Temporal{Address: addr}
+			return
+		}
 		sharedTemporal, sharedErr = StartTemporal(context.Background(), "", "")
 	})
 	if sharedErr != nil {

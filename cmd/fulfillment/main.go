@@ -70,7 +70,7 @@ func run(ctx context.Context, command string, args []string, cfg config.Config, 
 		if command == "api" {
 			return service.RunAPI(ctx, d, service.NewMetrics(d))
 		}
-		return service.RunWorker(ctx, d, nil)
+		return service.RunWorker(ctx, d, d.Metrics.ObserveEvent)
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", command)
