@@ -57,10 +57,15 @@ func agentActor(a store.Agent) workflows.Actor {
 	return workflows.Actor{Kind: "agent", ID: a.PartnerID + "/" + a.ID}
 }
 
-// requireAdmin refuses sales agents, recording the attempt.
+// requireAdmin refuses sales agents, recording the attempt. Another
+// partner's or an unknown id is 404 whatever the role (never 403 for it).
 func (s *Server) requireAdmin(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if agent := currentAgent(c); agent.Role != domain.RoleAdminAgent {
+			if _, err := s.ownSubscription(c); err != nil {
+				writeProblem(c, err)
+				return
+			}
 			s.refuseRole(c, action, c.Param("id"))
 			return
 		}
@@ -105,14 +110,20 @@ func (s *Server) authenticatePublisher(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := c.GetHeader("X-Publisher-Id")
 	deny := func(reason string) {
-		s.audit(c, "publisher:"+truncate(id, 64), id, "verify_signature", "denied", map[string]any{"reason": reason})
+		// The claimed id is the sender's text: keep it storable.
+		who := strings.ToValidUTF8(strings.ReplaceAll(truncate(id, 64), "\x00", ""), "\uFFFD")
+		s.audit(c, "publisher:"+who, who, "verify_signature", "denied", map[string]any{"reason": reason})
 		writeProblem(c, problem(CodeUnauthenticated, "the message's signature could not be verified: "+reason))
 	}
 	if id == "" {
 		deny("missing X-Publisher-Id")
 		return
 	}
-	pub, err := s.Store.Publisher(ctx, id)
+	var pub store.Publisher
+	err := store.ErrNotFound
+	if lookupable(id) {
+		pub, err = s.Store.Publisher(ctx, id)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		deny("unknown publisher")
 		return
@@ -121,9 +132,6 @@ func (s *Server) authenticatePublisher(c *gin.Context) {
 		return
 	}
 	c.Set("tenant", "publisher:"+pub.ID)
-	if !s.allow(c, s.publisherLimiter, "publisher:"+pub.ID) {
-		return
-	}
 	body, err := readBody(c)
 	if err != nil {
 		writeProblem(c, err)
@@ -131,6 +139,11 @@ func (s *Server) authenticatePublisher(c *gin.Context) {
 	}
 	if reason := s.verifySignature(ctx, pub.ID, body, c); reason != "" {
 		deny(reason)
+		return
+	}
+	// Only a verified message spends the publisher's tokens: a forged one
+	// must not lock the publisher out (it consumes nothing).
+	if !s.allow(c, s.publisherLimiter, "publisher:"+pub.ID) {
 		return
 	}
 	c.Set(publisherKey, caller{publisher: pub, webhookID: c.GetHeader(standardwebhooks.HeaderWebhookID), body: body})
@@ -141,6 +154,10 @@ func (s *Server) authenticatePublisher(c *gin.Context) {
 // made with one of the publisher's active secrets matches.
 func (s *Server) verifySignature(ctx context.Context, publisherID string, body []byte, c *gin.Context) string {
 	if _, err := ParseSignatureHeader(c.GetHeader(standardwebhooks.HeaderWebhookSignature)); err != nil {
+		var p *Problem
+		if errors.As(err, &p) {
+			return p.Detail
+		}
 		return err.Error()
 	}
 	if len(c.GetHeader(standardwebhooks.HeaderWebhookID)) > 255 {
@@ -184,13 +201,13 @@ type Signature struct {
 
 // ParseSignatureHeader splits a webhook-signature header ("v1,<b64> v1,<b64>")
 // into its well-formed entries; it rejects an empty or oversized header and
-// one with no well-formed entry.
+// one with no well-formed entry with an unauthenticated *Problem.
 func ParseSignatureHeader(header string) ([]Signature, error) {
 	if strings.TrimSpace(header) == "" {
-		return nil, errors.New("missing webhook-signature")
+		return nil, problem(CodeUnauthenticated, "missing webhook-signature")
 	}
 	if len(header) > 4096 {
-		return nil, errors.New("webhook-signature header too long")
+		return nil, problem(CodeUnauthenticated, "webhook-signature header too long")
 	}
 	var sigs []Signature
 	for _, part := range strings.Fields(header) {
@@ -200,7 +217,7 @@ func ParseSignatureHeader(header string) ([]Signature, error) {
 		}
 	}
 	if len(sigs) == 0 {
-		return nil, errors.New("malformed webhook-signature")
+		return nil, problem(CodeUnauthenticated, "malformed webhook-signature")
 	}
 	return sigs, nil
 }

@@ -79,7 +79,11 @@ func (s *Server) listCustomers(c *gin.Context) {
 }
 
 func (s *Server) getCustomer(c *gin.Context) {
-	customer, err := s.Store.Customer(c.Request.Context(), currentAgent(c).PartnerID, c.Param("id"))
+	var customer store.Customer
+	err := store.ErrNotFound
+	if lookupable(c.Param("id")) {
+		customer, err = s.Store.Customer(c.Request.Context(), currentAgent(c).PartnerID, c.Param("id"))
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		writeProblem(c, problem(CodeNotFound, "no customer "+strconv.Quote(c.Param("id"))))
 		return

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -62,13 +63,17 @@ func (s *Server) publisherMessage(h publisherHandler) gin.HandlerFunc {
 			break
 		}
 		status, answer := h(c, from)
+		// The claim is settled even when the publisher hung up meanwhile
+		// (its request context is cancelled then): otherwise its retry would
+		// find the webhook-id locked until the claim goes stale.
+		settle := context.WithoutCancel(ctx)
 		if p, ok := answer.(*Problem); ok {
 			if p.cause != nil {
 				logger(c).Warn("dependency failed", "code", p.Code, "error", p.cause)
 			}
 			if p.Status >= 500 {
 				// Nothing happened; the publisher's retry must be processed afresh.
-				_ = s.Store.ReleasePublisherMessage(ctx, from.publisher.ID, from.webhookID)
+				_ = s.Store.ReleasePublisherMessage(settle, from.publisher.ID, from.webhookID)
 				writeProblem(c, p)
 				return
 			}
@@ -78,7 +83,7 @@ func (s *Server) publisherMessage(h publisherHandler) gin.HandlerFunc {
 			writeProblem(c, err)
 			return
 		}
-		if err := s.Store.CompletePublisherMessage(ctx, from.publisher.ID, from.webhookID, status, body); err != nil {
+		if err := s.Store.CompletePublisherMessage(settle, from.publisher.ID, from.webhookID, status, body); err != nil {
 			logger(c).Warn("store publisher answer", "error", err)
 		}
 		contentType := "application/json; charset=utf-8"
@@ -99,6 +104,9 @@ func fail(err error) (int, any) {
 
 // publisherSubscription loads a subscription of one of the publisher's offers.
 func (s *Server) publisherSubscription(c *gin.Context, from caller, id string) (domain.Subscription, error) {
+	if !lookupable(id) {
+		return domain.Subscription{}, problem(CodeNotFound, "no subscription "+strconv.Quote(id))
+	}
 	sub, err := s.Store.Subscription(c.Request.Context(), id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && sub.PublisherID != from.publisher.ID) {
 		return sub, problem(CodeNotFound, "no subscription "+strconv.Quote(id))

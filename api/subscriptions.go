@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -60,6 +61,9 @@ func DecodePurchase(body []byte) (PurchaseRequest, error) {
 		if len(v) > maxID {
 			return req, problem(CodeInvalidRequest, fmt.Sprintf("field %q is longer than %d characters", name, maxID))
 		}
+		if strings.ContainsRune(v, 0) {
+			return req, problem(CodeInvalidRequest, fmt.Sprintf("field %q may not contain NUL characters", name))
+		}
 	}
 	if req.Quantity == nil {
 		return req, problem(CodeInvalidRequest, `field "quantity" is required`)
@@ -70,15 +74,21 @@ func DecodePurchase(body []byte) (PurchaseRequest, error) {
 	if err := checkText("reseller_partner_id", req.ResellerPartnerID, maxResellerID); err != nil {
 		return req, err
 	}
-	if req.ParentSubscriptionID != nil && (*req.ParentSubscriptionID == "" || len(*req.ParentSubscriptionID) > maxID) {
+	if p := req.ParentSubscriptionID; p != nil && (*p == "" || len(*p) > maxID || strings.ContainsRune(*p, 0)) {
 		return req, problem(CodeInvalidRequest, `field "parent_subscription_id" must be a subscription id`)
 	}
 	return req, nil
 }
 
+// checkText bounds a free-text field; NUL is refused because PostgreSQL's
+// text cannot hold it (accepting it would leave a workflow retrying a write
+// that can never succeed).
 func checkText(field string, v *string, limit int) error {
 	if v != nil && utf8.RuneCountInString(*v) > limit {
 		return problem(CodeInvalidRequest, fmt.Sprintf("field %q is longer than %d characters", field, limit))
+	}
+	if v != nil && strings.ContainsRune(*v, 0) {
+		return problem(CodeInvalidRequest, fmt.Sprintf("field %q may not contain NUL characters", field))
 	}
 	return nil
 }
@@ -286,8 +296,17 @@ func (s *Server) update(ctx context.Context, subscriptionID, name, updateID stri
 	return sub, unavailable(fmt.Errorf("update %s of %s: %w", name, subscriptionID, err))
 }
 
+// lookupable tells whether id could name a row: PostgreSQL refuses NUL and
+// invalid UTF-8, and such an id is unknown (404), not an outage (503).
+func lookupable(id string) bool {
+	return utf8.ValidString(id) && !strings.ContainsRune(id, 0)
+}
+
 // ownSubscription loads a subscription of the calling partner (404 otherwise).
 func (s *Server) ownSubscription(c *gin.Context) (domain.Subscription, error) {
+	if !lookupable(c.Param("id")) {
+		return domain.Subscription{}, problem(CodeNotFound, "no subscription "+strconv.Quote(c.Param("id")))
+	}
 	sub, err := s.Store.Subscription(c.Request.Context(), c.Param("id"))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && sub.PartnerID != currentAgent(c).PartnerID) {
 		return sub, problem(CodeNotFound, "no subscription "+strconv.Quote(c.Param("id")))
