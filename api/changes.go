@@ -21,7 +21,7 @@ type optional[T any] struct {
 }
 
 func (o *optional[T]) UnmarshalJSON(b []byte) error {
-	o.Set = true
+	*o = optional[T]{Set: true} // a repeated key replaces the earlier one wholly
 	if string(b) == "null" {
 		o.Null = true
 		return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/partnerhub/fulfillment/domain"
 	"github.com/partnerhub/fulfillment/store"
+	"github.com/partnerhub/fulfillment/workflows"
 )
 
 var testAgent = store.Agent{PartnerID: "fabrikam", ID: "alice", Role: domain.RoleAdminAgent}
@@ -149,4 +150,19 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += n
 	return n, err
+}
+
+// A key repeated in a PATCH body counts once, as its last value.
+func TestDecodePatchRepeatedKeyLastWins(t *testing.T) {
+	req, err := DecodePatch([]byte(`{"nickname":null,"nickname":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Nickname.Null || req.Nickname.Value != "x" {
+		t.Fatalf("nickname = %+v, want the last value x", req.Nickname)
+	}
+	msg := req.changeRequest("m", workflows.Actor{Kind: "agent"})
+	if msg.ClearNickname || msg.Nickname == nil || *msg.Nickname != "x" {
+		t.Fatalf("change = %+v, want nickname x", msg)
+	}
 }

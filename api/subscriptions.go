@@ -131,8 +131,14 @@ func (s *Server) purchase(c *gin.Context) {
 		writeProblem(c, problem(CodeIdempotencyKeyInUse, "a purchase with this Idempotency-Key is still running; retry shortly"))
 		return
 	case store.ClaimReplay:
+		body, err := s.replayPurchase(ctx, claim)
+		if err != nil {
+			writeProblem(c, err)
+			return
+		}
 		c.Header("Idempotent-Replayed", "true")
-		c.Data(claim.ResponseStatus, "application/json; charset=utf-8", claim.ResponseBody)
+		c.Header("Location", "/v1/subscriptions/"+claim.SubscriptionID)
+		c.Data(claim.ResponseStatus, "application/json; charset=utf-8", body)
 		return
 	}
 	c.Set("subscription_id", claim.SubscriptionID)
@@ -148,12 +154,36 @@ func (s *Server) purchase(c *gin.Context) {
 		writeProblem(c, err)
 		return
 	}
-	answer, _ := json.Marshal(s.partnerView(ctx, sub))
-	if err := s.Store.CompleteIdempotencyKey(ctx, agent.PartnerID, key, http.StatusCreated, answer); err != nil {
+	view := s.partnerView(ctx, sub)
+	answer, _ := json.Marshal(view)
+	// The stored answer leaves out the publisher link: its authorization code
+	// is a secret kept only as a hash. A replay derives the same link again.
+	view.PublisherLink = nil
+	stored, _ := json.Marshal(view)
+	// Settled even if the partner hung up meanwhile, so its retry replays.
+	settle := context.WithoutCancel(ctx)
+	if err := s.Store.CompleteIdempotencyKey(settle, agent.PartnerID, key, http.StatusCreated, stored); err != nil {
 		logger(c).Warn("complete idempotency key", "error", err)
 	}
 	c.Header("Location", "/v1/subscriptions/"+sub.ID)
 	c.Data(http.StatusCreated, "application/json; charset=utf-8", answer)
+}
+
+// replayPurchase rebuilds the first answer to a purchase from its stored
+// copy, deriving the publisher link that was left out of it.
+func (s *Server) replayPurchase(ctx context.Context, claim store.Claim) ([]byte, error) {
+	var view wire.Subscription
+	if err := json.Unmarshal(claim.ResponseBody, &view); err != nil {
+		return nil, fmt.Errorf("stored purchase answer of %s: %w", claim.SubscriptionID, err)
+	}
+	if view.Status == domain.StatusPendingFulfillment {
+		pub, err := s.Store.Publisher(ctx, view.PublisherID)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		view.PublisherLink = wire.NewPublisherLink(pub.LandingURL, s.Vault.AuthorizationCode(view.ID), view.ActivationDeadline)
+	}
+	return json.Marshal(view)
 }
 
 // startPurchase validates the purchase against the catalog, links it to its

@@ -45,3 +45,23 @@ func TestActivationDeadlineExpires(t *testing.T) {
 	assert.Equal(t, http.StatusConflict, r.Status, r.String())
 	assert.Equal(t, "invalid_state", r.Str("code"))
 }
+
+// A replayed purchase answers the same bytes, while the stored copy of the
+// answer holds no authorization code (codes are kept only as hashes).
+func TestPurchaseReplayKeepsNoCode(t *testing.T) {
+	w := newWorld(t, testenvOpts())
+	body := map[string]any{"customer_id": "woodgrove", "offer_id": "analytics", "plan_id": "annual", "quantity": 2}
+	first := w.admin.Do(http.MethodPost, "/v1/subscriptions", body, "Idempotency-Key", "replay-me")
+	require.Equal(t, http.StatusCreated, first.Status, first.String())
+	code := first.Body["publisher_link"].(map[string]any)["authorization_code"].(string)
+
+	again := w.admin.Do(http.MethodPost, "/v1/subscriptions", body, "Idempotency-Key", "replay-me")
+	require.Equal(t, http.StatusCreated, again.Status)
+	assert.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
+	assert.Equal(t, string(first.Raw), string(again.Raw))
+
+	var stored []byte
+	require.NoError(t, w.Store.DB().Get(&stored, `SELECT response_body FROM idempotency_keys WHERE key = 'replay-me'`))
+	assert.NotContains(t, string(stored), code)
+	assert.Contains(t, string(stored), first.Str("id"))
+}
