@@ -5,9 +5,15 @@ TEMPORAL_CLI_VERSION := v1.5.1
 WORKFLOWCHECK_VERSION := v0.6.0
 TEMPORAL := $(BIN)/temporal
 FUZZTIME ?= 10s
+TEMPORAL_SERVER_VERSION := v1.29.1
+TEMPORAL_UI_VERSION := v2.54.1
+PG_SERVER := $(BIN)/pg/server
+PG_SQL := $(BIN)/pg/sql
+UI_SERVER := $(BIN)/ui/server
+PG_STACK := $(CURDIR)/scripts/pg-stack.sh
 export TEMPORAL_CLI := $(TEMPORAL)
 
-.PHONY: run test lint vet workflowcheck fuzz bench postgres build test-short
+.PHONY: run test lint vet workflowcheck fuzz bench postgres build test-short run-pg test-pg pg-bins
 
 ## run: everything on this machine — Temporal dev server + UI, database, demo seed, worker and API
 run: $(TEMPORAL) postgres build
@@ -18,6 +24,25 @@ test: $(TEMPORAL) postgres lint
 	go test -race -count=1 -timeout 60m ./...
 	$(MAKE) fuzz
 
+## run-pg: like run, but on the production engine — the real Temporal server on PostgreSQL + UI
+run-pg: pg-bins postgres build
+	@set -euo pipefail; \
+	trap '$(PG_STACK) stop' EXIT; trap 'exit 130' INT TERM; \
+	$(PG_STACK) start; \
+	TEMPORAL_ADDRESS=$$($(PG_STACK) address) TEMPORAL_UI_PORT=$${TEMPORAL_PG_UI_PORT:-8233} $(BIN)/fulfillment dev
+
+## test-pg: the e2e suite against a fresh Temporal-on-PostgreSQL stack (own databases and ports,
+## dropped after). Not part of `make test`. E2E_ARGS adds go test flags, e.g. E2E_ARGS='-run Purchase'.
+test-pg: pg-bins postgres
+	@set -euo pipefail; \
+	id=$$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n'); \
+	export TEMPORAL_PG_DB=temporal_test_$$id TEMPORAL_PG_VISIBILITY_DB=temporal_test_$${id}_visibility \
+		TEMPORAL_PG_DATA_DIR=$(CURDIR)/.tmp/temporal-pg-$$id TEMPORAL_PG_PORT=auto TEMPORAL_PG_UI_PORT=auto; \
+	trap 'rc=$$?; $(PG_STACK) stop --drop; \
+		if [ $$rc = 0 ]; then rm -rf "$$TEMPORAL_PG_DATA_DIR"; else echo "Temporal logs kept in $$TEMPORAL_PG_DATA_DIR"; fi; exit $$rc' EXIT; \
+	$(PG_STACK) start; \
+	TEST_TEMPORAL_ADDRESS=$$($(PG_STACK) address) go test -count=1 -timeout 30m $(E2E_ARGS) ./e2e/
+
 build:
 	go build -o $(BIN)/fulfillment ./cmd/fulfillment
 
@@ -25,6 +50,21 @@ build:
 $(TEMPORAL):
 	@echo "Installing the Temporal CLI $(TEMPORAL_CLI_VERSION) into ./bin (first time only, a few minutes)..."
 	GOBIN=$(BIN) go install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+# The production engine for run-pg/test-pg: Temporal server and its schema tool (`sql`), and the
+# Temporal UI server; built from the Go module proxy, installed once.
+pg-bins: $(TEMPORAL) $(PG_SERVER) $(PG_SQL) $(UI_SERVER)
+
+$(PG_SERVER):
+	@echo "Installing the Temporal server $(TEMPORAL_SERVER_VERSION) into ./bin/pg (first time only, several minutes)..."
+	GOBIN=$(BIN)/pg go install go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION)
+
+$(PG_SQL):
+	GOBIN=$(BIN)/pg go install go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION)
+
+$(UI_SERVER):
+	@echo "Installing the Temporal UI server $(TEMPORAL_UI_VERSION) into ./bin/ui (first time only)..."
+	GOBIN=$(BIN)/ui go install github.com/temporalio/ui-server/v2/cmd/server@$(TEMPORAL_UI_VERSION)
 
 # PostgreSQL must answer at 127.0.0.1:5432; start the local cluster if it does not.
 postgres:

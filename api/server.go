@@ -16,6 +16,7 @@ import (
 
 	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/vault"
+	"github.com/partnerhub/fulfillment/workflows"
 )
 
 // Server holds the API's dependencies.
@@ -25,6 +26,8 @@ type Server struct {
 	Vault    *vault.Vault
 	Logger   *slog.Logger
 	Limits   RateLimits
+	// TaskQueue receives new subscription workflows (default workflows.TaskQueue).
+	TaskQueue string
 	// UpdateTimeout bounds how long a request waits for a workflow's answer.
 	UpdateTimeout time.Duration
 	// Metrics, when set, instruments every request and serves /metrics.
@@ -57,6 +60,9 @@ func (s *Server) Handler() http.Handler { return s.Router() }
 func (s *Server) Router() *gin.Engine {
 	if s.Now == nil {
 		s.Now = time.Now
+	}
+	if s.TaskQueue == "" {
+		s.TaskQueue = workflows.TaskQueue
 	}
 	if s.UpdateTimeout == 0 {
 		s.UpdateTimeout = 30 * time.Second

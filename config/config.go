@@ -19,6 +19,7 @@ type Config struct {
 	DatabaseURL       string
 	TemporalAddress   string
 	TemporalNamespace string
+	TaskQueue         string
 	TemporalTLSCert   string
 	TemporalTLSKey    string
 	TemporalAPIKey    string
@@ -47,6 +48,7 @@ func FromEnv() (Config, error) {
 		DatabaseURL:       env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fulfillment?sslmode=disable"),
 		TemporalAddress:   env("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
 		TemporalNamespace: env("TEMPORAL_NAMESPACE", "default"),
+		TaskQueue:         env("TEMPORAL_TASK_QUEUE", "subscription-fulfillment"),
 		TemporalTLSCert:   os.Getenv("TEMPORAL_TLS_CERT"),
 		TemporalTLSKey:    os.Getenv("TEMPORAL_TLS_KEY"),
 		TemporalAPIKey:    os.Getenv("TEMPORAL_API_KEY"),
@@ -110,7 +112,7 @@ func (c Config) Masked() []any {
 		}
 	}
 	return []any{
-		"database_url", db, "temporal_address", c.TemporalAddress, "temporal_namespace", c.TemporalNamespace,
+		"database_url", db, "temporal_address", c.TemporalAddress, "temporal_namespace", c.TemporalNamespace, "task_queue", c.TaskQueue,
 		"temporal_tls", c.TemporalTLSCert != "", "temporal_api_key", mask(c.TemporalAPIKey), "http_addr", c.HTTPAddr,
 		"secret_key", mask(c.SecretKey), "log_level", c.LogLevel,
 		"rate_limit_partner", fmt.Sprintf("%g/s burst %d", c.PartnerRPS, c.PartnerBurst),

@@ -79,6 +79,7 @@ func (d *Deps) Close() {
 func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
 	srv := &api.Server{
 		Store: d.Store, Temporal: d.Temporal, Vault: d.Vault, Logger: d.Logger, Metrics: metrics,
+		TaskQueue: d.Config.TaskQueue,
 		Limits: api.RateLimits{
 			PartnerRPS: d.Config.PartnerRPS, PartnerBurst: d.Config.PartnerBurst,
 			PublisherRPS: d.Config.PublisherRPS, PublisherBurst: d.Config.PublisherBurst,
@@ -120,11 +121,11 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 		return err
 	}
 	defer stopMetrics()
-	w := worker.New(d.Temporal, acts, sdkworker.Options{})
+	w := worker.New(d.Temporal, d.Config.TaskQueue, acts, sdkworker.Options{})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	d.Logger.Info("worker started", "task_queue", workflows.TaskQueue)
+	d.Logger.Info("worker started", "task_queue", d.Config.TaskQueue)
 	notifier := &activities.Notifier{Store: d.Store, Vault: d.Vault, Client: &http.Client{Timeout: 10 * time.Second}, Logger: d.Logger}
 	done := make(chan struct{})
 	go func() { notifier.Run(ctx); close(done) }()

@@ -64,7 +64,10 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 	}
 	s.Env = append(os.Environ(),
 		"DATABASE_URL="+dbURL, "TEMPORAL_ADDRESS="+opts.Temporal.Address, "TEMPORAL_NAMESPACE=default",
-		"HTTP_ADDR="+addr, "SECRET_KEY="+SecretKey(), "LOG_LEVEL=info", "SHUTDOWN_TIMEOUT=10s",
+		"HTTP_ADDR="+addr, "SECRET_KEY="+SecretKey(),
+		// Stacks may share a server: each polls its own task queue, so no
+		// stack's worker runs another's workflows against its database.
+		"TEMPORAL_TASK_QUEUE=fulfillment-"+randomHex(6), "LOG_LEVEL=info", "SHUTDOWN_TIMEOUT=10s",
 		"RATE_LIMIT_PARTNER_RPS=1000", "RATE_LIMIT_PARTNER_BURST=2000",
 		"RATE_LIMIT_PUBLISHER_RPS=1000", "RATE_LIMIT_PUBLISHER_BURST=2000",
 	)

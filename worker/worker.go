@@ -13,8 +13,8 @@ import (
 )
 
 // New builds a worker for the subscription task queue.
-func New(c client.Client, acts *activities.Activities, opts sdkworker.Options) sdkworker.Worker {
-	w := sdkworker.New(c, workflows.TaskQueue, opts)
+func New(c client.Client, taskQueue string, acts *activities.Activities, opts sdkworker.Options) sdkworker.Worker {
+	w := sdkworker.New(c, taskQueue, opts)
 	Register(w, acts)
 	return w
 }

@@ -2,7 +2,9 @@ package workflows
 
 import "github.com/partnerhub/fulfillment/domain"
 
-// TaskQueue is the one task queue subscription workflows and activities run on.
+// TaskQueue is the default task queue subscription workflows and activities
+// run on (TEMPORAL_TASK_QUEUE overrides it, e.g. to isolate test stacks that
+// share one server).
 const TaskQueue = "subscription-fulfillment"
 
 // Message names of the subscription workflow.
