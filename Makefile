@@ -13,7 +13,7 @@ UI_SERVER := $(BIN)/ui/server
 PG_STACK := $(CURDIR)/scripts/pg-stack.sh
 export TEMPORAL_CLI := $(TEMPORAL)
 
-.PHONY: run test lint vet workflowcheck fuzz bench postgres build test-short run-pg test-pg pg-bins
+.PHONY: run test lint vet workflowcheck fuzz bench postgres build run-pg test-pg pg-bins
 
 ## run: everything on this machine — Temporal dev server + UI, database, demo seed, worker and API
 run: $(TEMPORAL) postgres build

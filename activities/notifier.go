@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
@@ -114,15 +115,23 @@ func (n *Notifier) deliver(ctx context.Context, p store.PendingNotification) err
 	if err != nil {
 		return err
 	}
-	signer, err := n.signer(ctx, p.PublisherID)
+	signers, err := n.signers(ctx, p.PublisherID)
 	if err != nil {
 		return err
 	}
 	ts := n.now()
-	signature, err := signer.Sign(p.ID, ts, body)
-	if err != nil {
-		return err
+	// One signature per active secret, space-separated (Standard Webhooks):
+	// while a publisher rotates, its endpoint verifies with whichever secret
+	// it holds.
+	signatures := make([]string, 0, len(signers))
+	for _, signer := range signers {
+		sig, err := signer.Sign(p.ID, ts, body)
+		if err != nil {
+			return err
+		}
+		signatures = append(signatures, sig)
 	}
+	signature := strings.Join(signatures, " ")
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, *pub.WebhookURL, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -142,7 +151,8 @@ func (n *Notifier) deliver(ctx context.Context, p store.PendingNotification) err
 	return nil
 }
 
-func (n *Notifier) signer(ctx context.Context, publisherID string) (*standardwebhooks.Webhook, error) {
+// signers are the publisher's active secrets, newest first.
+func (n *Notifier) signers(ctx context.Context, publisherID string) ([]*standardwebhooks.Webhook, error) {
 	sealed, err := n.Store.PublisherSecrets(ctx, publisherID, n.now())
 	if err != nil {
 		return nil, err
@@ -150,9 +160,17 @@ func (n *Notifier) signer(ctx context.Context, publisherID string) (*standardweb
 	if len(sealed) == 0 {
 		return nil, errors.New("publisher has no signing secret")
 	}
-	secret, err := n.Vault.Open(sealed[0])
-	if err != nil {
-		return nil, fmt.Errorf("open signing secret: %w", err)
+	signers := make([]*standardwebhooks.Webhook, 0, len(sealed))
+	for _, s := range sealed {
+		secret, err := n.Vault.Open(s)
+		if err != nil {
+			return nil, fmt.Errorf("open signing secret: %w", err)
+		}
+		signer, err := standardwebhooks.NewWebhook(string(secret))
+		if err != nil {
+			return nil, err
+		}
+		signers = append(signers, signer)
 	}
-	return standardwebhooks.NewWebhook(string(secret))
+	return signers, nil
 }
