@@ -43,9 +43,6 @@ func (n *Notifier) Run(ctx context.Context) {
 	if n.MaxDelay == 0 {
 		n.MaxDelay = 10 * time.Minute
 	}
-	if n.now == nil {
-		n.now = time.Now
-	}
 	ticker := time.NewTicker(n.Interval)
 	defer ticker.Stop()
 	for {
@@ -83,6 +80,13 @@ func (n *Notifier) DeliverDue(ctx context.Context) error {
 	return nil
 }
 
+func (n *Notifier) clock() time.Time {
+	if n.now == nil {
+		return time.Now()
+	}
+	return n.now()
+}
+
 // backoff doubles from one second up to MaxDelay, with jitter.
 func (n *Notifier) backoff(attempts int) time.Duration {
 	d := time.Second << min(attempts, 20)
@@ -100,17 +104,16 @@ func (n *Notifier) deliver(ctx context.Context, p store.PendingNotification) err
 	if pub.WebhookURL == nil {
 		return nil // the publisher stopped taking webhooks: nothing to deliver
 	}
-	sub, err := n.Store.Subscription(ctx, p.SubscriptionID)
+	sub, err := n.snapshot(ctx, p)
 	if err != nil {
-		return fmt.Errorf("subscription %s: %w", p.SubscriptionID, err)
+		return err
 	}
 	var link *wire.PublisherLink
 	if p.Type == domain.NotifyPurchased {
 		link = wire.NewPublisherLink(pub.LandingURL, n.Vault.AuthorizationCode(sub.ID), sub.ActivationDeadline)
-		sub.Status = domain.StatusPendingFulfillment // the link belongs to the purchase as it was
 	}
 	body, err := json.Marshal(wire.Notification{
-		Type: p.Type, ID: p.ID, OccurredAt: p.OccurredAt, Subscription: wire.NewSubscription(sub, n.now(), link),
+		Type: p.Type, ID: p.ID, OccurredAt: p.OccurredAt, Subscription: wire.NewSubscription(sub, p.OccurredAt, link),
 	})
 	if err != nil {
 		return err
@@ -119,7 +122,7 @@ func (n *Notifier) deliver(ctx context.Context, p store.PendingNotification) err
 	if err != nil {
 		return err
 	}
-	ts := n.now()
+	ts := n.clock()
 	// One signature per active secret, space-separated (Standard Webhooks):
 	// while a publisher rotates, its endpoint verifies with whichever secret
 	// it holds.
@@ -151,9 +154,29 @@ func (n *Notifier) deliver(ctx context.Context, p store.PendingNotification) err
 	return nil
 }
 
+// snapshot is the subscription as of the event; rows queued before snapshots
+// were kept fall back to the current read model.
+func (n *Notifier) snapshot(ctx context.Context, p store.PendingNotification) (domain.Subscription, error) {
+	var sub domain.Subscription
+	if len(p.Snapshot) > 0 {
+		if err := json.Unmarshal(p.Snapshot, &sub); err != nil {
+			return sub, fmt.Errorf("snapshot of %s: %w", p.ID, err)
+		}
+		return sub, nil
+	}
+	sub, err := n.Store.Subscription(ctx, p.SubscriptionID)
+	if err != nil {
+		return sub, fmt.Errorf("subscription %s: %w", p.SubscriptionID, err)
+	}
+	if p.Type == domain.NotifyPurchased {
+		sub.Status = domain.StatusPendingFulfillment // the link belongs to the purchase as it was
+	}
+	return sub, nil
+}
+
 // signers are the publisher's active secrets, newest first.
 func (n *Notifier) signers(ctx context.Context, publisherID string) ([]*standardwebhooks.Webhook, error) {
-	sealed, err := n.Store.PublisherSecrets(ctx, publisherID, n.now())
+	sealed, err := n.Store.PublisherSecrets(ctx, publisherID, n.clock())
 	if err != nil {
 		return nil, err
 	}

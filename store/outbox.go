@@ -15,6 +15,8 @@ type PendingNotification struct {
 	Type           string    `db:"type"`
 	OccurredAt     time.Time `db:"occurred_at"`
 	Attempts       int       `db:"attempts"`
+	// Snapshot is the subscription when the event happened (JSON of domain.Subscription).
+	Snapshot []byte `db:"subscription"`
 }
 
 // ClaimDueNotifications leases up to limit due notifications for lease, so
@@ -23,7 +25,7 @@ func (s *Store) ClaimDueNotifications(ctx context.Context, limit int, lease time
 	var due []PendingNotification
 	err := s.tx(ctx, func(tx *sqlx.Tx) error {
 		if err := tx.SelectContext(ctx, &due, `
-			SELECT id, publisher_id, subscription_id, type, occurred_at, attempts FROM outbox
+			SELECT id, publisher_id, subscription_id, type, occurred_at, attempts, subscription FROM outbox
 			WHERE delivered_at IS NULL AND next_attempt_at <= now()
 			ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED`, limit); err != nil {
 			return err

@@ -54,6 +54,10 @@ func TestClaimDueNotificationsLeases(t *testing.T) {
 	assert.Equal(t, queued, notificationIDs(due))
 	for _, n := range due {
 		if n.ID == queued[1] {
+			var snap domain.Subscription
+			require.NoError(t, json.Unmarshal(n.Snapshot, &snap), "the subscription as of the event travels with it")
+			assert.Equal(t, "sub-1", snap.ID)
+			n.Snapshot = nil
 			assert.Equal(t, store.PendingNotification{ID: queued[1], PublisherID: publisherID, SubscriptionID: "sub-1",
 				Type: domain.NotifyPurchased, OccurredAt: t0.Add(time.Second)}, n)
 		}

@@ -48,7 +48,11 @@ func (r subscriptionRow) subscription() domain.Subscription {
 func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte) (domain.SaveResult, error) {
 	var res domain.SaveResult
 	sub := c.Subscription
-	err := s.tx(ctx, func(tx *sqlx.Tx) error {
+	snapshot, err := json.Marshal(sub)
+	if err != nil {
+		return res, fmt.Errorf("encode snapshot of %s: %w", sub.ID, err)
+	}
+	err = s.tx(ctx, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, `
 			INSERT INTO subscriptions (`+subscriptionColumns+`)
 			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)
@@ -84,9 +88,9 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 		}
 		for _, n := range c.Notifications {
 			if _, err := tx.ExecContext(ctx, `
-				INSERT INTO outbox (id, publisher_id, subscription_id, type, occurred_at, next_attempt_at)
-				VALUES ($1,$2,$3,$4,$5,now()) ON CONFLICT (id) DO NOTHING`,
-				n.ID, sub.PublisherID, sub.ID, n.Type, n.OccurredAt); err != nil {
+				INSERT INTO outbox (id, publisher_id, subscription_id, type, occurred_at, next_attempt_at, subscription)
+				VALUES ($1,$2,$3,$4,$5,now(),$6) ON CONFLICT (id) DO NOTHING`,
+				n.ID, sub.PublisherID, sub.ID, n.Type, n.OccurredAt, snapshot); err != nil {
 				return fmt.Errorf("queue notification %s: %w", n.ID, err)
 			}
 		}
