@@ -41,10 +41,13 @@ func (r subscriptionRow) subscription() domain.Subscription {
 	return s
 }
 
-// SaveChange writes one workflow transition atomically. Every statement is
-// idempotent: the snapshot only moves forward by version, and timeline,
-// ledger, outbox and code rows have deterministic keys (ON CONFLICT DO NOTHING),
-// so a retried activity writes nothing twice.
+// SaveChange writes one workflow transition atomically. A transition has
+// deterministic keys (snapshot version, charge:<id>:<term>, event and outbox
+// sequence numbers), so a retried activity adds no second row. A workflow task
+// retried after a crash recomputes the same transition with its own clock;
+// its write replaces the one of the attempt that died (same version, same
+// keys), so the read model and ledger always match the state Temporal
+// recorded. An older version never overwrites a newer snapshot.
 func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte) (domain.SaveResult, error) {
 	var res domain.SaveResult
 	sub := c.Subscription
@@ -65,7 +68,7 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 				billing_started_at = EXCLUDED.billing_started_at, term_start = EXCLUDED.term_start,
 				term_end = EXCLUDED.term_end, cancellation_window_ends_at = EXCLUDED.cancellation_window_ends_at,
 				updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
-			WHERE subscriptions.version < EXCLUDED.version`,
+			WHERE subscriptions.version <= EXCLUDED.version`,
 			sub.ID, sub.PartnerID, sub.CustomerID, sub.PublisherID, sub.OfferID, sub.PlanID, sub.Quantity, sub.Nickname,
 			sub.AutoRenew, sub.ResellerPartnerID, sub.ParentSubscriptionID, append(pq.StringArray{}, sub.LinkedSubscriptionIDs...), // nil would be NULL
 			sub.EntitlementNumber, sub.SiteURL, sub.LicensesAssigned, sub.FulfillmentConfirmed, sub.Status,
@@ -74,14 +77,17 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 			return fmt.Errorf("upsert subscription: %w", err)
 		}
 		for _, e := range c.Events {
-			if err := insertEvent(ctx, tx, e); err != nil {
+			if err := insertEvent(ctx, tx, e, true); err != nil {
 				return err
 			}
 		}
 		for _, l := range c.Ledger {
 			if _, err := tx.ExecContext(ctx, `
 				INSERT INTO ledger (id, subscription_id, term_number, kind, amount_minor, currency, period_start, period_end, created_at)
-				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING`,
+				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
+				ON CONFLICT (id) DO UPDATE SET term_number = EXCLUDED.term_number, kind = EXCLUDED.kind,
+					amount_minor = EXCLUDED.amount_minor, currency = EXCLUDED.currency,
+					period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end, created_at = EXCLUDED.created_at`,
 				l.ID, sub.ID, l.TermNumber, l.Kind, l.AmountMinor, l.Currency, l.PeriodStart, l.PeriodEnd, l.CreatedAt); err != nil {
 				return fmt.Errorf("insert ledger %s: %w", l.ID, err)
 			}
@@ -89,7 +95,10 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 		for _, n := range c.Notifications {
 			if _, err := tx.ExecContext(ctx, `
 				INSERT INTO outbox (id, publisher_id, subscription_id, type, occurred_at, next_attempt_at, subscription)
-				VALUES ($1,$2,$3,$4,$5,now(),$6) ON CONFLICT (id) DO NOTHING`,
+				VALUES ($1,$2,$3,$4,$5,now(),$6)
+				ON CONFLICT (id) DO UPDATE SET type = EXCLUDED.type, occurred_at = EXCLUDED.occurred_at,
+					subscription = EXCLUDED.subscription
+				WHERE outbox.delivered_at IS NULL`,
 				n.ID, sub.PublisherID, sub.ID, n.Type, n.OccurredAt, snapshot); err != nil {
 				return fmt.Errorf("queue notification %s: %w", n.ID, err)
 			}
@@ -115,14 +124,20 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 	return res, nil
 }
 
-func insertEvent(ctx context.Context, tx sqlx.ExecerContext, e domain.Event) error {
+// insertEvent adds a timeline entry; replace restates an entry with the same
+// key (a retried workflow transition), otherwise the first one stands.
+func insertEvent(ctx context.Context, tx sqlx.ExecerContext, e domain.Event, replace bool) error {
 	detail, err := jsonObject(e.Detail)
 	if err != nil {
 		return err
 	}
+	conflict := `DO NOTHING`
+	if replace {
+		conflict = `DO UPDATE SET at = EXCLUDED.at, type = EXCLUDED.type, actor = EXCLUDED.actor, detail = EXCLUDED.detail`
+	}
 	_, err = tx.ExecContext(ctx, `
 		INSERT INTO events (subscription_id, dedup_key, at, type, actor, detail)
-		VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (dedup_key) DO NOTHING`,
+		VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (dedup_key) `+conflict,
 		e.SubscriptionID, e.Key, e.At, e.Type, e.Actor, detail)
 	if err != nil {
 		return fmt.Errorf("insert event %s: %w", e.Key, err)
@@ -133,7 +148,7 @@ func insertEvent(ctx context.Context, tx sqlx.ExecerContext, e domain.Event) err
 // AppendEvent adds a timeline entry written outside the workflow (link
 // resolution, refused attempts). Key makes it idempotent.
 func (s *Store) AppendEvent(ctx context.Context, e domain.Event) error {
-	return insertEvent(ctx, s.db, e)
+	return insertEvent(ctx, s.db, e, false)
 }
 
 // Subscription reads one subscription from the read model.

@@ -71,7 +71,7 @@ func TestSaveChangeNeverMovesTheSnapshotBackwards(t *testing.T) {
 	f.save(t, domain.Change{Subscription: same}, nil)
 	got, err = f.st.Subscription(f.ctx, "sub-1")
 	require.NoError(t, err)
-	assert.Equal(t, 5, got.Quantity, "an equal version does not overwrite either")
+	assert.Equal(t, 99, got.Quantity, "an equal version is the same transition retried: it restates the snapshot")
 
 	newer := activated.Subscription
 	newer.Quantity, newer.Version = 7, 3
@@ -88,20 +88,31 @@ func TestSaveChangeChargesATermOnce(t *testing.T) {
 	first := activation(sub)
 	f.save(t, first, nil)
 
-	// A reset run reaches billing again: another change, same charge id.
-	again := activation(sub)
-	again.Subscription.Version = 3
-	again.Events[0].Key += ":run-2"
-	again.Ledger[0].AmountMinor = 9999
-	f.save(t, again, nil)
+	// The worker died after the first write; the retried workflow task
+	// recomputes the same transition with its own, later clock.
+	retried := activation(sub)
+	later := 7 * time.Second
+	retried.Subscription.BillingStartedAt = ptr(retried.Subscription.BillingStartedAt.Add(later))
+	retried.Ledger[0].PeriodStart = retried.Ledger[0].PeriodStart.Add(later)
+	retried.Ledger[0].PeriodEnd = retried.Ledger[0].PeriodEnd.Add(later)
+	retried.Ledger[0].CreatedAt = retried.Ledger[0].CreatedAt.Add(later)
+	retried.Events[0].At = retried.Events[0].At.Add(later)
+	f.save(t, retried, nil)
 
 	entries, balance, err := f.st.Ledger(f.ctx, "sub-1")
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "one charge per (subscription, term)")
-	assert.Equal(t, first.Ledger[0], entries[0], "the first charge stands")
+	assert.Equal(t, retried.Ledger[0], entries[0], "the recorded attempt's charge replaces the dead attempt's")
+	assert.NotEqual(t, first.Ledger[0], entries[0])
 	assert.Equal(t, int64(6000), balance)
 	assert.Equal(t, 1, f.count(t, "ledger WHERE id = $1", chargeID("sub-1", 1)))
+	got, err := f.st.Subscription(f.ctx, "sub-1")
+	require.NoError(t, err)
+	assert.Equal(t, *retried.Subscription.BillingStartedAt, *got.BillingStartedAt, "read model and ledger agree with the workflow")
+	assert.Equal(t, 1, f.count(t, "events WHERE dedup_key = $1 AND at = $2", retried.Events[0].Key, retried.Events[0].At))
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func TestSaveChangeReportsParentStatus(t *testing.T) {
 	f := seeded(t)
