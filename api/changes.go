@@ -93,14 +93,8 @@ func messageID(c *gin.Context, kind string) string {
 }
 
 func (s *Server) changeSubscription(c *gin.Context) {
-	body, err := readBody(c)
-	if err != nil {
-		writeProblem(c, err)
-		return
-	}
-	req, err := DecodePatch(body)
-	if err != nil {
-		writeProblem(c, err)
+	req, ok := decodeBody(c, DecodePatch)
+	if !ok {
 		return
 	}
 	sub, err := s.ownSubscription(c)
@@ -128,17 +122,17 @@ func (s *Server) deactivateSubscription(c *gin.Context) {
 // EndRequestBody is the optional body of cancel and deactivate: empty or {}.
 type EndRequestBody struct{}
 
-func (s *Server) end(c *gin.Context, action, update string) {
-	body, err := readBody(c)
-	if err != nil {
-		writeProblem(c, err)
-		return
+func decodeEnd(body []byte) (EndRequestBody, error) {
+	var req EndRequestBody
+	if len(bytes.TrimSpace(body)) == 0 {
+		return req, nil
 	}
-	if len(bytes.TrimSpace(body)) > 0 {
-		if err := DecodeStrict(body, &EndRequestBody{}); err != nil {
-			writeProblem(c, err)
-			return
-		}
+	return req, DecodeStrict(body, &req)
+}
+
+func (s *Server) end(c *gin.Context, action, update string) {
+	if _, ok := decodeBody(c, decodeEnd); !ok {
+		return
 	}
 	sub, err := s.ownSubscription(c)
 	if err != nil {

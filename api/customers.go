@@ -23,18 +23,13 @@ type CustomerRequest struct {
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 func (s *Server) createCustomer(c *gin.Context) {
-	body, err := readBody(c)
-	if err != nil {
-		writeProblem(c, err)
-		return
-	}
-	var req CustomerRequest
-	if err := DecodeStrict(body, &req); err != nil {
-		writeProblem(c, err)
-		return
-	}
-	if req.Name == "" {
-		writeProblem(c, problem(CodeInvalidRequest, `field "name" is required`))
+	req, ok := decodeBody(c, func(body []byte) (req CustomerRequest, err error) {
+		if err = DecodeStrict(body, &req); err == nil && req.Name == "" {
+			err = problem(CodeInvalidRequest, `field "name" is required`)
+		}
+		return req, err
+	})
+	if !ok {
 		return
 	}
 	if err := checkText("name", &req.Name, 256); err != nil {

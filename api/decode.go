@@ -31,6 +31,21 @@ func readBody(c *gin.Context) ([]byte, error) {
 	return body, nil
 }
 
+// decodeBody reads the body and decodes it with decode; on failure it has
+// already answered with the problem.
+func decodeBody[T any](c *gin.Context, decode func([]byte) (T, error)) (T, bool) {
+	var req T
+	body, err := readBody(c)
+	if err == nil {
+		req, err = decode(body)
+	}
+	if err != nil {
+		writeProblem(c, err)
+		return req, false
+	}
+	return req, true
+}
+
 // DecodeStrict decodes one JSON object into v: unknown fields, wrong types,
 // trailing data and invalid UTF-8 are rejected with invalid_request.
 func DecodeStrict(body []byte, v any) error {

@@ -105,14 +105,8 @@ func (s *Server) purchase(c *gin.Context) {
 		writeProblem(c, problem(CodeInvalidRequest, "Idempotency-Key may hold at most 255 characters"))
 		return
 	}
-	body, err := readBody(c)
-	if err != nil {
-		writeProblem(c, err)
-		return
-	}
-	req, err := DecodePurchase(body)
-	if err != nil {
-		writeProblem(c, err)
+	req, ok := decodeBody(c, DecodePurchase)
+	if !ok {
 		return
 	}
 	ctx := c.Request.Context()

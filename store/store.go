@@ -72,17 +72,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 // CreateDatabase creates the database named in databaseURL if it is missing,
 // connecting to the server's postgres database to do so.
 func CreateDatabase(ctx context.Context, databaseURL string) error {
-	u, err := url.Parse(databaseURL)
-	if err != nil {
-		return fmt.Errorf("parse DATABASE_URL: %w", err)
-	}
-	name := strings.TrimPrefix(u.Path, "/")
-	if name == "" {
-		return fmt.Errorf("DATABASE_URL names no database")
-	}
-	admin := *u
-	admin.Path = "/postgres"
-	db, err := sql.Open("postgres", admin.String())
+	db, name, err := serverConnection(databaseURL)
 	if err != nil {
 		return err
 	}
@@ -105,16 +95,26 @@ func CreateDatabase(ctx context.Context, databaseURL string) error {
 	return nil
 }
 
-// DropDatabase removes the database named in databaseURL (tests only).
-func DropDatabase(ctx context.Context, databaseURL string) error {
+// serverConnection opens the server's postgres database and names the
+// database that databaseURL points at.
+func serverConnection(databaseURL string) (*sql.DB, string, error) {
 	u, err := url.Parse(databaseURL)
 	if err != nil {
-		return err
+		return nil, "", fmt.Errorf("parse DATABASE_URL: %w", err)
 	}
 	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" {
+		return nil, "", fmt.Errorf("DATABASE_URL names no database")
+	}
 	admin := *u
 	admin.Path = "/postgres"
 	db, err := sql.Open("postgres", admin.String())
+	return db, name, err
+}
+
+// DropDatabase removes the database named in databaseURL (tests only).
+func DropDatabase(ctx context.Context, databaseURL string) error {
+	db, name, err := serverConnection(databaseURL)
 	if err != nil {
 		return err
 	}
