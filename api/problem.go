@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -108,6 +109,11 @@ func writeProblem(c *gin.Context, err error) {
 // unavailable answers 503 for a dependency failure, keeping the cause for the log.
 func unavailable(cause error) *Problem {
 	p := problem(CodeUnavailable, "PostgreSQL or Temporal did not answer; nothing was changed, retry later")
+	if errors.Is(cause, context.DeadlineExceeded) {
+		// Temporal may hold the message and apply it once a worker runs: say so.
+		p.Detail = "Temporal did not answer in time; the request may still take effect. " +
+			"Retrying it with the same Idempotency-Key or webhook-id is safe: it is applied at most once"
+	}
 	p.cause = cause
 	return p
 }

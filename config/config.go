@@ -32,6 +32,7 @@ type Config struct {
 	PublisherBurst    int
 	WorkerMetricsAddr string
 	ShutdownTimeout   time.Duration
+	UpdateTimeout     time.Duration
 	// Dev mode only.
 	TemporalCLI    string
 	TemporalUIPort int
@@ -73,6 +74,7 @@ func FromEnv() (Config, error) {
 	parse("RATE_LIMIT_PUBLISHER_BURST", "40", intInto(&c.PublisherBurst))
 	parse("TEMPORAL_UI_PORT", "8233", intInto(&c.TemporalUIPort))
 	parse("SHUTDOWN_TIMEOUT", "20s", func(s string) (e error) { c.ShutdownTimeout, e = time.ParseDuration(s); return })
+	parse("UPDATE_TIMEOUT", "30s", func(s string) (e error) { c.UpdateTimeout, e = time.ParseDuration(s); return })
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		return c, fmt.Errorf("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together")
 	}

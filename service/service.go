@@ -79,7 +79,7 @@ func (d *Deps) Close() {
 func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
 	srv := &api.Server{
 		Store: d.Store, Temporal: d.Temporal, Vault: d.Vault, Logger: d.Logger, Metrics: metrics,
-		TaskQueue: d.Config.TaskQueue,
+		TaskQueue: d.Config.TaskQueue, UpdateTimeout: d.Config.UpdateTimeout,
 		Limits: api.RateLimits{
 			PartnerRPS: d.Config.PartnerRPS, PartnerBurst: d.Config.PartnerBurst,
 			PublisherRPS: d.Config.PublisherRPS, PublisherBurst: d.Config.PublisherBurst,

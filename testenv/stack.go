@@ -31,12 +31,16 @@ type Stack struct {
 	DBURL    string
 	BaseURL  string
 	Env      []string
-	binary   string
-	logs     *syncBuffer
-	mu       sync.Mutex
-	api      *exec.Cmd
-	workers  []*exec.Cmd
-	exited   map[*exec.Cmd]chan struct{} // StartWorkerWithEnv's processes: closed once reaped
+	// PostgresProxy and TemporalProxy stand between the processes and their
+	// dependencies when StackOptions.Proxied is set: Cut makes one unreachable.
+	PostgresProxy *Proxy
+	TemporalProxy *Proxy
+	binary        string
+	logs          *syncBuffer
+	mu            sync.Mutex
+	api           *exec.Cmd
+	workers       []*exec.Cmd
+	exited        map[*exec.Cmd]chan struct{} // StartWorkerWithEnv's processes: closed once reaped
 }
 
 // StackOptions tune a stack.
@@ -45,6 +49,7 @@ type StackOptions struct {
 	Temporal *Temporal // default: the shared dev server
 	Env      []string  // extra environment, e.g. rate limits
 	Workers  int       // worker processes (default 1)
+	Proxied  bool      // route PostgreSQL and Temporal through cuttable proxies
 }
 
 // StartStack migrates, seeds, and starts one api and the workers.
@@ -62,8 +67,15 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 		t: t, Temporal: opts.Temporal, Store: st, DBURL: dbURL, BaseURL: "http://" + addr,
 		binary: Binary(t), logs: &syncBuffer{}, exited: map[*exec.Cmd]chan struct{}{},
 	}
+	processDBURL, temporalAddress := dbURL, opts.Temporal.Address
+	if opts.Proxied {
+		s.PostgresProxy = StartProxy(t, "127.0.0.1:5432")
+		s.TemporalProxy = StartProxy(t, opts.Temporal.Address)
+		processDBURL = strings.Replace(dbURL, "127.0.0.1:5432", s.PostgresProxy.Addr, 1)
+		temporalAddress = s.TemporalProxy.Addr
+	}
 	s.Env = append(os.Environ(),
-		"DATABASE_URL="+dbURL, "TEMPORAL_ADDRESS="+opts.Temporal.Address, "TEMPORAL_NAMESPACE=default",
+		"DATABASE_URL="+processDBURL, "TEMPORAL_ADDRESS="+temporalAddress, "TEMPORAL_NAMESPACE=default",
 		"HTTP_ADDR="+addr, "SECRET_KEY="+SecretKey(),
 		// Stacks may share a server: each polls its own task queue, so no
 		// stack's worker runs another's workflows against its database.
