@@ -218,7 +218,10 @@ func TestChaosNoPurchaseLostNoDoubleCharge(t *testing.T) {
 	// The fault point fired between the charge's commit and the transition's
 	// completion; the retried transition did not charge again.
 	faulted := regexp.MustCompile(`FAULT_EXIT_AFTER_CHARGE: exiting after committing charge:(\S+):1`).FindAllStringSubmatch(w.Logs(), -1)
-	assert.Len(t, faulted, monkey.faults, "a fault line per fault exit")
+	// At least the exits the monkey saw; one more when a fault exit raced a
+	// SIGKILL of the same worker (it then counted as a kill).
+	require.NotEmpty(t, faulted, "the fault point fired")
+	assert.GreaterOrEqual(t, len(faulted), monkey.faults, "a fault line per fault exit")
 	flowByID := map[string]*chaosFlow{}
 	for _, f := range flows {
 		flowByID[f.id] = f
