@@ -33,6 +33,7 @@ type Config struct {
 	WorkerMetricsAddr string
 	ShutdownTimeout   time.Duration
 	UpdateTimeout     time.Duration
+	MessageRetention  time.Duration
 	// Dev mode only.
 	TemporalCLI    string
 	TemporalUIPort int
@@ -75,6 +76,7 @@ func FromEnv() (Config, error) {
 	parse("TEMPORAL_UI_PORT", "8233", intInto(&c.TemporalUIPort))
 	parse("SHUTDOWN_TIMEOUT", "20s", func(s string) (e error) { c.ShutdownTimeout, e = time.ParseDuration(s); return })
 	parse("UPDATE_TIMEOUT", "30s", func(s string) (e error) { c.UpdateTimeout, e = time.ParseDuration(s); return })
+	parse("MESSAGE_RETENTION", "48h", func(s string) (e error) { c.MessageRetention, e = time.ParseDuration(s); return })
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		return c, fmt.Errorf("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together")
 	}

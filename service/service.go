@@ -127,13 +127,32 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 	}
 	d.Logger.Info("worker started", "task_queue", d.Config.TaskQueue)
 	notifier := &activities.Notifier{Store: d.Store, Vault: d.Vault, Client: &http.Client{Timeout: 10 * time.Second}, Logger: d.Logger}
-	done := make(chan struct{})
-	go func() { notifier.Run(ctx); close(done) }()
+	done := make(chan struct{}, 2)
+	go func() { notifier.Run(ctx); done <- struct{}{} }()
+	go func() { purgeMessages(ctx, d); done <- struct{}{} }()
 	<-ctx.Done()
 	w.Stop()
 	<-done
+	<-done
 	d.Logger.Info("worker stopped")
 	return nil
+}
+
+// purgeMessages deletes Idempotency-Key and webhook-id records hourly once
+// they are older than MESSAGE_RETENTION (never less than the contract's 24 h).
+func purgeMessages(ctx context.Context, d *Deps) {
+	ticker := time.NewTicker(time.Hour)
+	defer ticker.Stop()
+	for {
+		if err := d.Store.PurgeMessages(ctx, d.Config.MessageRetention); err != nil && ctx.Err() == nil {
+			d.Logger.Warn("purge idempotency records", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
 }
 
 // serveWorkerMetrics serves the registry on WORKER_METRICS_ADDR (when set)
