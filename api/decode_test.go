@@ -166,3 +166,23 @@ func TestDecodePatchRepeatedKeyLastWins(t *testing.T) {
 		t.Fatalf("change = %+v, want nickname x", msg)
 	}
 }
+
+// A known path with another method answers 405 with the Allow header.
+func TestMethodNotAllowed(t *testing.T) {
+	r := (&Server{}).Router()
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest(http.MethodDelete, "/v1/subscriptions", nil))
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("status %d, want 405: %s", rec.Code, rec.Body)
+	}
+	if allow := rec.Header().Get("Allow"); !strings.Contains(allow, "GET") || !strings.Contains(allow, "POST") {
+		t.Fatalf("Allow = %q, want GET and POST", allow)
+	}
+	var p Problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Code != CodeMethodNotAllowed {
+		t.Fatalf("body %s: want problem %s", rec.Body, CodeMethodNotAllowed)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("content type %q", ct)
+	}
+}

@@ -26,6 +26,7 @@ const (
 	CodeRateLimited              = "rate_limited"
 	CodeUnavailable              = "unavailable"
 	CodeAlreadyExists            = "already_exists"
+	CodeMethodNotAllowed         = "method_not_allowed"
 	CodeInternal                 = "internal"
 )
 
@@ -39,6 +40,7 @@ var problemStatus = map[string]int{
 	CodeCancellationWindowClosed: http.StatusConflict,
 	CodeIdempotencyKeyInUse:      http.StatusConflict,
 	CodeAlreadyExists:            http.StatusConflict,
+	CodeMethodNotAllowed:         http.StatusMethodNotAllowed,
 	CodePayloadTooLarge:          http.StatusRequestEntityTooLarge,
 	CodeIdempotencyKeyReused:     http.StatusUnprocessableEntity,
 	CodeValidationFailed:         http.StatusUnprocessableEntity,
@@ -57,6 +59,7 @@ var problemTitle = map[string]string{
 	CodeCancellationWindowClosed: "The cancellation window has closed",
 	CodeIdempotencyKeyInUse:      "A request with this key is still running",
 	CodeAlreadyExists:            "Already exists",
+	CodeMethodNotAllowed:         "Method not allowed",
 	CodePayloadTooLarge:          "The body is larger than 64 KiB",
 	CodeIdempotencyKeyReused:     "The key was used with a different request",
 	CodeValidationFailed:         "The request's values are not valid",

@@ -61,6 +61,9 @@ func (s *Server) Router() *gin.Engine {
 	if s.Now == nil {
 		s.Now = time.Now
 	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
 	if s.TaskQueue == "" {
 		s.TaskQueue = workflows.TaskQueue
 	}
@@ -76,7 +79,8 @@ func (s *Server) Router() *gin.Engine {
 	r.Use(s.requestContext, s.recover)
 	r.NoRoute(func(c *gin.Context) { writeProblem(c, problem(CodeNotFound, "no such route")) })
 	r.NoMethod(func(c *gin.Context) {
-		writeProblem(c, problem(CodeInvalidRequest, "method not allowed on this route"))
+		// Gin has set the Allow header with the methods the path takes.
+		writeProblem(c, problem(CodeMethodNotAllowed, c.Request.Method+" is not allowed here; see the Allow header"))
 	})
 
 	r.GET("/healthz", s.healthz)

@@ -35,7 +35,12 @@ var errorTable = []statusCode{
 
 	{500, "internal"},
 	{409, "already_exists"},
+	{405, "method_not_allowed"},
 }
+
+// routingCodes are answered by the router itself (a known path with another
+// method, with an Allow header), not by any documented operation.
+var routingCodes = map[string]bool{"method_not_allowed": true}
 
 const problemJSON = "application/problem+json"
 
@@ -147,7 +152,7 @@ func TestErrorTableIsCovered(t *testing.T) {
 		}
 	}
 	for _, e := range errorTable {
-		if !seen[strconv.Itoa(e.status)+" "+e.code] {
+		if !seen[strconv.Itoa(e.status)+" "+e.code] && !routingCodes[e.code] {
 			t.Errorf("no operation answers %d %s", e.status, e.code)
 		}
 	}
