@@ -24,15 +24,20 @@ const agentKey = "agent"
 
 // authenticatePartner resolves the Bearer API key to its agent.
 func (s *Server) authenticatePartner(c *gin.Context) {
+	if s.throttled(c) {
+		return
+	}
 	key, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 	key = strings.TrimSpace(key)
 	if !ok || key == "" {
+		s.failedAuthentication(c)
 		s.audit(c, "anonymous", "", "authenticate", "denied", map[string]any{"reason": "missing bearer key"})
 		writeProblem(c, problem(CodeUnauthenticated, "send your API key as Authorization: Bearer <key>"))
 		return
 	}
 	agent, err := s.Store.AgentByKey(c.Request.Context(), vault.Hash(key))
 	if errors.Is(err, store.ErrNotFound) {
+		s.failedAuthentication(c)
 		s.audit(c, "anonymous", "", "authenticate", "denied", map[string]any{"reason": "unknown key"})
 		writeProblem(c, problem(CodeUnauthenticated, "unknown API key"))
 		return
@@ -109,7 +114,11 @@ type caller struct {
 func (s *Server) authenticatePublisher(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := c.GetHeader("X-Publisher-Id")
+	if s.throttled(c) {
+		return
+	}
 	deny := func(reason string) {
+		s.failedAuthentication(c)
 		// The claimed id is the sender's text: keep it storable.
 		who := strings.ToValidUTF8(strings.ReplaceAll(truncate(id, 64), "\x00", ""), "\uFFFD")
 		s.audit(c, "publisher:"+who, who, "verify_signature", "denied", map[string]any{"reason": reason})
@@ -255,14 +264,19 @@ func newLimiter(rps float64, burst int) *limiter {
 	return &limiter{rps: rate.Limit(rps), burst: max(burst, 1), byKey: map[string]*rate.Limiter{}}
 }
 
-func (l *limiter) reserve(key string) (bool, time.Duration) {
+func (l *limiter) get(key string) *rate.Limiter {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	lim, ok := l.byKey[key]
 	if !ok {
 		lim = rate.NewLimiter(l.rps, l.burst)
 		l.byKey[key] = lim
 	}
-	l.mu.Unlock()
+	return lim
+}
+
+func (l *limiter) reserve(key string) (bool, time.Duration) {
+	lim := l.get(key)
 	now := time.Now()
 	r := lim.ReserveN(now, 1)
 	if delay := r.DelayFrom(now); delay > 0 {
@@ -270,6 +284,30 @@ func (l *limiter) reserve(key string) (bool, time.Duration) {
 		return false, delay
 	}
 	return true, 0
+}
+
+// throttled answers 429 while the client address has used up its budget of
+// failed authentications, whatever it sends: guessing keys or signatures
+// stops paying off. Only failures spend that budget (failedAuthentication).
+func (s *Server) throttled(c *gin.Context) bool {
+	if s.failureLimiter == nil {
+		return false
+	}
+	lim := s.failureLimiter.get("address:" + c.ClientIP())
+	tokens := lim.Tokens()
+	if tokens >= 1 {
+		return false
+	}
+	wait := time.Duration((1 - tokens) / float64(lim.Limit()) * float64(time.Second))
+	c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+	writeProblem(c, problem(CodeRateLimited, "too many failed authentications from this address; retry later"))
+	return true
+}
+
+func (s *Server) failedAuthentication(c *gin.Context) {
+	if s.failureLimiter != nil {
+		s.failureLimiter.get("address:" + c.ClientIP()).Allow()
+	}
 }
 
 // allow spends a token of the tenant's bucket or answers 429 with Retry-After.

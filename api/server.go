@@ -37,6 +37,7 @@ type Server struct {
 
 	partnerLimiter   *limiter
 	publisherLimiter *limiter
+	failureLimiter   *limiter
 }
 
 // Metrics is what the API needs from the metrics registry.
@@ -51,6 +52,9 @@ type RateLimits struct {
 	PartnerBurst   int
 	PublisherRPS   float64
 	PublisherBurst int
+	// FailedAuthRPS/Burst budget failed authentications per client address.
+	FailedAuthRPS   float64
+	FailedAuthBurst int
 }
 
 // Handler builds the router.
@@ -72,10 +76,14 @@ func (s *Server) Router() *gin.Engine {
 	}
 	s.partnerLimiter = newLimiter(s.Limits.PartnerRPS, s.Limits.PartnerBurst)
 	s.publisherLimiter = newLimiter(s.Limits.PublisherRPS, s.Limits.PublisherBurst)
+	s.failureLimiter = newLimiter(s.Limits.FailedAuthRPS, s.Limits.FailedAuthBurst)
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// Client addresses (failed-authentication budget) come from the connection:
+	// X-Forwarded-For is trusted from no one unless a deployment says so.
+	_ = r.SetTrustedProxies(nil)
 	r.Use(s.requestContext, s.recover)
 	r.NoRoute(func(c *gin.Context) { writeProblem(c, problem(CodeNotFound, "no such route")) })
 	r.NoMethod(func(c *gin.Context) {

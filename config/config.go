@@ -30,6 +30,8 @@ type Config struct {
 	PartnerBurst      int
 	PublisherRPS      float64
 	PublisherBurst    int
+	FailedAuthRPS     float64
+	FailedAuthBurst   int
 	WorkerMetricsAddr string
 	ShutdownTimeout   time.Duration
 	UpdateTimeout     time.Duration
@@ -73,6 +75,8 @@ func FromEnv() (Config, error) {
 	parse("RATE_LIMIT_PARTNER_BURST", "40", intInto(&c.PartnerBurst))
 	parse("RATE_LIMIT_PUBLISHER_RPS", "20", floatInto(&c.PublisherRPS))
 	parse("RATE_LIMIT_PUBLISHER_BURST", "40", intInto(&c.PublisherBurst))
+	parse("RATE_LIMIT_FAILED_AUTH_RPS", "1", floatInto(&c.FailedAuthRPS))
+	parse("RATE_LIMIT_FAILED_AUTH_BURST", "20", intInto(&c.FailedAuthBurst))
 	parse("TEMPORAL_UI_PORT", "8233", intInto(&c.TemporalUIPort))
 	parse("SHUTDOWN_TIMEOUT", "20s", func(s string) (e error) { c.ShutdownTimeout, e = time.ParseDuration(s); return })
 	parse("UPDATE_TIMEOUT", "30s", func(s string) (e error) { c.UpdateTimeout, e = time.ParseDuration(s); return })

@@ -95,3 +95,30 @@ func requireRateLimited(t *testing.T, r testenv.Response) time.Duration {
 	require.LessOrEqual(t, seconds, 4, "Retry-After %q: a token comes every 4 s", header)
 	return time.Duration(seconds) * time.Second
 }
+
+// Failed authentications spend a budget per client address; once it is spent
+// every request from that address gets 429 (a guessed key that happens to be
+// right is throttled too, so guessing stops paying off), until it refills.
+func TestFailedAuthenticationsAreThrottled(t *testing.T) {
+	w := newWorld(t, testenv.StackOptions{Env: []string{
+		"RATE_LIMIT_FAILED_AUTH_RPS=0.25", "RATE_LIMIT_FAILED_AUTH_BURST=" + strconv.Itoa(rateBurst),
+	}})
+	guess := w.Partner("not-a-key-0000000000")
+	for i := range rateBurst - 1 {
+		r := guess.Do(http.MethodGet, "/v1/customers", nil)
+		require.Equal(t, http.StatusUnauthorized, r.Status, "failure %d: %s", i+1, r)
+	}
+	// A forged publisher message is a failed authentication too.
+	forged := w.Publisher("contoso", LitwareSecret).Send("/v1/publisher/resolve", map[string]any{"authorization_code": "x"})
+	require.Equal(t, http.StatusUnauthorized, forged.Status, forged.String())
+
+	retryAfter := requireRateLimited(t, guess.Do(http.MethodGet, "/v1/customers", nil))
+	requireRateLimited(t, w.admin.Do(http.MethodGet, "/v1/customers", nil))
+	var audited int
+	require.NoError(t, w.Store.DB().Get(&audited, `SELECT count(*) FROM audit_log WHERE outcome = 'denied'`))
+	assert.Equal(t, rateBurst, audited, "throttled requests are not even looked at")
+
+	time.Sleep(retryAfter) // the promise under test is the wait itself
+	r := w.admin.Do(http.MethodGet, "/v1/customers", nil)
+	assert.Equal(t, http.StatusOK, r.Status, "served again once the budget refilled: %s", r)
+}

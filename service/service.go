@@ -83,6 +83,7 @@ func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
 		Limits: api.RateLimits{
 			PartnerRPS: d.Config.PartnerRPS, PartnerBurst: d.Config.PartnerBurst,
 			PublisherRPS: d.Config.PublisherRPS, PublisherBurst: d.Config.PublisherBurst,
+			FailedAuthRPS: d.Config.FailedAuthRPS, FailedAuthBurst: d.Config.FailedAuthBurst,
 		},
 	}
 	httpServer := &http.Server{Addr: d.Config.HTTPAddr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}

@@ -82,6 +82,7 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 		"TEMPORAL_TASK_QUEUE=fulfillment-"+randomHex(6), "LOG_LEVEL=info", "SHUTDOWN_TIMEOUT=10s",
 		"RATE_LIMIT_PARTNER_RPS=1000", "RATE_LIMIT_PARTNER_BURST=2000",
 		"RATE_LIMIT_PUBLISHER_RPS=1000", "RATE_LIMIT_PUBLISHER_BURST=2000",
+		"RATE_LIMIT_FAILED_AUTH_RPS=1000", "RATE_LIMIT_FAILED_AUTH_BURST=2000",
 	)
 	s.Env = append(s.Env, opts.Env...)
 	seedFile := filepath.Join(t.TempDir(), "seed.json")
