@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/partnerhub/fulfillment/store"
+	"github.com/partnerhub/fulfillment/testenv"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// `fulfillment dev` (what `make run` runs) starts its own Temporal dev server
+// with the UI, creates and migrates the database, loads the demo seed, prints
+// the URLs and demo keys, serves a demo purchase, and stops everything on
+// Ctrl-C (SIGINT), including the Temporal server it started.
+func TestDevCommand(t *testing.T) {
+	dbURL := fmt.Sprintf("postgres://postgres@127.0.0.1:5432/fulfillment_dev_%s?sslmode=disable", strings.ReplaceAll(uuid.NewString()[:8], "-", ""))
+	t.Cleanup(func() { _ = store.DropDatabase(t.Context(), dbURL) })
+	httpAddr, temporalAddr := testenv.FreeAddress(), testenv.FreeAddress()
+	_, uiPort, _ := net.SplitHostPort(testenv.FreeAddress())
+	dataDir := t.TempDir()
+
+	cmd := exec.Command(testenv.Binary(t), "dev")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "HTTP_ADDR="+httpAddr, "TEMPORAL_ADDRESS="+temporalAddr,
+		"TEMPORAL_UI_PORT="+uiPort, "DATA_DIR="+dataDir, "TEMPORAL_CLI="+testenv.TemporalCLI(), "SECRET_KEY=")
+	var stdout, stderr lockedBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("stderr:\n%s", stderr.String())
+		}
+	})
+
+	testenv.WaitFor(t, 90*time.Second, "the welcome text", func() bool { return strings.Contains(stdout.String(), "Ctrl-C stops everything") })
+	out := stdout.String()
+	assert.Contains(t, out, "http://"+httpAddr)
+	assert.Contains(t, out, "Temporal UI:  http://127.0.0.1:"+uiPort)
+	assert.Contains(t, out, "demo_fabrikam_admin_alice_key")
+	assert.Contains(t, stderr.String(), "SECRET_KEY not set", "the dev key is announced")
+	_, err := os.Stat(filepath.Join(dataDir, "temporal.db"))
+	assert.NoError(t, err, "Temporal keeps its state in DATA_DIR")
+
+	ui, err := http.Get("http://127.0.0.1:" + uiPort)
+	require.NoError(t, err, "the Temporal UI answers")
+	ui.Body.Close()
+
+	req, _ := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/v1/subscriptions", strings.NewReader(
+		`{"customer_id":"woodgrove","offer_id":"contoso-analytics","plan_id":"std-annual","quantity":5}`))
+	req.Header.Set("Authorization", "Bearer demo_fabrikam_admin_alice_key")
+	req.Header.Set("Idempotency-Key", uuid.NewString())
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusCreated, resp.StatusCode, "a demo purchase")
+
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	select {
+	case err := <-exited:
+		assert.NoError(t, err, "Ctrl-C is a clean exit")
+	case <-time.After(30 * time.Second):
+		t.Fatal("fulfillment dev did not stop on Ctrl-C")
+	}
+	conn, err := net.DialTimeout("tcp", temporalAddr, time.Second)
+	if err == nil {
+		conn.Close()
+	}
+	assert.Error(t, err, "the Temporal dev server it started is stopped too")
+}
