@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,23 +19,6 @@ import (
 	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/testenv"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // `fulfillment dev` (what `make run` runs) starts its own Temporal dev server
 // with the UI, creates and migrates the database, loads the demo seed, prints
@@ -53,7 +34,7 @@ func TestDevCommand(t *testing.T) {
 	cmd := exec.Command(testenv.Binary(t), "dev")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "HTTP_ADDR="+httpAddr, "TEMPORAL_ADDRESS="+temporalAddr,
 		"TEMPORAL_UI_PORT="+uiPort, "DATA_DIR="+dataDir, "TEMPORAL_CLI="+testenv.TemporalCLI(), "SECRET_KEY=")
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, cmd.Start())

@@ -36,7 +36,7 @@ type Stack struct {
 	PostgresProxy *Proxy
 	TemporalProxy *Proxy
 	binary        string
-	logs          *syncBuffer
+	logs          *SyncBuffer
 	mu            sync.Mutex
 	api           *exec.Cmd
 	workers       []*exec.Cmd
@@ -65,7 +65,7 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 	addr := FreeAddress()
 	s := &Stack{
 		t: t, Temporal: opts.Temporal, Store: st, DBURL: dbURL, BaseURL: "http://" + addr,
-		binary: Binary(t), logs: &syncBuffer{}, exited: map[*exec.Cmd]chan struct{}{},
+		binary: Binary(t), logs: &SyncBuffer{}, exited: map[*exec.Cmd]chan struct{}{},
 	}
 	processDBURL, temporalAddress := dbURL, opts.Temporal.Address
 	if opts.Proxied {
@@ -372,18 +372,19 @@ func (s *Stack) Send(req *http.Request) Response {
 	return send(s.t, req)
 }
 
-type syncBuffer struct {
+// SyncBuffer is an io.Writer safe for the concurrent output of processes.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
