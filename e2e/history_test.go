@@ -73,7 +73,7 @@ func TestRecordHistories(t *testing.T) {
 			file := filepath.Join(out, fmt.Sprintf("%s_run%d.json", name, i+1))
 			writeHistory(t, c, workflows.WorkflowID(id), run, file)
 			replayer := sdkworker.NewWorkflowReplayer()
-			replayer.RegisterWorkflowWithOptions(workflows.SubscriptionWorkflow, workflow.RegisterOptions{Name: "SubscriptionWorkflow"})
+			replayer.RegisterWorkflowWithOptions(workflows.SubscriptionWorkflow, workflow.RegisterOptions{Name: workflows.WorkflowType})
 			require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(nil, file), "replay %s", file)
 		}
 	}

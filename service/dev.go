@@ -27,6 +27,7 @@ func DevServerArgs(address string, uiPort int, dbFile string) ([]string, error) 
 		"--ui-port", fmt.Sprint(uiPort), "--db-filename", dbFile, "--log-level", "warn",
 		"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
 		"--dynamic-config-value", "frontend.enableExecuteMultiOperation=true",
+		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
 	}
 	for _, name := range workflows.SearchAttributeNames {
 		args = append(args, "--search-attribute", name+"=Keyword")

@@ -103,6 +103,7 @@ func StartTemporal(ctx context.Context, address, dbFile string) (*Temporal, erro
 	args := []string{
 		"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
 		"--dynamic-config-value", "frontend.enableExecuteMultiOperation=true",
+		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
 	}
 	for _, name := range workflows.SearchAttributeNames {
 		args = append(args, "--search-attribute", name+"=Keyword")
@@ -220,7 +221,7 @@ func Binary(tb testing.TB) string {
 			return
 		}
 		binaryPath = filepath.Join(dir, "fulfillment")
-		args := []string{"build", "-o", binaryPath}
+		args := []string{"build", "-tags", "faults", "-o", binaryPath}
 		if raceEnabled {
 			args = append(args, "-race")
 		}
