@@ -52,7 +52,7 @@ func StartDevTemporal(ctx context.Context, cli, address, namespace string, uiPor
 		return dev, nil
 	}
 	if _, err := os.Stat(cli); err != nil {
-		return nil, fmt.Errorf("temporal CLI not found at %s (run `make bin/temporal`): %w", cli, err)
+		return nil, fmt.Errorf("temporal CLI not found at %s (`make run` or `make test` installs it): %w", cli, err)
 	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, err

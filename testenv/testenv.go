@@ -95,7 +95,7 @@ type Temporal struct {
 // StartTemporal starts a dev server; dbFile may be "" for in-memory.
 func StartTemporal(ctx context.Context, address, dbFile string) (*Temporal, error) {
 	if _, err := os.Stat(TemporalCLI()); err != nil {
-		return nil, fmt.Errorf("temporal CLI missing at %s (run make bin/temporal): %w", TemporalCLI(), err)
+		return nil, fmt.Errorf("temporal CLI missing at %s (`make test` installs it): %w", TemporalCLI(), err)
 	}
 	if address == "" {
 		address = freeAddress()
