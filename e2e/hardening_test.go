@@ -202,6 +202,8 @@ func TestKeysCommandLine(t *testing.T) {
 	require.NotEmpty(t, carol)
 	assert.Equal(t, http.StatusOK, customers(carol), "the new key works")
 	assert.NotContains(t, errOut, carol)
+	assert.Contains(t, errOut, `"msg":"audit"`, "each action is an audit log line too")
+	assert.Contains(t, errOut, `"action":"keys.agent.create"`)
 
 	out, _ = keysCLI(t, w, "agent", "rotate", "fabrikam", "carol", "-overlap", "1h")
 	carol2 := strings.TrimSpace(out)
