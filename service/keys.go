@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/user"
+	"strings"
 	"time"
 
 	"github.com/partnerhub/fulfillment/config"
@@ -97,6 +98,11 @@ func parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
 	fs.SetOutput(io.Discard)
 	if len(args) < positional {
 		return nil, usageError()
+	}
+	for _, a := range args[:positional] {
+		if strings.HasPrefix(a, "-") { // flags go after the names
+			return nil, usageError()
+		}
 	}
 	if err := fs.Parse(args[positional:]); err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, KeysUsage)
