@@ -43,6 +43,18 @@ func Keys(ctx context.Context, cfg config.Config, logger *slog.Logger, args []st
 	if len(args) < 2 {
 		return usageError()
 	}
+	commands := map[string]func(*keys, context.Context, []string) error{
+		"agent create":     func(k *keys, ctx context.Context, a []string) error { return k.agentKey(ctx, "create", a) },
+		"agent rotate":     func(k *keys, ctx context.Context, a []string) error { return k.agentKey(ctx, "rotate", a) },
+		"agent revoke":     (*keys).revokeAgent,
+		"publisher rotate": (*keys).rotateSecret,
+		"publisher revoke": (*keys).revokeSecret,
+		"publisher list":   (*keys).listSecrets,
+	}
+	command, ok := commands[args[0]+" "+args[1]]
+	if !ok {
+		return usageError()
+	}
 	v, err := vault.Parse(cfg.SecretKey)
 	if err != nil {
 		return err
@@ -53,21 +65,7 @@ func Keys(ctx context.Context, cfg config.Config, logger *slog.Logger, args []st
 	}
 	defer st.Close()
 	k := &keys{st: st, v: v, logger: logger, out: stdout, actor: operator()}
-	switch args[0] + " " + args[1] {
-	case "agent create":
-		return k.agentKey(ctx, "create", args[2:])
-	case "agent rotate":
-		return k.agentKey(ctx, "rotate", args[2:])
-	case "agent revoke":
-		return k.revokeAgent(ctx, args[2:])
-	case "publisher rotate":
-		return k.rotateSecret(ctx, args[2:])
-	case "publisher revoke":
-		return k.revokeSecret(ctx, args[2:])
-	case "publisher list":
-		return k.listSecrets(ctx, args[2:])
-	}
-	return usageError()
+	return command(k, ctx, args[2:])
 }
 
 func usageError() error {
