@@ -101,3 +101,21 @@ func selfSigned(t *testing.T) (certFile, keyFile string) {
 	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
 	return certFile, keyFile
 }
+
+func TestTrustedProxies(t *testing.T) {
+	t.Setenv("TRUSTED_PROXIES", "")
+	c, err := FromEnv()
+	require.NoError(t, err)
+	assert.Empty(t, c.TrustedProxies, "no proxy is trusted by default")
+
+	t.Setenv("TRUSTED_PROXIES", " 10.0.0.0/8, 192.0.2.10 ,fd00::/8,")
+	c, err = FromEnv()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"10.0.0.0/8", "192.0.2.10", "fd00::/8"}, c.TrustedProxies)
+
+	for _, bad := range []string{"10.0.0.0/33", "proxy.example", "10.0.0"} {
+		t.Setenv("TRUSTED_PROXIES", bad)
+		_, err = FromEnv()
+		assert.ErrorContains(t, err, "TRUSTED_PROXIES", bad)
+	}
+}
