@@ -17,6 +17,7 @@ const (
 	UpdateDeactivate         = "deactivate"
 	UpdateLink               = "link"
 	SignalParentEnded        = "parent_ended"
+	SignalParentActivated    = "parent_activated"
 	QueryState               = "state"
 )
 
@@ -89,6 +90,11 @@ type EndRequest struct {
 	Actor     Actor  `json:"actor"`
 }
 
+// ParentActivated tells a linked subscription its parent started billing.
+type ParentActivated struct {
+	ParentID string `json:"parent_id"`
+}
+
 // LinkRequest asks a parent to accept a linked subscription.
 type LinkRequest struct {
 	SubscriptionID string `json:"subscription_id"`
@@ -100,6 +106,10 @@ type LinkRequest struct {
 type ParentEnded struct {
 	ParentID string        `json:"parent_id"`
 	Status   domain.Status `json:"status"`
+	// Refund is set when the parent never started billing or was cancelled
+	// inside its window: the customer could not use the linked app, so its
+	// current term is refunded.
+	Refund bool `json:"refund,omitempty"`
 }
 
 // WorkflowType is the registered name of the subscription workflow.
