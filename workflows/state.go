@@ -31,8 +31,8 @@ type State struct {
 	ParentEndedRefund bool `json:"parent_ended_refund,omitempty"`
 	// ParentActive is set once the parent started billing: a linked
 	// subscription never bills before it (durable runs).
-	ParentActive bool `json:"parent_active,omitempty"`
-	Purchaser   Actor `json:"purchaser"`
+	ParentActive bool  `json:"parent_active,omitempty"`
+	Purchaser    Actor `json:"purchaser"`
 	// TermBilledMinor is what the current term has billed so far (charge and prorations).
 	TermBilledMinor int64 `json:"term_billed_minor"`
 	// EventSeq numbers timeline events so each has a deterministic key.
