@@ -36,6 +36,9 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	UpdateTimeout     time.Duration
 	MessageRetention  time.Duration
+	// WebhookAllowPrivate lets publisher webhooks target loopback, private and
+	// link-local addresses: development and test stacks only.
+	WebhookAllowPrivate bool
 	// Dev mode only.
 	TemporalCLI    string
 	TemporalUIPort int
@@ -81,6 +84,7 @@ func FromEnv() (Config, error) {
 	parse("SHUTDOWN_TIMEOUT", "20s", func(s string) (e error) { c.ShutdownTimeout, e = time.ParseDuration(s); return })
 	parse("UPDATE_TIMEOUT", "30s", func(s string) (e error) { c.UpdateTimeout, e = time.ParseDuration(s); return })
 	parse("MESSAGE_RETENTION", "48h", func(s string) (e error) { c.MessageRetention, e = time.ParseDuration(s); return })
+	parse("WEBHOOK_ALLOW_PRIVATE", "false", func(s string) (e error) { c.WebhookAllowPrivate, e = strconv.ParseBool(s); return })
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		return c, fmt.Errorf("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together")
 	}
@@ -126,6 +130,7 @@ func (c Config) Masked() []any {
 		"rate_limit_partner", fmt.Sprintf("%g/s burst %d", c.PartnerRPS, c.PartnerBurst),
 		"rate_limit_publisher", fmt.Sprintf("%g/s burst %d", c.PublisherRPS, c.PublisherBurst),
 		"worker_metrics_addr", c.WorkerMetricsAddr, "shutdown_timeout", c.ShutdownTimeout.String(),
+		"webhook_allow_private", c.WebhookAllowPrivate,
 	}
 }
 

@@ -83,6 +83,8 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 		"RATE_LIMIT_PARTNER_RPS=1000", "RATE_LIMIT_PARTNER_BURST=2000",
 		"RATE_LIMIT_PUBLISHER_RPS=1000", "RATE_LIMIT_PUBLISHER_BURST=2000",
 		"RATE_LIMIT_FAILED_AUTH_RPS=1000", "RATE_LIMIT_FAILED_AUTH_BURST=2000",
+		// Test publishers listen on loopback (httptest), which production refuses.
+		"WEBHOOK_ALLOW_PRIVATE=true",
 	)
 	s.Env = append(s.Env, opts.Env...)
 	seedFile := filepath.Join(t.TempDir(), "seed.json")
