@@ -79,6 +79,7 @@ lint: vet workflowcheck
 
 vet:
 	go vet ./...
+	go vet -tags faults ./activities ./testenv
 
 # Workflow code must stay deterministic.
 workflowcheck:

@@ -4,10 +4,6 @@ package activities
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"strconv"
-	"sync/atomic"
 
 	"github.com/partnerhub/fulfillment/domain"
 	"github.com/partnerhub/fulfillment/store"
@@ -31,7 +27,7 @@ func (a *Activities) SaveSubscription(ctx context.Context, c domain.Change) (dom
 	}
 	res, err := a.Store.SaveChange(ctx, c, codeHash)
 	if err == nil {
-		exitAfterChargeFault(c)
+		faultAfterCommit(c)
 	}
 	if err == nil && a.Observe != nil {
 		for _, e := range c.Events {
@@ -39,29 +35,4 @@ func (a *Activities) SaveSubscription(ctx context.Context, c domain.Change) (dom
 		}
 	}
 	return res, err
-}
-
-// faultExitAfterCharge is a test-only fault point, off by default: with
-// FAULT_EXIT_AFTER_CHARGE=N in a worker's environment, the process exits hard
-// (status 137, like a SIGKILL) right after a change holding a charge was
-// committed, before the activity can report completion, for the first N such
-// commits of the process (in practice the first: the process ends there).
-// The chaos test uses it to prove a retried transition does not charge twice.
-var faultExitAfterCharge atomic.Int64
-
-func init() {
-	n, _ := strconv.Atoi(os.Getenv("FAULT_EXIT_AFTER_CHARGE"))
-	faultExitAfterCharge.Store(int64(n))
-}
-
-func exitAfterChargeFault(c domain.Change) {
-	if faultExitAfterCharge.Load() <= 0 {
-		return
-	}
-	for _, l := range c.Ledger {
-		if l.Kind == domain.LedgerCharge && faultExitAfterCharge.Add(-1) >= 0 {
-			fmt.Fprintf(os.Stderr, "FAULT_EXIT_AFTER_CHARGE: exiting after committing %s\n", l.ID)
-			os.Exit(137)
-		}
-	}
 }

@@ -22,24 +22,20 @@ import (
 
 const agentKey = "agent"
 
-// authenticatePartner resolves the Bearer API key to its agent.
+// authenticatePartner resolves the Bearer API key to its agent. A valid key
+// is served even from an address whose failed-authentication budget is
+// spent: only failures are throttled (see failedAuthentication).
 func (s *Server) authenticatePartner(c *gin.Context) {
-	if s.throttled(c) {
-		return
-	}
 	key, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 	key = strings.TrimSpace(key)
 	if !ok || key == "" {
-		s.failedAuthentication(c)
-		s.audit(c, "anonymous", "", "authenticate", "denied", map[string]any{"reason": "missing bearer key"})
-		writeProblem(c, problem(CodeUnauthenticated, "send your API key as Authorization: Bearer <key>"))
+		s.failedAuthentication(c, "anonymous", "", "authenticate", "missing bearer key",
+			problem(CodeUnauthenticated, "send your API key as Authorization: Bearer <key>"))
 		return
 	}
-	agent, err := s.Store.AgentByKey(c.Request.Context(), vault.Hash(key))
+	agent, err := s.agentByKey(c.Request.Context(), key)
 	if errors.Is(err, store.ErrNotFound) {
-		s.failedAuthentication(c)
-		s.audit(c, "anonymous", "", "authenticate", "denied", map[string]any{"reason": "unknown key"})
-		writeProblem(c, problem(CodeUnauthenticated, "unknown API key"))
+		s.failedAuthentication(c, "anonymous", "", "authenticate", "unknown key", problem(CodeUnauthenticated, "unknown API key"))
 		return
 	}
 	if err != nil {
@@ -52,6 +48,22 @@ func (s *Server) authenticatePartner(c *gin.Context) {
 		return
 	}
 	c.Next()
+}
+
+// agentByKey looks a key up by its keyed hash, then by its legacy bare
+// SHA-256 hash, upgrading such a row to the keyed hash on first use.
+func (s *Server) agentByKey(ctx context.Context, key string) (store.Agent, error) {
+	keyed := s.Vault.KeyHash(key)
+	agent, err := s.Store.AgentByKey(ctx, keyed)
+	if !errors.Is(err, store.ErrNotFound) {
+		return agent, err
+	}
+	agent, err = s.Store.UpgradeKeyHash(ctx, vault.Hash(key), keyed)
+	if !errors.Is(err, store.ErrNotFound) {
+		return agent, err
+	}
+	// A concurrent request may have upgraded the row in between.
+	return s.Store.AgentByKey(ctx, keyed)
 }
 
 func currentAgent(c *gin.Context) store.Agent {
@@ -114,15 +126,11 @@ type caller struct {
 func (s *Server) authenticatePublisher(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := c.GetHeader("X-Publisher-Id")
-	if s.throttled(c) {
-		return
-	}
 	deny := func(reason string) {
-		s.failedAuthentication(c)
 		// The claimed id is the sender's text: keep it storable.
 		who := strings.ToValidUTF8(strings.ReplaceAll(truncate(id, 64), "\x00", ""), "\uFFFD")
-		s.audit(c, "publisher:"+who, who, "verify_signature", "denied", map[string]any{"reason": reason})
-		writeProblem(c, problem(CodeUnauthenticated, "the message's signature could not be verified: "+reason))
+		s.failedAuthentication(c, "publisher:"+who, who, "verify_signature", reason,
+			problem(CodeUnauthenticated, "the message's signature could not be verified: "+reason))
 	}
 	if id == "" {
 		deny("missing X-Publisher-Id")
@@ -146,7 +154,12 @@ func (s *Server) authenticatePublisher(c *gin.Context) {
 		writeProblem(c, err)
 		return
 	}
-	if reason := s.verifySignature(ctx, pub.ID, body, c); reason != "" {
+	reason, err := s.verifySignature(ctx, pub.ID, body, c)
+	if err != nil {
+		writeProblem(c, unavailable(err))
+		return
+	}
+	if reason != "" {
 		deny(reason)
 		return
 	}
@@ -160,21 +173,22 @@ func (s *Server) authenticatePublisher(c *gin.Context) {
 }
 
 // verifySignature returns why the message is rejected, or "" when a signature
-// made with one of the publisher's active secrets matches.
-func (s *Server) verifySignature(ctx context.Context, publisherID string, body []byte, c *gin.Context) string {
+// made with one of the publisher's active secrets matches. An error means the
+// secrets could not be read: nothing can be decided (503, never 401).
+func (s *Server) verifySignature(ctx context.Context, publisherID string, body []byte, c *gin.Context) (string, error) {
 	if _, err := ParseSignatureHeader(c.GetHeader(standardwebhooks.HeaderWebhookSignature)); err != nil {
 		var p *Problem
 		if errors.As(err, &p) {
-			return p.Detail
+			return p.Detail, nil
 		}
-		return err.Error()
+		return err.Error(), nil
 	}
 	if len(c.GetHeader(standardwebhooks.HeaderWebhookID)) > 255 {
-		return "webhook-id longer than 255 characters"
+		return "webhook-id longer than 255 characters", nil
 	}
 	sealed, err := s.Store.PublisherSecrets(ctx, publisherID, s.Now())
 	if err != nil {
-		return "secrets unavailable"
+		return "", err
 	}
 	reason := "no matching signature"
 	for _, sec := range sealed {
@@ -190,16 +204,16 @@ func (s *Server) verifySignature(ctx context.Context, publisherID string, body [
 		err = wh.Verify(body, c.Request.Header)
 		switch {
 		case err == nil:
-			return ""
+			return "", nil
 		case errors.Is(err, standardwebhooks.ErrMessageTooOld), errors.Is(err, standardwebhooks.ErrMessageTooNew):
-			return "timestamp more than 5 minutes off"
+			return "timestamp more than 5 minutes off", nil
 		case errors.Is(err, standardwebhooks.ErrRequiredHeaders):
-			return "missing webhook-id, webhook-timestamp or webhook-signature"
+			return "missing webhook-id, webhook-timestamp or webhook-signature", nil
 		case errors.Is(err, standardwebhooks.ErrInvalidHeaders):
-			return "malformed webhook-timestamp"
+			return "malformed webhook-timestamp", nil
 		}
 	}
-	return reason
+	return reason, nil
 }
 
 // Signature is one entry of a webhook-signature header.
@@ -249,36 +263,70 @@ func (s *Server) audit(c *gin.Context, actor, tenant, action, outcome string, de
 	}
 }
 
-// limiter keeps one token bucket per tenant.
+// limiter keeps one token bucket per key (tenant or client address). Entries
+// idle longer than ttl are evicted, so callers cannot grow the map without
+// bound; ttl is at least the time a bucket takes to refill, so an evicted
+// entry was full and forgetting it grants nothing a kept one would not.
 type limiter struct {
-	rps   rate.Limit
-	burst int
-	mu    sync.Mutex
-	byKey map[string]*rate.Limiter
+	rps       rate.Limit
+	burst     int
+	ttl       time.Duration
+	now       func() time.Time
+	mu        sync.Mutex
+	byKey     map[string]*limiterEntry
+	lastSweep time.Time
 }
+
+type limiterEntry struct {
+	lim      *rate.Limiter
+	lastSeen time.Time
+}
+
+// minLimiterTTL keeps entries of fast-refilling buckets a little while anyway.
+const minLimiterTTL = time.Minute
 
 func newLimiter(rps float64, burst int) *limiter {
 	if rps <= 0 {
 		return nil
 	}
-	return &limiter{rps: rate.Limit(rps), burst: max(burst, 1), byKey: map[string]*rate.Limiter{}}
+	burst = max(burst, 1)
+	refill := time.Duration(float64(burst) / rps * float64(time.Second))
+	return &limiter{rps: rate.Limit(rps), burst: burst, ttl: max(refill+time.Second, minLimiterTTL), now: time.Now,
+		byKey: map[string]*limiterEntry{}}
 }
 
-func (l *limiter) get(key string) *rate.Limiter {
+// get returns key's bucket, creating it, and evicts idle entries at most
+// once per ttl/2 (amortised: one sweep per half ttl, whatever the traffic).
+func (l *limiter) get(key string, now time.Time) *rate.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lim, ok := l.byKey[key]
-	if !ok {
-		lim = rate.NewLimiter(l.rps, l.burst)
-		l.byKey[key] = lim
+	if now.Sub(l.lastSweep) >= l.ttl/2 {
+		for k, e := range l.byKey {
+			if now.Sub(e.lastSeen) > l.ttl {
+				delete(l.byKey, k)
+			}
+		}
+		l.lastSweep = now
 	}
-	return lim
+	e, ok := l.byKey[key]
+	if !ok {
+		e = &limiterEntry{lim: rate.NewLimiter(l.rps, l.burst)}
+		l.byKey[key] = e
+	}
+	e.lastSeen = now
+	return e.lim
+}
+
+// size is the number of tracked keys (tests).
+func (l *limiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.byKey)
 }
 
 func (l *limiter) reserve(key string) (bool, time.Duration) {
-	lim := l.get(key)
-	now := time.Now()
-	r := lim.ReserveN(now, 1)
+	now := l.now()
+	r := l.get(key, now).ReserveN(now, 1)
 	if delay := r.DelayFrom(now); delay > 0 {
 		r.CancelAt(now)
 		return false, delay
@@ -286,28 +334,28 @@ func (l *limiter) reserve(key string) (bool, time.Duration) {
 	return true, 0
 }
 
-// throttled answers 429 while the client address has used up its budget of
-// failed authentications, whatever it sends: guessing keys or signatures
-// stops paying off. Only failures spend that budget (failedAuthentication).
-func (s *Server) throttled(c *gin.Context) bool {
-	if s.failureLimiter == nil {
-		return false
-	}
-	lim := s.failureLimiter.get("address:" + c.ClientIP())
-	tokens := lim.Tokens()
-	if tokens >= 1 {
-		return false
-	}
-	wait := time.Duration((1 - tokens) / float64(lim.Limit()) * float64(time.Second))
-	c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
-	writeProblem(c, problem(CodeRateLimited, "too many failed authentications from this address; retry later"))
-	return true
-}
-
-func (s *Server) failedAuthentication(c *gin.Context) {
+// failedAuthentication answers a failed authentication. Each failure spends
+// the client address's budget; while the address has budget left the failure
+// is audited and answered with deny (401), once it is spent the answer is 429
+// with Retry-After and nothing is written, so a flood of bad keys or forged
+// signatures costs no audit rows. Valid credentials never reach here: a
+// partner whose key is good is served from a throttled address too. (Guessing
+// keys is hopeless anyway: generated keys carry 256 bits, seeded ones at
+// least 16 characters, and the stored hash is keyed.)
+func (s *Server) failedAuthentication(c *gin.Context, actor, tenant, action, reason string, deny *Problem) {
 	if s.failureLimiter != nil {
-		s.failureLimiter.get("address:" + c.ClientIP()).Allow()
+		l := s.failureLimiter
+		now := l.now()
+		lim := l.get("address:"+c.ClientIP(), now)
+		if !lim.AllowN(now, 1) {
+			wait := time.Duration((1 - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second))
+			c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+			writeProblem(c, problem(CodeRateLimited, "too many failed authentications from this address; retry later"))
+			return
+		}
 	}
+	s.audit(c, actor, tenant, action, "denied", map[string]any{"reason": reason})
+	writeProblem(c, deny)
 }
 
 // allow spends a token of the tenant's bucket or answers 429 with Retry-After.

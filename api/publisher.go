@@ -155,7 +155,7 @@ func (s *Server) resolve(c *gin.Context, from caller) (int, any) {
 	}
 	err = s.Store.AppendEvent(ctx, domain.Event{
 		SubscriptionID: sub.ID, Key: "resolved:" + sub.ID + ":" + from.publisher.ID + ":" + from.webhookID,
-		At: s.Now().UTC(), Type: "link_resolved", Actor: "publisher:" + from.publisher.ID,
+		At: s.Now().UTC(), Type: domain.EventLinkResolved, Actor: "publisher:" + from.publisher.ID,
 	})
 	if err != nil {
 		return fail(unavailable(err))

@@ -7,8 +7,10 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -34,6 +36,9 @@ type Server struct {
 	Metrics Metrics
 	// Now is the clock (tests may set it).
 	Now func() time.Time
+	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For names
+	// the client (for the failed-authentication budget); none by default.
+	TrustedProxies []string
 
 	partnerLimiter   *limiter
 	publisherLimiter *limiter
@@ -83,8 +88,12 @@ func (s *Server) Router() *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	// Client addresses (failed-authentication budget) come from the connection:
 	// X-Forwarded-For is trusted from no one unless a deployment says so.
-	_ = r.SetTrustedProxies(nil)
-	r.Use(s.requestContext, s.recover)
+	if err := r.SetTrustedProxies(s.TrustedProxies); err != nil {
+		// config.FromEnv validates TRUSTED_PROXIES; a bad list trusts no one.
+		s.Logger.Error("trusted proxies refused; trusting none", "error", err)
+		_ = r.SetTrustedProxies(nil)
+	}
+	r.Use(s.requestContext, s.recover, s.requireUTF8)
 	r.NoRoute(func(c *gin.Context) { writeProblem(c, problem(CodeNotFound, "no such route")) })
 	r.NoMethod(func(c *gin.Context) {
 		// Gin has set the Allow header with the methods the path takes.
@@ -127,7 +136,7 @@ const loggerKey ctxKey = iota
 func (s *Server) requestContext(c *gin.Context) {
 	start := time.Now()
 	id := c.GetHeader("X-Request-Id")
-	if id == "" || len(id) > 128 {
+	if id == "" || len(id) > 128 || !utf8.ValidString(id) {
 		id = uuid.NewString()
 	}
 	c.Header("X-Request-Id", id)
@@ -140,7 +149,8 @@ func (s *Server) requestContext(c *gin.Context) {
 		route = "unmatched"
 	}
 	elapsed := time.Since(start)
-	attrs := []any{"method", c.Request.Method, "route", route, "status", c.Writer.Status(), "duration_ms", elapsed.Milliseconds()}
+	method := MethodLabel(c.Request.Method)
+	attrs := []any{"method", method, "route", route, "status", c.Writer.Status(), "duration_ms", elapsed.Milliseconds()}
 	// One subscription_id: the one a handler resolved (purchase, resolve by
 	// code, publisher callbacks), else the one in the path (partner and
 	// publisher routes alike, also when the answer is 404).
@@ -154,8 +164,46 @@ func (s *Server) requestContext(c *gin.Context) {
 	}
 	log.Info("request", attrs...)
 	if s.Metrics != nil {
-		s.Metrics.ObserveRequest(route, c.Request.Method, c.Writer.Status(), elapsed)
+		s.Metrics.ObserveRequest(route, method, c.Writer.Status(), elapsed)
 	}
+}
+
+// knownMethods are the methods that keep their name in metrics and logs.
+var knownMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true, http.MethodPatch: true,
+	http.MethodDelete: true, http.MethodOptions: true, http.MethodConnect: true, http.MethodTrace: true,
+}
+
+// MethodLabel bounds the method label: a caller may send any token as its
+// method, and each distinct label is a new metric series.
+func MethodLabel(method string) string {
+	if knownMethods[method] {
+		return method
+	}
+	return "other"
+}
+
+// requireUTF8 refuses a request with invalid UTF-8 (or NUL, which
+// PostgreSQL's text cannot hold either) in any header value, query name or
+// query value: the client's mistake is a 400, not a failed query (503).
+func (s *Server) requireUTF8(c *gin.Context) {
+	for name, values := range c.Request.Header {
+		for _, v := range values {
+			if !utf8.ValidString(v) {
+				writeProblem(c, problem(CodeInvalidRequest, "header "+strconv.Quote(strings.ToValidUTF8(name, "?"))+" is not valid UTF-8"))
+				return
+			}
+		}
+	}
+	for name, values := range c.Request.URL.Query() {
+		for _, v := range append([]string{name}, values...) {
+			if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+				writeProblem(c, problem(CodeInvalidRequest, "query parameter "+strconv.Quote(strings.ToValidUTF8(name, "?"))+" is not valid UTF-8 text"))
+				return
+			}
+		}
+	}
+	c.Next()
 }
 
 func (s *Server) recover(c *gin.Context) {

@@ -226,7 +226,7 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 	if req.AutoRenew != nil {
 		sub.AutoRenew = *req.AutoRenew
 	}
-	in := workflows.Input{
+	in := workflows.State{
 		Subscription: sub, Plan: plan, NotifyPublisher: publisher.WebhookURL != nil, Purchaser: agentActor(agent),
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.UpdateTimeout)
@@ -241,7 +241,7 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 	handle, err := s.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateID: "purchase:" + id, UpdateName: workflows.UpdatePurchase, WaitForStage: client.WorkflowUpdateStageCompleted,
+			UpdateID: workflows.PurchaseUpdateID(id), UpdateName: workflows.UpdatePurchase, WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
 	if err != nil {
@@ -284,7 +284,7 @@ func (s *Server) checkParent(ctx context.Context, agent store.Agent, id string, 
 	case parent.Status.Terminal():
 		return notLinkable("it is " + string(parent.Status))
 	}
-	_, err = s.update(ctx, parentID, workflows.UpdateLink, "link:"+id, workflows.LinkRequest{
+	_, err = s.update(ctx, parentID, workflows.UpdateLink, workflows.LinkUpdateID(id), workflows.LinkRequest{
 		SubscriptionID: id, CustomerID: req.CustomerID, PartnerID: agent.PartnerID,
 	})
 	var p *Problem
@@ -300,15 +300,12 @@ func (s *Server) checkParent(ctx context.Context, agent store.Agent, id string, 
 func (s *Server) update(ctx context.Context, subscriptionID, name, updateID string, arg any) (domain.Subscription, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.UpdateTimeout)
 	defer cancel()
-	var sub domain.Subscription
-	handle, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.WorkflowID(subscriptionID), UpdateID: updateID, UpdateName: name,
-		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
+	sub, err := s.sendUpdate(ctx, subscriptionID, name, updateID, arg)
 	if err == nil {
-		if err = handle.Get(ctx, &sub); err == nil {
-			return sub, nil
-		}
+		return sub, nil
+	}
+	if unchanged, ok := workflows.Unchanged(err); ok {
+		return unchanged, nil // a no-op: the subscription as it stands
 	}
 	if code, msg, ok := workflows.ProblemCode(err); ok {
 		return sub, problem(code, msg)
@@ -318,6 +315,30 @@ func (s *Server) update(ctx context.Context, subscriptionID, name, updateID stri
 		return current, problem(CodeInvalidState, "subscription is "+string(current.Status))
 	}
 	return sub, unavailable(fmt.Errorf("update %s of %s: %w", name, subscriptionID, err))
+}
+
+// sendUpdate sends an Update and waits for its result. A message turned away
+// while the workflow continues as new is sent again, with backoff, until the
+// next run takes it or ctx ends.
+func (s *Server) sendUpdate(ctx context.Context, subscriptionID, name, updateID string, arg any) (domain.Subscription, error) {
+	var sub domain.Subscription
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		handle, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+			WorkflowID: workflows.WorkflowID(subscriptionID), UpdateID: updateID, UpdateName: name,
+			Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
+		})
+		if err == nil {
+			err = handle.Get(ctx, &sub)
+		}
+		if !workflows.ComeAgain(err) {
+			return sub, err
+		}
+		select {
+		case <-ctx.Done():
+			return sub, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // lookupable tells whether id could name a row: PostgreSQL refuses NUL and
@@ -431,12 +452,7 @@ func (s *Server) subscriptionEvents(c *gin.Context) {
 		writeProblem(c, unavailable(err))
 		return
 	}
-	for i := range events {
-		if events[i].Detail == nil {
-			events[i].Detail = map[string]any{}
-		}
-	}
-	c.JSON(http.StatusOK, gin.H{"items": events})
+	c.JSON(http.StatusOK, gin.H{"items": wire.Events(events)})
 }
 
 func (s *Server) subscriptionBilling(c *gin.Context) {
@@ -450,7 +466,7 @@ func (s *Server) subscriptionBilling(c *gin.Context) {
 		writeProblem(c, unavailable(err))
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"items": entries, "balance_minor": balance, "currency": s.currencyOf(entries)})
+	c.JSON(http.StatusOK, gin.H{"items": wire.Ledger(entries), "balance_minor": balance, "currency": s.currencyOf(entries)})
 }
 
 func (s *Server) currencyOf(entries []domain.LedgerEntry) *string {

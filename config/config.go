@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -39,6 +40,9 @@ type Config struct {
 	// WebhookAllowPrivate lets publisher webhooks target loopback, private and
 	// link-local addresses: development and test stacks only.
 	WebhookAllowPrivate bool
+	// TrustedProxies (TRUSTED_PROXIES: comma-separated IPs or CIDRs) may name
+	// the client in X-Forwarded-For; none by default.
+	TrustedProxies []string
 	// Dev mode only.
 	TemporalCLI    string
 	TemporalUIPort int
@@ -85,10 +89,31 @@ func FromEnv() (Config, error) {
 	parse("UPDATE_TIMEOUT", "30s", func(s string) (e error) { c.UpdateTimeout, e = time.ParseDuration(s); return })
 	parse("MESSAGE_RETENTION", "48h", func(s string) (e error) { c.MessageRetention, e = time.ParseDuration(s); return })
 	parse("WEBHOOK_ALLOW_PRIVATE", "false", func(s string) (e error) { c.WebhookAllowPrivate, e = strconv.ParseBool(s); return })
+	if err == nil {
+		c.TrustedProxies, err = parseProxies(os.Getenv("TRUSTED_PROXIES"))
+	}
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		return c, fmt.Errorf("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together")
 	}
 	return c, err
+}
+
+// parseProxies reads a comma-separated list of IP addresses and CIDRs.
+func parseProxies(list string) ([]string, error) {
+	var proxies []string
+	for _, p := range strings.Split(list, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				return nil, fmt.Errorf("TRUSTED_PROXIES: %q is neither an IP address nor a CIDR", p)
+			}
+		}
+		proxies = append(proxies, p)
+	}
+	return proxies, nil
 }
 
 func env(name, def string) string {
@@ -129,6 +154,7 @@ func (c Config) Masked() []any {
 		"secret_key", mask(c.SecretKey), "log_level", c.LogLevel,
 		"rate_limit_partner", fmt.Sprintf("%g/s burst %d", c.PartnerRPS, c.PartnerBurst),
 		"rate_limit_publisher", fmt.Sprintf("%g/s burst %d", c.PublisherRPS, c.PublisherBurst),
+		"trusted_proxies", strings.Join(c.TrustedProxies, ","),
 		"worker_metrics_addr", c.WorkerMetricsAddr, "shutdown_timeout", c.ShutdownTimeout.String(),
 		"webhook_allow_private", c.WebhookAllowPrivate,
 	}

@@ -118,3 +118,21 @@ func TestWebhookAllowPrivate(t *testing.T) {
 	_, err = FromEnv()
 	require.ErrorContains(t, err, "WEBHOOK_ALLOW_PRIVATE")
 }
+
+func TestTrustedProxies(t *testing.T) {
+	t.Setenv("TRUSTED_PROXIES", "")
+	c, err := FromEnv()
+	require.NoError(t, err)
+	assert.Empty(t, c.TrustedProxies, "no proxy is trusted by default")
+
+	t.Setenv("TRUSTED_PROXIES", " 10.0.0.0/8, 192.0.2.10 ,fd00::/8,")
+	c, err = FromEnv()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"10.0.0.0/8", "192.0.2.10", "fd00::/8"}, c.TrustedProxies)
+
+	for _, bad := range []string{"10.0.0.0/33", "proxy.example", "10.0.0"} {
+		t.Setenv("TRUSTED_PROXIES", bad)
+		_, err = FromEnv()
+		assert.ErrorContains(t, err, "TRUSTED_PROXIES", bad)
+	}
+}

@@ -218,13 +218,30 @@ func EntitlementNumber(subscriptionID string) string {
 // Event is one entry of a subscription's timeline.
 type Event struct {
 	ID             int64          `json:"-" db:"id"`
-	SubscriptionID string         `json:"-" db:"subscription_id"`
-	Key            string         `json:"-" db:"dedup_key"`
+	SubscriptionID string         `json:"subscription_id" db:"subscription_id"`
+	Key            string         `json:"key" db:"dedup_key"`
 	At             time.Time      `json:"at" db:"at"`
 	Type           string         `json:"type" db:"type"`
 	Actor          string         `json:"actor" db:"actor"`
 	Detail         map[string]any `json:"detail" db:"-"`
 }
+
+// Timeline event types. A terminal transition's event type is its status
+// (cancelled, deactivated, expired, fulfillment_expired).
+const (
+	EventPurchased            = "purchased"
+	EventLinkIssued           = "link_issued"
+	EventLinkResolved         = "link_resolved"
+	EventLicensesAssigned     = "licenses_assigned"
+	EventFulfillmentConfirmed = "fulfillment_confirmed"
+	EventBillingStarted       = "billing_started"
+	EventQuantityChanged      = "quantity_changed"
+	EventNicknameChanged      = "nickname_changed"
+	EventAutoRenewChanged     = "auto_renew_changed"
+	EventResellerChanged      = "reseller_changed"
+	EventRenewed              = "renewed"
+	EventSubscriptionLinked   = "subscription_linked"
+)
 
 // Ledger entry kinds.
 const (
@@ -237,7 +254,7 @@ const (
 // balance is the plain sum.
 type LedgerEntry struct {
 	ID             string    `json:"id" db:"id"`
-	SubscriptionID string    `json:"-" db:"subscription_id"`
+	SubscriptionID string    `json:"subscription_id" db:"subscription_id"`
 	TermNumber     int       `json:"term_number" db:"term_number"`
 	Kind           string    `json:"kind" db:"kind"`
 	AmountMinor    int64     `json:"amount_minor" db:"amount_minor"`

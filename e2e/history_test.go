@@ -44,14 +44,33 @@ func TestRecordHistories(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Status, r.String())
 	paths["cancel_with_refund"] = cancelled.Str("id")
 
+	// Changes keep arriving across the renewal, so the run that continues as
+	// new has Updates in flight (or turned away to the next run) as it drains.
 	renewing := w.buy(t, "analytics", "short-term", 1)
 	w.fulfill(t, renewing, 1)
+	i := 0
 	testenv.WaitFor(t, 30*time.Second, "a renewal", func() bool {
-		g := w.admin.Do(http.MethodGet, "/v1/subscriptions/"+renewing.Str("id"), nil)
-		n, _ := g.Body["term_number"].(float64)
+		i++
+		r := w.admin.Do(http.MethodPatch, "/v1/subscriptions/"+renewing.Str("id"), map[string]any{"nickname": fmt.Sprintf("n%d", i)})
+		n, _ := r.Body["term_number"].(float64)
 		return n >= 2
 	})
-	paths["renewal"] = renewing.Str("id")
+	paths["renewal_with_updates"] = renewing.Str("id")
+
+	patched := w.buy(t, "analytics", "annual", 2)
+	w.fulfill(t, patched, 2)
+	for _, body := range []map[string]any{
+		{"nickname": "HQ", "reseller_partner_id": "northwind"},
+		{"quantity": 5},              // proration up
+		{"quantity": 3},              // proration down, inside the window
+		{"auto_renew": false},        // no proration
+		{"nickname": "HQ"},           // a no-op: refused before it costs history
+		{"reseller_partner_id": nil}, // cleared
+	} {
+		r := w.admin.Do(http.MethodPatch, "/v1/subscriptions/"+patched.Str("id"), body)
+		require.Equal(t, http.StatusOK, r.Status, r.String())
+	}
+	paths["patch_and_proration"] = patched.Str("id")
 
 	parent := w.buy(t, "analytics", "annual", 1)
 	app := w.admin.Purchase(map[string]any{"customer_id": "woodgrove", "offer_id": "insights-app", "plan_id": "monthly",
@@ -60,7 +79,7 @@ func TestRecordHistories(t *testing.T) {
 	r = w.admin.Do(http.MethodPost, "/v1/subscriptions/"+parent.Str("id")+"/deactivate", nil)
 	require.Equal(t, http.StatusOK, r.Status, r.String())
 	w.waitStatus(t, app.Str("id"), "deactivated", 15*time.Second)
-	paths["deactivate_parent"] = parent.Str("id")
+	paths["link_and_deactivate_parent"] = parent.Str("id")
 	paths["deactivated_by_parent"] = app.Str("id")
 
 	c := w.Temporal.Client(t)
@@ -70,10 +89,10 @@ func TestRecordHistories(t *testing.T) {
 	}
 	for name, id := range paths {
 		for i, run := range runsOf(t, c, id) {
-			file := filepath.Join(out, fmt.Sprintf("%s_run%d.json", name, i+1))
+			file := filepath.Join(out, fmt.Sprintf("v1_%s_run%d.json", name, i+1))
 			writeHistory(t, c, workflows.WorkflowID(id), run, file)
 			replayer := sdkworker.NewWorkflowReplayer()
-			replayer.RegisterWorkflowWithOptions(workflows.SubscriptionWorkflow, workflow.RegisterOptions{Name: "SubscriptionWorkflow"})
+			replayer.RegisterWorkflowWithOptions(workflows.SubscriptionWorkflow, workflow.RegisterOptions{Name: workflows.WorkflowType})
 			require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(nil, file), "replay %s", file)
 		}
 	}

@@ -32,7 +32,11 @@ const Seed = `{
        {"id": "short-term", "name": "4-second terms", "term": "PT4S", "unit_price_minor": 1000, "currency": "USD",
         "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT2S", "activation_deadline": "PT1M"},
        {"id": "short-window", "name": "1-second window, long term", "term": "P1Y", "unit_price_minor": 1000, "currency": "USD",
-        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT1S", "activation_deadline": "PT1M"}
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT1S", "activation_deadline": "PT1M"},
+       {"id": "deadline-8s", "name": "8-second activation deadline", "term": "P1Y", "unit_price_minor": 1200, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P7D", "activation_deadline": "PT8S"},
+       {"id": "term-8s", "name": "8-second terms", "term": "PT8S", "unit_price_minor": 700, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT2S", "activation_deadline": "PT1M"}
      ]},
     {"id": "insights-app", "publisher_id": "contoso", "name": "Insights (app)", "kind": "app", "parent_offer_ids": ["analytics"],
      "plans": [

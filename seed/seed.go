@@ -124,7 +124,7 @@ func (p Publisher) secrets() []string {
 	return append(all, p.SigningSecrets...)
 }
 
-// Load upserts the seed. Secrets are sealed with v; keys and codes are hashed.
+// Load upserts the seed. Secrets are sealed with v; API keys are stored as v.KeyHash.
 func Load(ctx context.Context, st *store.Store, v *vault.Vault, f File) error {
 	for _, p := range f.Publishers {
 		if err := st.UpsertPublisher(ctx, store.Publisher{ID: p.ID, Name: p.Name, LandingURL: p.LandingURL, WebhookURL: p.WebhookURL}); err != nil {
@@ -156,7 +156,7 @@ func Load(ctx context.Context, st *store.Store, v *vault.Vault, f File) error {
 			return err
 		}
 		for _, a := range p.Agents {
-			if err := st.UpsertAgent(ctx, store.Agent{PartnerID: p.ID, ID: a.ID, Role: a.Role}, vault.Hash(a.APIKey)); err != nil {
+			if err := st.UpsertAgent(ctx, store.Agent{PartnerID: p.ID, ID: a.ID, Role: a.Role}, v.KeyHash(a.APIKey)); err != nil {
 				return err
 			}
 		}

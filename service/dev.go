@@ -29,6 +29,7 @@ func DevServerArgs(address string, uiPort int, dbFile string) ([]string, error) 
 		"--ui-port", fmt.Sprint(uiPort), "--db-filename", dbFile, "--log-level", "warn",
 		"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
 		"--dynamic-config-value", "frontend.enableExecuteMultiOperation=true",
+		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
 	}
 	for _, name := range workflows.SearchAttributeNames {
 		args = append(args, "--search-attribute", name+"=Keyword")
@@ -76,7 +77,7 @@ func StartDevTemporal(ctx context.Context, cli, address, namespace string, uiPor
 		return dev, nil
 	}
 	if _, err := os.Stat(cli); err != nil {
-		return nil, fmt.Errorf("temporal CLI not found at %s (run `make bin/temporal`): %w", cli, err)
+		return nil, fmt.Errorf("temporal CLI not found at %s (`make run` or `make test` installs it): %w", cli, err)
 	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, err

@@ -89,8 +89,9 @@ func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
 			PublisherRPS: d.Config.PublisherRPS, PublisherBurst: d.Config.PublisherBurst,
 			FailedAuthRPS: d.Config.FailedAuthRPS, FailedAuthBurst: d.Config.FailedAuthBurst,
 		},
+		TrustedProxies: d.Config.TrustedProxies,
 	}
-	httpServer := &http.Server{Addr: d.Config.HTTPAddr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	httpServer := newHTTPServer(d.Config.HTTPAddr, srv.Handler(), timeoutsFor(d.Config.UpdateTimeout))
 	errs := make(chan error, 1)
 	go func() { errs <- httpServer.ListenAndServe() }()
 	d.Logger.Info("api listening", "addr", d.Config.HTTPAddr)

@@ -166,13 +166,14 @@ func (s *Store) UpsertAgent(ctx context.Context, a Agent, keyHash []byte) error 
 	})
 }
 
-// AgentByKey finds the agent an API key hash belongs to.
+// AgentByKey finds the agent an API key hash belongs to. A key whose
+// revocation is scheduled (rotation overlap) works until then.
 func (s *Store) AgentByKey(ctx context.Context, keyHash []byte) (Agent, error) {
 	var a Agent
 	err := s.db.GetContext(ctx, &a, `
 		SELECT k.partner_id, k.agent_id, a.role FROM api_keys k
 		JOIN agents a ON a.partner_id = k.partner_id AND a.id = k.agent_id
-		WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, keyHash)
+		WHERE k.key_hash = $1 AND (k.revoked_at IS NULL OR k.revoked_at > now())`, keyHash)
 	return a, notFound(err)
 }
 

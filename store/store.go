@@ -25,6 +25,10 @@ var migrations embed.FS
 // ErrNotFound is returned when a row does not exist (or belongs to another tenant).
 var ErrNotFound = errors.New("not found")
 
+// ErrConflict is a row that exists under a deterministic key with other
+// content: a bug or a tampered database, never overwritten.
+var ErrConflict = errors.New("conflicting row under the same key")
+
 // Store wraps the database handle.
 type Store struct {
 	db *sqlx.DB

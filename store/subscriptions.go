@@ -43,11 +43,11 @@ func (r subscriptionRow) subscription() domain.Subscription {
 
 // SaveChange writes one workflow transition atomically. A transition has
 // deterministic keys (snapshot version, charge:<id>:<term>, event and outbox
-// sequence numbers), so a retried activity adds no second row. A workflow task
-// retried after a crash recomputes the same transition with its own clock;
-// its write replaces the one of the attempt that died (same version, same
-// keys), so the read model and ledger always match the state Temporal
-// recorded. An older version never overwrites a newer snapshot.
+// sequence numbers) and is written only once Temporal recorded the decision
+// to make it, so a retried write finds its own rows and adds nothing. A row
+// that exists under a key with other content is never overwritten: the write
+// fails (and its activity keeps retrying, visible to ops) rather than change
+// money silently. An older version never overwrites a newer snapshot.
 func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte) (domain.SaveResult, error) {
 	var res domain.SaveResult
 	sub := c.Subscription
@@ -82,23 +82,15 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 			}
 		}
 		for _, l := range c.Ledger {
-			if _, err := tx.ExecContext(ctx, `
-				INSERT INTO ledger (id, subscription_id, term_number, kind, amount_minor, currency, period_start, period_end, created_at)
-				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
-				ON CONFLICT (id) DO UPDATE SET term_number = EXCLUDED.term_number, kind = EXCLUDED.kind,
-					amount_minor = EXCLUDED.amount_minor, currency = EXCLUDED.currency,
-					period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end, created_at = EXCLUDED.created_at`,
-				l.ID, sub.ID, l.TermNumber, l.Kind, l.AmountMinor, l.Currency, l.PeriodStart, l.PeriodEnd, l.CreatedAt); err != nil {
-				return fmt.Errorf("insert ledger %s: %w", l.ID, err)
+			if err := insertLedger(ctx, tx, sub.ID, l); err != nil {
+				return err
 			}
 		}
 		for _, n := range c.Notifications {
 			if _, err := tx.ExecContext(ctx, `
 				INSERT INTO outbox (id, publisher_id, subscription_id, type, occurred_at, next_attempt_at, subscription)
 				VALUES ($1,$2,$3,$4,$5,now(),$6)
-				ON CONFLICT (id) DO UPDATE SET type = EXCLUDED.type, occurred_at = EXCLUDED.occurred_at,
-					subscription = EXCLUDED.subscription
-				WHERE outbox.delivered_at IS NULL`,
+				ON CONFLICT (id) DO NOTHING`,
 				n.ID, sub.PublisherID, sub.ID, n.Type, n.OccurredAt, snapshot); err != nil {
 				return fmt.Errorf("queue notification %s: %w", n.ID, err)
 			}
@@ -124,23 +116,60 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 	return res, nil
 }
 
-// insertEvent adds a timeline entry; replace restates an entry with the same
-// key (a retried workflow transition), otherwise the first one stands.
-func insertEvent(ctx context.Context, tx sqlx.ExecerContext, e domain.Event, replace bool) error {
+// insertEvent adds a timeline entry. strict (a workflow transition): an entry
+// under the same key must be the same entry, else the write fails; otherwise
+// (entries written outside the workflow) the first one stands.
+func insertEvent(ctx context.Context, tx sqlx.ExtContext, e domain.Event, strict bool) error {
 	detail, err := jsonObject(e.Detail)
 	if err != nil {
 		return err
 	}
-	conflict := `DO NOTHING`
-	if replace {
-		conflict = `DO UPDATE SET at = EXCLUDED.at, type = EXCLUDED.type, actor = EXCLUDED.actor, detail = EXCLUDED.detail`
-	}
-	_, err = tx.ExecContext(ctx, `
+	res, err := tx.ExecContext(ctx, `
 		INSERT INTO events (subscription_id, dedup_key, at, type, actor, detail)
-		VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (dedup_key) `+conflict,
+		VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (dedup_key) DO NOTHING`,
 		e.SubscriptionID, e.Key, e.At, e.Type, e.Actor, detail)
 	if err != nil {
 		return fmt.Errorf("insert event %s: %w", e.Key, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 || !strict {
+		return nil
+	}
+	var same bool
+	if err := sqlx.GetContext(ctx, tx, &same, `
+		SELECT type = $2 AND actor = $3 FROM events WHERE dedup_key = $1`,
+		e.Key, e.Type, e.Actor); err != nil {
+		return fmt.Errorf("read event %s: %w", e.Key, err)
+	}
+	if !same {
+		return fmt.Errorf("event %s: %w", e.Key, ErrConflict)
+	}
+	return nil
+}
+
+// insertLedger adds a billing line once; a line under the same key with
+// another amount, kind or period is a conflict, never an overwrite.
+func insertLedger(ctx context.Context, tx sqlx.ExtContext, subscriptionID string, l domain.LedgerEntry) error {
+	res, err := tx.ExecContext(ctx, `
+		INSERT INTO ledger (id, subscription_id, term_number, kind, amount_minor, currency, period_start, period_end, created_at)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
+		ON CONFLICT (id) DO NOTHING`,
+		l.ID, subscriptionID, l.TermNumber, l.Kind, l.AmountMinor, l.Currency, l.PeriodStart, l.PeriodEnd, l.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("insert ledger %s: %w", l.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	var same bool
+	if err := sqlx.GetContext(ctx, tx, &same, `
+		SELECT subscription_id = $2 AND term_number = $3 AND kind = $4 AND amount_minor = $5 AND currency = $6
+		       AND period_start = $7 AND period_end = $8
+		FROM ledger WHERE id = $1`,
+		l.ID, subscriptionID, l.TermNumber, l.Kind, l.AmountMinor, l.Currency, l.PeriodStart, l.PeriodEnd); err != nil {
+		return fmt.Errorf("read ledger %s: %w", l.ID, err)
+	}
+	if !same {
+		return fmt.Errorf("ledger %s exists with another amount, kind or period: %w", l.ID, ErrConflict)
 	}
 	return nil
 }

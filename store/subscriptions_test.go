@@ -87,29 +87,49 @@ func TestSaveChangeChargesATermOnce(t *testing.T) {
 	f.save(t, purchase(sub), nil)
 	first := activation(sub)
 	f.save(t, first, nil)
-
-	// The worker died after the first write; the retried workflow task
-	// recomputes the same transition with its own, later clock.
-	retried := activation(sub)
-	later := 7 * time.Second
-	retried.Subscription.BillingStartedAt = ptr(retried.Subscription.BillingStartedAt.Add(later))
-	retried.Ledger[0].PeriodStart = retried.Ledger[0].PeriodStart.Add(later)
-	retried.Ledger[0].PeriodEnd = retried.Ledger[0].PeriodEnd.Add(later)
-	retried.Ledger[0].CreatedAt = retried.Ledger[0].CreatedAt.Add(later)
-	retried.Events[0].At = retried.Events[0].At.Add(later)
-	f.save(t, retried, nil)
+	// The activity's completion was lost (a worker died after the commit):
+	// the server retries it with the same input.
+	f.save(t, activation(sub), nil)
 
 	entries, balance, err := f.st.Ledger(f.ctx, "sub-1")
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "one charge per (subscription, term)")
-	assert.Equal(t, retried.Ledger[0], entries[0], "the recorded attempt's charge replaces the dead attempt's")
-	assert.NotEqual(t, first.Ledger[0], entries[0])
+	assert.Equal(t, first.Ledger[0], entries[0])
 	assert.Equal(t, int64(6000), balance)
-	assert.Equal(t, 1, f.count(t, "ledger WHERE id = $1", chargeID("sub-1", 1)))
+	assert.Equal(t, 1, f.count(t, "events WHERE dedup_key = $1", first.Events[0].Key))
+}
+
+// A row under a transition's key with other content is a bug, never an
+// overwrite: the whole change is refused and nothing of it is written.
+func TestSaveChangeRefusesConflictingRows(t *testing.T) {
+	f := seeded(t)
+	sub := subscription("sub-1")
+	f.save(t, purchase(sub), nil)
+	first := activation(sub)
+	f.save(t, first, nil)
+
+	other := activation(sub)
+	other.Subscription.Version++
+	other.Ledger[0].AmountMinor = 1
+	other.Events[0].Key = "sub-1:99"
+	_, err := f.st.SaveChange(f.ctx, other, nil)
+	require.ErrorIs(t, err, store.ErrConflict)
+
+	entries, balance, err := f.st.Ledger(f.ctx, "sub-1")
+	require.NoError(t, err)
+	assert.Equal(t, []domain.LedgerEntry{first.Ledger[0]}, entries, "the charge stands as first written")
+	assert.Equal(t, int64(6000), balance)
+	assert.Zero(t, f.count(t, "events WHERE dedup_key = $1", "sub-1:99"), "nothing of the refused change is written")
 	got, err := f.st.Subscription(f.ctx, "sub-1")
 	require.NoError(t, err)
-	assert.Equal(t, *retried.Subscription.BillingStartedAt, *got.BillingStartedAt, "read model and ledger agree with the workflow")
-	assert.Equal(t, 1, f.count(t, "events WHERE dedup_key = $1 AND at = $2", retried.Events[0].Key, retried.Events[0].At))
+	assert.Equal(t, first.Subscription.Version, got.Version)
+
+	renamed := activation(sub)
+	renamed.Subscription.Version++
+	renamed.Ledger = nil
+	renamed.Events[0].Type = "cancelled"
+	_, err = f.st.SaveChange(f.ctx, renamed, nil)
+	require.ErrorIs(t, err, store.ErrConflict, "an event key reused for another event is refused too")
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -95,7 +95,7 @@ type Temporal struct {
 // StartTemporal starts a dev server; dbFile may be "" for in-memory.
 func StartTemporal(ctx context.Context, address, dbFile string) (*Temporal, error) {
 	if _, err := os.Stat(TemporalCLI()); err != nil {
-		return nil, fmt.Errorf("temporal CLI missing at %s (run make bin/temporal): %w", TemporalCLI(), err)
+		return nil, fmt.Errorf("temporal CLI missing at %s (`make test` installs it): %w", TemporalCLI(), err)
 	}
 	if address == "" {
 		address = freeAddress()
@@ -103,6 +103,7 @@ func StartTemporal(ctx context.Context, address, dbFile string) (*Temporal, erro
 	args := []string{
 		"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
 		"--dynamic-config-value", "frontend.enableExecuteMultiOperation=true",
+		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
 	}
 	for _, name := range workflows.SearchAttributeNames {
 		args = append(args, "--search-attribute", name+"=Keyword")
@@ -220,7 +221,7 @@ func Binary(tb testing.TB) string {
 			return
 		}
 		binaryPath = filepath.Join(dir, "fulfillment")
-		args := []string{"build", "-o", binaryPath}
+		args := []string{"build", "-tags", "faults", "-o", binaryPath}
 		if raceEnabled {
 			args = append(args, "-race")
 		}

@@ -103,3 +103,46 @@ type Notification struct {
 	OccurredAt   time.Time    `json:"occurred_at"`
 	Subscription Subscription `json:"subscription"`
 }
+
+// Event is one entry of a subscription's timeline as the contract shows it.
+type Event struct {
+	At     time.Time      `json:"at"`
+	Type   string         `json:"type"`
+	Actor  string         `json:"actor"`
+	Detail map[string]any `json:"detail"`
+}
+
+// Events renders a timeline; a missing detail is {}.
+func Events(events []domain.Event) []Event {
+	out := make([]Event, 0, len(events))
+	for _, e := range events {
+		detail := e.Detail
+		if detail == nil {
+			detail = map[string]any{}
+		}
+		out = append(out, Event{At: e.At, Type: e.Type, Actor: e.Actor, Detail: detail})
+	}
+	return out
+}
+
+// LedgerEntry is one billing line as the contract shows it.
+type LedgerEntry struct {
+	ID          string    `json:"id"`
+	TermNumber  int       `json:"term_number"`
+	Kind        string    `json:"kind"`
+	AmountMinor int64     `json:"amount_minor"`
+	Currency    string    `json:"currency"`
+	PeriodStart time.Time `json:"period_start"`
+	PeriodEnd   time.Time `json:"period_end"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Ledger renders billing lines.
+func Ledger(entries []domain.LedgerEntry) []LedgerEntry {
+	out := make([]LedgerEntry, 0, len(entries))
+	for _, l := range entries {
+		out = append(out, LedgerEntry{ID: l.ID, TermNumber: l.TermNumber, Kind: l.Kind, AmountMinor: l.AmountMinor,
+			Currency: l.Currency, PeriodStart: l.PeriodStart, PeriodEnd: l.PeriodEnd, CreatedAt: l.CreatedAt})
+	}
+	return out
+}

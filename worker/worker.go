@@ -24,7 +24,7 @@ func Register(r interface {
 	RegisterWorkflowWithOptions(any, workflow.RegisterOptions)
 	RegisterActivityWithOptions(any, activity.RegisterOptions)
 }, acts *activities.Activities) {
-	r.RegisterWorkflowWithOptions(workflows.SubscriptionWorkflow, workflow.RegisterOptions{Name: "SubscriptionWorkflow"})
+	r.RegisterWorkflowWithOptions(workflows.SubscriptionWorkflow, workflow.RegisterOptions{Name: workflows.WorkflowType})
 	if acts != nil {
 		r.RegisterActivityWithOptions(acts.SaveSubscription, activity.RegisterOptions{Name: workflows.ActivitySaveSubscription})
 	}

@@ -9,84 +9,127 @@ import (
 	"github.com/partnerhub/fulfillment/domain"
 )
 
+// message is one Update the workflow takes: the id that deduplicates it, what
+// it requires of the saved state (check, also run by the validator) and the
+// transition it makes (apply, on a copy of the state). A message whose
+// transition adds nothing is refused by the validator as a no-op, so it
+// costs no history.
+type message[Req any] struct {
+	name  string
+	id    func(Req) string
+	check func(now time.Time, req Req) error
+	apply func(t *transition, req Req)
+}
+
 // registerHandlers runs before the first blocking call so no early message is
-// rejected as unknown. Validators only read state; handlers apply one
-// transition under the lock and answer with the subscription after it.
+// rejected as unknown.
 func (w *subscriptionWorkflow) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (domain.Subscription, error) {
 		return w.st.Subscription, nil
 	}); err != nil {
 		return err
 	}
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		ch := workflow.GetSignalChannel(ctx, SignalParentEnded)
-		for {
-			var msg ParentEnded
-			ch.Receive(ctx, &msg)
-			w.st.ParentEnded = true
-		}
-	})
-	updates := []struct {
-		name      string
-		handler   any
-		validator any
-	}{
-		{UpdatePurchase, w.onPurchase, nil},
-		{UpdateAssignLicenses, w.onLicenses, w.validateLicenses},
-		{UpdateConfirmFulfillment, w.onFulfillment, w.validateFulfillment},
-		{UpdateChange, w.onChange, w.validateChange},
-		{UpdateCancel, w.onCancel, w.validateCancel},
-		{UpdateDeactivate, w.onDeactivate, w.validateDeactivate},
-		{UpdateLink, w.onLink, w.validateLink},
+	if err := workflow.SetUpdateHandler(ctx, UpdatePurchase, w.onPurchase); err != nil {
+		return err
 	}
-	for _, u := range updates {
-		opts := workflow.UpdateHandlerOptions{Validator: u.validator}
-		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, opts); err != nil {
+	return firstError(
+		register(ctx, w, message[LicensesRequest]{
+			name: UpdateAssignLicenses, id: func(r LicensesRequest) string { return r.MessageID },
+			check: w.checkLicenses, apply: w.assignLicenses,
+		}),
+		register(ctx, w, message[FulfillmentRequest]{
+			name: UpdateConfirmFulfillment, id: func(r FulfillmentRequest) string { return r.MessageID },
+			check: notTerminal[FulfillmentRequest](w), apply: w.confirmFulfillment,
+		}),
+		register(ctx, w, message[ChangeRequest]{
+			name: UpdateChange, id: func(r ChangeRequest) string { return r.MessageID },
+			check: w.checkChange, apply: w.change,
+		}),
+		register(ctx, w, message[EndRequest]{
+			name: UpdateCancel, id: func(r EndRequest) string { return r.MessageID },
+			check: w.checkCancel, apply: endWith(domain.StatusCancelled),
+		}),
+		register(ctx, w, message[EndRequest]{
+			name: UpdateDeactivate, id: func(r EndRequest) string { return r.MessageID },
+			check: notTerminal[EndRequest](w), apply: endWith(domain.StatusDeactivated),
+		}),
+		register(ctx, w, message[LinkRequest]{
+			name: UpdateLink, id: func(LinkRequest) string { return "" },
+			check: w.checkLink, apply: w.link,
+		}),
+	)
+}
+
+func firstError(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// register installs one message's validator and handler. The validator only
+// reads: a message seen before is accepted (its handler answers with the
+// current state); otherwise the state must allow it and it must change
+// something. The handler applies it once, under the lock, re-checking the
+// state (it may have moved since validation), and answers with the
+// subscription after it.
+func register[Req any](ctx workflow.Context, w *subscriptionWorkflow, m message[Req]) error {
+	validator := func(ctx workflow.Context, req Req) error {
+		if w.st.handled(m.id(req)) {
+			return nil
+		}
+		if w.closing {
+			return problem(ErrContinuingAsNew, "the subscription is moving to a new run; send the message again")
+		}
+		if err := m.check(workflow.Now(ctx), req); err != nil {
+			return err
+		}
+		if w.durable {
+			t := w.begin(ctx)
+			m.apply(t, req)
+			if !t.changed() {
+				return noChange(w.st.Subscription)
+			}
+		}
+		return nil
+	}
+	handler := func(ctx workflow.Context, req Req) (domain.Subscription, error) {
+		w.updates++
+		if err := w.awaitRecorded(ctx); err != nil {
+			return w.st.Subscription, err
+		}
+		err := w.locked(ctx, func() error {
+			id := m.id(req)
+			if w.st.handled(id) {
+				return nil
+			}
+			if err := m.check(workflow.Now(ctx), req); err != nil {
+				return err
+			}
+			t := w.begin(ctx)
+			m.apply(t, req)
+			if !t.changed() {
+				return nil
+			}
+			t.next.markHandled(id)
+			_, err := w.commit(ctx, t)
+			return err
+		})
+		return w.st.Subscription, err
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, m.name, handler, workflow.UpdateHandlerOptions{Validator: validator})
+}
+
 // onPurchase answers the API's update-with-start once the purchase is recorded.
 func (w *subscriptionWorkflow) onPurchase(ctx workflow.Context) (domain.Subscription, error) {
-	err := workflow.Await(ctx, func() bool { return w.st.Recorded })
+	err := w.awaitRecorded(ctx)
 	return w.st.Subscription, err
 }
 
-func (w *subscriptionWorkflow) validateLicenses(ctx workflow.Context, req LicensesRequest) error {
-	if w.handled(req.MessageID) {
-		return nil
-	}
-	return w.checkLicenses(req)
-}
-
-func (w *subscriptionWorkflow) checkLicenses(req LicensesRequest) error {
-	s := w.st.Subscription
-	if s.Status.Terminal() {
-		return problem(ErrInvalidState, "subscription is %s", s.Status)
-	}
-	if req.Assigned < 1 || req.Assigned > s.Quantity {
-		return problem(ErrValidationFailed, "assigned must be between 1 and the quantity %d", s.Quantity)
-	}
-	return nil
-}
-
-func (w *subscriptionWorkflow) onLicenses(ctx workflow.Context, req LicensesRequest) (domain.Subscription, error) {
-	return w.apply(ctx, req.MessageID, func() error { return w.checkLicenses(req) }, func(c *domain.Change) {
-		s := &w.st.Subscription
-		now := clock(ctx)
-		s.LicensesAssigned = req.Assigned
-		c.Events = append(c.Events, w.event(now, "licenses_assigned", req.Actor.String(), map[string]any{"assigned": req.Assigned}))
-		w.maybeStartBilling(now, c)
-	})
-}
-
-func (w *subscriptionWorkflow) validateFulfillment(ctx workflow.Context, req FulfillmentRequest) error {
-	if w.handled(req.MessageID) {
-		return nil
-	}
-	return w.checkNotTerminal()
+func (w *subscriptionWorkflow) awaitRecorded(ctx workflow.Context) error {
+	return workflow.Await(ctx, func() bool { return w.st.Recorded })
 }
 
 func (w *subscriptionWorkflow) checkNotTerminal() error {
@@ -96,45 +139,45 @@ func (w *subscriptionWorkflow) checkNotTerminal() error {
 	return nil
 }
 
-func (w *subscriptionWorkflow) onFulfillment(ctx workflow.Context, req FulfillmentRequest) (domain.Subscription, error) {
-	s := &w.st.Subscription
-	if s.Status == domain.StatusActive && s.FulfillmentConfirmed {
-		return *s, nil // confirming again has no effect
-	}
-	return w.apply(ctx, req.MessageID, w.checkNotTerminal, func(c *domain.Change) {
-		now := clock(ctx)
-		s.FulfillmentConfirmed = true
-		if req.SiteURL != nil {
-			s.SiteURL = req.SiteURL
-		}
-		c.Events = append(c.Events, w.event(now, "fulfillment_confirmed", req.Actor.String(), map[string]any{"site_url": s.SiteURL}))
-		w.maybeStartBilling(now, c)
-	})
+// notTerminal is the check of messages any non-terminal subscription takes.
+func notTerminal[Req any](w *subscriptionWorkflow) func(time.Time, Req) error {
+	return func(time.Time, Req) error { return w.checkNotTerminal() }
 }
 
-// maybeStartBilling starts the first term once both callbacks are in.
-func (w *subscriptionWorkflow) maybeStartBilling(now time.Time, c *domain.Change) {
-	s := &w.st.Subscription
-	if s.Status != domain.StatusPendingFulfillment || s.LicensesAssigned == 0 || !s.FulfillmentConfirmed {
+func (w *subscriptionWorkflow) checkLicenses(_ time.Time, req LicensesRequest) error {
+	if err := w.checkNotTerminal(); err != nil {
+		return err
+	}
+	if q := w.st.Subscription.Quantity; req.Assigned < 1 || req.Assigned > q {
+		return problem(ErrValidationFailed, "assigned must be between 1 and the quantity %d", q)
+	}
+	return nil
+}
+
+func (w *subscriptionWorkflow) assignLicenses(t *transition, req LicensesRequest) {
+	s := t.sub()
+	if w.durable && s.LicensesAssigned == req.Assigned {
 		return
 	}
-	s.Status = domain.StatusActive
-	s.BillingStartedAt = &now
-	s.TermNumber = 1
-	w.startTerm(now)
-	charge := w.termCharge(now)
-	c.Ledger = append(c.Ledger, charge)
-	c.Events = append(c.Events, w.event(now, "billing_started", SystemActor.String(), map[string]any{
-		"amount_minor": charge.AmountMinor, "currency": charge.Currency, "term_end": s.TermEnd,
-	}))
-	c.Notifications = append(c.Notifications, w.notify(now, domain.NotifyActivated)...)
+	s.LicensesAssigned = req.Assigned
+	t.event(domain.EventLicensesAssigned, req.Actor.String(), map[string]any{"assigned": req.Assigned})
+	t.startBilling()
 }
 
-func (w *subscriptionWorkflow) validateChange(ctx workflow.Context, req ChangeRequest) error {
-	if w.handled(req.MessageID) {
-		return nil
+func (w *subscriptionWorkflow) confirmFulfillment(t *transition, req FulfillmentRequest) {
+	s := t.sub()
+	if s.Status == domain.StatusActive && s.FulfillmentConfirmed {
+		return // confirming again has no effect
 	}
-	return w.checkChange(workflow.Now(ctx), req)
+	if w.durable && s.FulfillmentConfirmed && (req.SiteURL == nil || equal(s.SiteURL, req.SiteURL)) {
+		return
+	}
+	s.FulfillmentConfirmed = true
+	if req.SiteURL != nil {
+		s.SiteURL = req.SiteURL
+	}
+	t.event(domain.EventFulfillmentConfirmed, req.Actor.String(), map[string]any{"site_url": s.SiteURL})
+	t.startBilling()
 }
 
 func (w *subscriptionWorkflow) checkChange(now time.Time, req ChangeRequest) error {
@@ -157,51 +200,37 @@ func (w *subscriptionWorkflow) checkChange(now time.Time, req ChangeRequest) err
 	return nil
 }
 
-func (w *subscriptionWorkflow) onChange(ctx workflow.Context, req ChangeRequest) (domain.Subscription, error) {
-	nicknameChanged := false
-	sub, err := w.apply(ctx, req.MessageID, func() error { return w.checkChange(workflow.Now(ctx), req) }, func(c *domain.Change) {
-		s := &w.st.Subscription
-		now := clock(ctx)
-		actor := req.Actor.String()
-		if req.Quantity != nil && *req.Quantity != s.Quantity {
-			from := s.Quantity
-			s.Quantity = *req.Quantity
-			detail := map[string]any{"from": from, "to": s.Quantity}
-			if entry, ok := w.proration(now, s.Quantity-from, req.MessageID); ok {
-				c.Ledger = append(c.Ledger, entry)
-				detail["proration_minor"] = entry.AmountMinor
-			}
-			c.Events = append(c.Events, w.event(now, "quantity_changed", actor, detail))
-			c.Notifications = append(c.Notifications, w.notify(now, domain.NotifyQuantityChanged)...)
+// change applies a PATCH. Fields set to their current value change nothing
+// (runs before durableSave still record a nickname or reseller set again).
+func (w *subscriptionWorkflow) change(t *transition, req ChangeRequest) {
+	s := t.sub()
+	actor := req.Actor.String()
+	if req.Quantity != nil && *req.Quantity != s.Quantity {
+		from := s.Quantity
+		s.Quantity = *req.Quantity
+		detail := map[string]any{"from": from, "to": s.Quantity}
+		if entry, ok := t.prorate(s.Quantity-from, req.MessageID); ok {
+			detail["proration_minor"] = entry.AmountMinor
 		}
-		if req.Nickname != nil || req.ClearNickname {
-			s.Nickname = req.Nickname
-			nicknameChanged = true
-			c.Events = append(c.Events, w.event(now, "nickname_changed", actor, map[string]any{"nickname": s.Nickname}))
-		}
-		if req.AutoRenew != nil && *req.AutoRenew != s.AutoRenew {
-			s.AutoRenew = *req.AutoRenew
-			c.Events = append(c.Events, w.event(now, "auto_renew_changed", actor, map[string]any{"auto_renew": s.AutoRenew}))
-		}
-		if req.ResellerPartnerID != nil || req.ClearReseller {
-			s.ResellerPartnerID = req.ResellerPartnerID
-			c.Events = append(c.Events, w.event(now, "reseller_changed", actor, map[string]any{"reseller_partner_id": s.ResellerPartnerID}))
-		}
-	})
-	if err == nil && nicknameChanged {
-		err = workflow.UpsertMemo(ctx, Memo(sub, w.st.Plan))
+		t.event(domain.EventQuantityChanged, actor, detail)
+		t.notify(domain.NotifyQuantityChanged)
 	}
-	return sub, err
+	if (req.Nickname != nil || req.ClearNickname) && !(w.durable && equal(s.Nickname, req.Nickname)) {
+		s.Nickname = req.Nickname
+		t.memo = true
+		t.event(domain.EventNicknameChanged, actor, map[string]any{"nickname": s.Nickname})
+	}
+	if req.AutoRenew != nil && *req.AutoRenew != s.AutoRenew {
+		s.AutoRenew = *req.AutoRenew
+		t.event(domain.EventAutoRenewChanged, actor, map[string]any{"auto_renew": s.AutoRenew})
+	}
+	if (req.ResellerPartnerID != nil || req.ClearReseller) && !(w.durable && equal(s.ResellerPartnerID, req.ResellerPartnerID)) {
+		s.ResellerPartnerID = req.ResellerPartnerID
+		t.event(domain.EventResellerChanged, actor, map[string]any{"reseller_partner_id": s.ResellerPartnerID})
+	}
 }
 
-func (w *subscriptionWorkflow) validateCancel(ctx workflow.Context, req EndRequest) error {
-	if w.handled(req.MessageID) {
-		return nil
-	}
-	return w.checkCancel(workflow.Now(ctx))
-}
-
-func (w *subscriptionWorkflow) checkCancel(now time.Time) error {
+func (w *subscriptionWorkflow) checkCancel(now time.Time, _ EndRequest) error {
 	if err := w.checkNotTerminal(); err != nil {
 		return err
 	}
@@ -211,48 +240,15 @@ func (w *subscriptionWorkflow) checkCancel(now time.Time) error {
 	return nil
 }
 
-func (w *subscriptionWorkflow) onCancel(ctx workflow.Context, req EndRequest) (domain.Subscription, error) {
-	return w.endByMessage(ctx, req, func() error { return w.checkCancel(workflow.Now(ctx)) }, domain.StatusCancelled)
+func endWith(status domain.Status) func(*transition, EndRequest) {
+	return func(t *transition, req EndRequest) { t.end(status, req.Actor, nil) }
 }
 
-func (w *subscriptionWorkflow) validateDeactivate(ctx workflow.Context, req EndRequest) error {
-	if w.handled(req.MessageID) {
-		return nil
-	}
-	return w.checkNotTerminal()
-}
-
-func (w *subscriptionWorkflow) onDeactivate(ctx workflow.Context, req EndRequest) (domain.Subscription, error) {
-	return w.endByMessage(ctx, req, w.checkNotTerminal, domain.StatusDeactivated)
-}
-
-// endByMessage ends the subscription on behalf of a message, once.
-func (w *subscriptionWorkflow) endByMessage(ctx workflow.Context, req EndRequest, check func() error, status domain.Status) (domain.Subscription, error) {
-	if err := w.awaitRecorded(ctx); err != nil {
-		return w.st.Subscription, err
-	}
-	err := w.locked(ctx, func() error {
-		if w.handled(req.MessageID) {
-			return nil
-		}
-		if err := check(); err != nil {
-			return err
-		}
-		w.markHandled(req.MessageID)
-		return w.end(ctx, status, req.Actor, nil)
-	})
-	return w.st.Subscription, err
-}
-
-func (w *subscriptionWorkflow) validateLink(ctx workflow.Context, req LinkRequest) error {
-	if slices.Contains(w.st.Subscription.LinkedSubscriptionIDs, req.SubscriptionID) {
-		return nil
-	}
-	return w.checkLink(req)
-}
-
-func (w *subscriptionWorkflow) checkLink(req LinkRequest) error {
+func (w *subscriptionWorkflow) checkLink(_ time.Time, req LinkRequest) error {
 	s := w.st.Subscription
+	if slices.Contains(s.LinkedSubscriptionIDs, req.SubscriptionID) {
+		return nil // linked before: the handler answers without a change
+	}
 	switch {
 	case s.Status.Terminal():
 		return problem(ErrValidationFailed, "parent subscription is %s and takes no new links", s.Status)
@@ -262,51 +258,19 @@ func (w *subscriptionWorkflow) checkLink(req LinkRequest) error {
 	return nil
 }
 
-func (w *subscriptionWorkflow) onLink(ctx workflow.Context, req LinkRequest) (domain.Subscription, error) {
-	if slices.Contains(w.st.Subscription.LinkedSubscriptionIDs, req.SubscriptionID) {
-		return w.st.Subscription, nil
+func (w *subscriptionWorkflow) link(t *transition, req LinkRequest) {
+	s := t.sub()
+	if slices.Contains(s.LinkedSubscriptionIDs, req.SubscriptionID) {
+		return
 	}
-	return w.apply(ctx, "", func() error { return w.checkLink(req) }, func(c *domain.Change) {
-		s := &w.st.Subscription
-		s.LinkedSubscriptionIDs = append(s.LinkedSubscriptionIDs, req.SubscriptionID)
-		c.Events = append(c.Events, w.event(clock(ctx), "subscription_linked", SystemActor.String(),
-			map[string]any{"subscription_id": req.SubscriptionID}))
-	})
+	s.LinkedSubscriptionIDs = append(s.LinkedSubscriptionIDs, req.SubscriptionID)
+	t.event(domain.EventSubscriptionLinked, SystemActor.String(), map[string]any{"subscription_id": req.SubscriptionID})
 }
 
-// apply runs one message's transition under the lock: it re-checks the state
-// (it may have changed since validation), mutates, saves, and upserts the
-// status search attribute when the status moved. A message id seen before
-// answers with the current state and changes nothing.
-func (w *subscriptionWorkflow) apply(ctx workflow.Context, messageID string, check func() error, mutate func(*domain.Change)) (domain.Subscription, error) {
-	if err := w.awaitRecorded(ctx); err != nil {
-		return w.st.Subscription, err
+// equal compares two optional values.
+func equal[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
 	}
-	err := w.locked(ctx, func() error {
-		if w.handled(messageID) {
-			return nil
-		}
-		if err := check(); err != nil {
-			return err
-		}
-		before := w.st.Subscription.Status
-		var c domain.Change
-		mutate(&c)
-		w.markHandled(messageID)
-		if len(c.Events) == 0 {
-			return nil
-		}
-		if _, err := w.save(ctx, c); err != nil {
-			return err
-		}
-		if after := w.st.Subscription.Status; after != before {
-			return workflow.UpsertTypedSearchAttributes(ctx, statusKey.ValueSet(string(after)))
-		}
-		return nil
-	})
-	return w.st.Subscription, err
-}
-
-func (w *subscriptionWorkflow) awaitRecorded(ctx workflow.Context) error {
-	return workflow.Await(ctx, func() bool { return w.st.Recorded })
+	return *a == *b
 }

@@ -2,11 +2,13 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,9 +51,9 @@ func testPlan() domain.Plan {
 }
 
 // newInput builds the start input of a fresh purchase at t0; options tweak it.
-func newInput(id string, opts ...func(*Input)) Input {
+func newInput(id string, opts ...func(*State)) State {
 	plan := testPlan()
-	in := Input{
+	in := State{
 		Subscription: domain.Subscription{
 			ID: id, PartnerID: "fabrikam", CustomerID: "woodgrove", PublisherID: "contoso",
 			OfferID: plan.OfferID, PlanID: plan.ID, Quantity: testQuantity, AutoRenew: true,
@@ -69,13 +71,13 @@ func newInput(id string, opts ...func(*Input)) Input {
 	return in
 }
 
-func withoutAutoRenew(in *Input)  { in.Subscription.AutoRenew = false }
-func withNotifications(in *Input) { in.NotifyPublisher = true }
-func withParent(id string) func(*Input) {
-	return func(in *Input) { in.Subscription.ParentSubscriptionID = &id }
+func withoutAutoRenew(in *State)  { in.Subscription.AutoRenew = false }
+func withNotifications(in *State) { in.NotifyPublisher = true }
+func withParent(id string) func(*State) {
+	return func(in *State) { in.Subscription.ParentSubscriptionID = &id }
 }
-func withLinked(ids ...string) func(*Input) {
-	return func(in *Input) { in.Subscription.LinkedSubscriptionIDs = ids }
+func withLinked(ids ...string) func(*State) {
+	return func(in *State) { in.Subscription.LinkedSubscriptionIDs = ids }
 }
 
 // fakeStore stands in for the SaveSubscription local activity. It records
@@ -86,6 +88,8 @@ type fakeStore struct {
 	tried        []domain.Change // every attempt, failed ones included
 	parentStatus domain.Status   // reported in every SaveResult
 	failFirst    int             // number of leading calls that fail (transient)
+	// down, while true, fails every call (a database outage).
+	down atomic.Bool
 	// hold, when set, runs before a change is recorded; it may block the
 	// local activity to pin down an interleaving.
 	hold func(domain.Change)
@@ -98,7 +102,7 @@ func (f *fakeStore) Save(_ context.Context, c domain.Change) (domain.SaveResult,
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.tried = append(f.tried, c)
-	if len(f.tried) <= f.failFirst {
+	if len(f.tried) <= f.failFirst || f.down.Load() {
 		return domain.SaveResult{}, errors.New("connection reset by peer")
 	}
 	f.changes = append(f.changes, c)
@@ -422,7 +426,7 @@ var (
 	admin     = Actor{Kind: "agent", ID: "alice"}
 )
 
-func (h *harness) run(in Input) {
+func (h *harness) run(in State) {
 	h.t.Helper()
 	h.env.ExecuteWorkflow(SubscriptionWorkflow, in)
 	require.True(h.t, h.env.IsWorkflowCompleted(), "workflow did not complete")
@@ -438,12 +442,12 @@ func (h *harness) result() domain.Subscription {
 }
 
 // continued requires the run to have continued as new and decodes the carried input.
-func (h *harness) continued() Input {
+func (h *harness) continued() State {
 	h.t.Helper()
 	var can *workflow.ContinueAsNewError
 	require.ErrorAs(h.t, h.env.GetWorkflowError(), &can)
 	require.Equal(h.t, "SubscriptionWorkflow", can.WorkflowType.Name)
-	var next Input
+	var next State
 	require.NoError(h.t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	return next
 }
@@ -463,3 +467,48 @@ func (h *harness) upsertedStatuses() []string {
 func ptr[T any](v T) *T { return &v }
 
 func at(d time.Duration) time.Time { return t0.Add(d) }
+
+// jsonOf is v as the store receives it: activity inputs travel as JSON, so
+// numbers in an event's detail arrive as float64.
+func jsonOf(v map[string]any) map[string]any {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// unchanged requires the validator to have refused the update as a no-op
+// (it costs no history) and returns the subscription the refusal carried.
+func (o *outcome) unchanged(t *testing.T) domain.Subscription {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	require.Error(t, o.rejected, "%s: expected a no-op refusal (accepted=%v, err=%v)", o.name, o.accepted, o.err)
+	s, ok := Unchanged(o.rejected)
+	require.True(t, ok, "%s: %v is not a no-op refusal", o.name, o.rejected)
+	return s
+}
+
+// refusedWith requires the update to have been refused with code: by its
+// validator, or, when it was validated while another transition's write was
+// still running (the validator sees the saved state), by its handler's
+// re-check. The caller gets the same problem either way.
+func (o *outcome) refusedWith(t *testing.T, code string) {
+	t.Helper()
+	o.mu.Lock()
+	err := o.rejected
+	if err == nil {
+		require.True(t, o.completed, "%s: never answered", o.name)
+		err = o.err
+	}
+	o.mu.Unlock()
+	require.Error(t, err, "%s: expected a %s refusal", o.name, code)
+	got, _, ok := ProblemCode(err)
+	require.True(t, ok, "%s: refusal %v carries no problem code", o.name, err)
+	require.Equal(t, code, got, "%s: %v", o.name, err)
+}

@@ -44,13 +44,13 @@ func TestLinkAcceptsOnlyTheSameCustomer(t *testing.T) {
 	otherPartner.rejectedWith(t, ErrValidationFailed)
 	assert.Equal(t, []string{"app-0"}, pendingLink.applied(t).LinkedSubscriptionIDs)
 	assert.Equal(t, []string{"app-0", "app-1"}, first.applied(t).LinkedSubscriptionIDs)
-	assert.Equal(t, []string{"app-0", "app-1"}, again.applied(t).LinkedSubscriptionIDs, "linking twice changes nothing")
+	assert.Equal(t, []string{"app-0", "app-1"}, again.unchanged(t).LinkedSubscriptionIDs, "linking twice changes nothing")
 	assert.Equal(t, []string{"app-0", "app-1", "app-2"}, second.applied(t).LinkedSubscriptionIDs)
 	assert.Equal(t, domain.StatusDeactivated, deactivate.applied(t).Status)
 
 	linked := h.store.EventsOfType("subscription_linked")
 	require.Len(t, linked, 3)
-	assert.Equal(t, map[string]any{"subscription_id": "app-1"}, linked[1].Detail)
+	assert.Equal(t, jsonOf(map[string]any{"subscription_id": "app-1"}), linked[1].Detail)
 	assert.Equal(t, []string{"app-0", "app-1", "app-2"}, h.store.Last().LinkedSubscriptionIDs, "the read model sees the links")
 	assert.ElementsMatch(t, cascade("sub-parent", domain.StatusDeactivated, "app-0", "app-1", "app-2"), h.sentSignals())
 }
@@ -61,7 +61,7 @@ func TestParentSignalsLinkedOnEveryTerminalStatus(t *testing.T) {
 	for _, tc := range []struct {
 		status domain.Status
 		setup  func(h *harness)
-		opts   []func(*Input)
+		opts   []func(*State)
 	}{
 		{domain.StatusFulfillmentExpired, func(h *harness) {}, nil},
 		{domain.StatusCancelled, func(h *harness) {
@@ -71,7 +71,7 @@ func TestParentSignalsLinkedOnEveryTerminalStatus(t *testing.T) {
 			h.fulfil()
 			h.update(30*time.Minute, UpdateDeactivate, "d", EndRequest{MessageID: "d", Actor: admin})
 		}, nil},
-		{domain.StatusExpired, func(h *harness) { h.fulfil() }, []func(*Input){withoutAutoRenew}},
+		{domain.StatusExpired, func(h *harness) { h.fulfil() }, []func(*State){withoutAutoRenew}},
 	} {
 		t.Run(string(tc.status), func(t *testing.T) {
 			h := newHarness(t)
@@ -125,7 +125,7 @@ func TestLinkedSubscriptionDeactivatesWhenParentEnds(t *testing.T) {
 			ev := h.store.Event(t, "deactivated")
 			assert.Equal(t, "system", ev.Actor)
 			assert.Equal(t, at(tc.at), ev.At)
-			assert.Equal(t, map[string]any{"reason": "parent_ended"}, ev.Detail)
+			assert.Equal(t, jsonOf(map[string]any{"reason": "parent_ended"}), ev.Detail)
 			assert.Empty(t, h.store.LedgerOfKind(domain.LedgerRefund), "a cascade is a deactivation: no refund")
 			assert.Contains(t, h.store.NotificationTypes(), domain.NotifyDeactivated)
 			assert.ElementsMatch(t, cascade("sub-app", domain.StatusDeactivated, "sub-grandchild"), h.sentSignals())
@@ -152,7 +152,7 @@ func TestCascadeThroughThreeLevels(t *testing.T) {
 	b.signalParentEnded(20*time.Minute, toB[0].Arg)
 	b.run(newInput("sub-b", withParent("sub-a"), withLinked("sub-c")))
 	require.Equal(t, domain.StatusDeactivated, b.result().Status)
-	assert.Equal(t, map[string]any{"reason": "parent_ended"}, b.store.Event(t, "deactivated").Detail)
+	assert.Equal(t, jsonOf(map[string]any{"reason": "parent_ended"}), b.store.Event(t, "deactivated").Detail)
 	toC := b.sentSignals()
 	require.ElementsMatch(t, cascade("sub-b", domain.StatusDeactivated, "sub-c"), toC)
 
@@ -161,7 +161,7 @@ func TestCascadeThroughThreeLevels(t *testing.T) {
 	c.signalParentEnded(20*time.Minute, toC[0].Arg)
 	c.run(newInput("sub-c", withParent("sub-b")))
 	assert.Equal(t, domain.StatusDeactivated, c.result().Status)
-	assert.Equal(t, map[string]any{"reason": "parent_ended"}, c.store.Event(t, "deactivated").Detail)
+	assert.Equal(t, jsonOf(map[string]any{"reason": "parent_ended"}), c.store.Event(t, "deactivated").Detail)
 	assert.Empty(t, c.sentSignals())
 	assert.Empty(t, c.store.Ledger())
 }
@@ -185,7 +185,7 @@ func TestChildOfEndedParentDeactivatesAtOnce(t *testing.T) {
 			h := newHarness(t)
 			h.store.parentStatus = tc.parentStatus
 			purchase := h.update(0, UpdatePurchase, "p")
-			opts := []func(*Input){withLinked("sub-grandchild")}
+			opts := []func(*State){withLinked("sub-grandchild")}
 			if tc.parent {
 				opts = append(opts, withParent("sub-parent"))
 			}
@@ -197,7 +197,7 @@ func TestChildOfEndedParentDeactivatesAtOnce(t *testing.T) {
 			if tc.want == domain.StatusDeactivated {
 				assert.Equal(t, []string{"purchased", "link_issued", "deactivated"}, h.store.EventTypes())
 				assert.Equal(t, t0, h.store.Event(t, "deactivated").At, "immediately, not at a timer")
-				assert.Equal(t, map[string]any{"reason": "parent_ended"}, h.store.Event(t, "deactivated").Detail)
+				assert.Equal(t, jsonOf(map[string]any{"reason": "parent_ended"}), h.store.Event(t, "deactivated").Detail)
 			}
 			assert.ElementsMatch(t, cascade("sub-late", tc.want, "sub-grandchild"), h.sentSignals())
 			assert.Empty(t, h.store.Ledger())

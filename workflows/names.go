@@ -57,27 +57,6 @@ func (a Actor) String() string {
 // SystemActor is the workflow itself (timers, cascades).
 var SystemActor = Actor{Kind: "system"}
 
-// Input starts (or continues) a subscription workflow. It holds no secret:
-// the authorization code is derived outside the workflow.
-type Input struct {
-	Subscription domain.Subscription `json:"subscription"`
-	Plan         domain.Plan         `json:"plan"`
-	// PublisherNotified tells whether the offer's publisher takes webhooks.
-	NotifyPublisher bool `json:"notify_publisher"`
-	// Recorded is true once the purchase is in the read model.
-	Recorded bool `json:"recorded"`
-	// Handled keeps the ids of recent messages so redeliveries after
-	// continue-as-new stay without effect.
-	Handled []string `json:"handled,omitempty"`
-	// ParentEnded is set when the parent's terminal signal arrived.
-	ParentEnded bool  `json:"parent_ended,omitempty"`
-	Purchaser   Actor `json:"purchaser"`
-	// TermBilledMinor is what the current term has billed so far (charge and prorations).
-	TermBilledMinor int64 `json:"term_billed_minor"`
-	// EventSeq numbers timeline events so each has a deterministic key.
-	EventSeq int `json:"event_seq"`
-}
-
 // LicensesRequest is the publisher's licenses callback.
 type LicensesRequest struct {
 	MessageID string `json:"message_id"`
@@ -122,3 +101,22 @@ type ParentEnded struct {
 	ParentID string        `json:"parent_id"`
 	Status   domain.Status `json:"status"`
 }
+
+// WorkflowType is the registered name of the subscription workflow.
+const WorkflowType = "SubscriptionWorkflow"
+
+// Problem codes of refusals that are not the caller's fault: ErrNoChange
+// carries the unchanged subscription as details (the API answers 200 with
+// it); ErrContinuingAsNew asks the caller to send the message again shortly,
+// to the run that continues this one.
+const (
+	ErrNoChange        = "no_change"
+	ErrContinuingAsNew = "continuing_as_new"
+)
+
+// PurchaseUpdateID is the id of the purchase's Update-with-Start: a retried
+// purchase joins the first one.
+func PurchaseUpdateID(subscriptionID string) string { return "purchase:" + subscriptionID }
+
+// LinkUpdateID is the id of the Update that links a subscription to its parent.
+func LinkUpdateID(subscriptionID string) string { return "link:" + subscriptionID }

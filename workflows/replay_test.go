@@ -30,7 +30,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 	for _, file := range historyFiles(t) {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".json"), func(t *testing.T) {
 			replayer := sdkworker.NewWorkflowReplayer()
-			replayer.RegisterWorkflowWithOptions(workflows.SubscriptionWorkflow, workflow.RegisterOptions{Name: "SubscriptionWorkflow"})
+			replayer.RegisterWorkflowWithOptions(workflows.SubscriptionWorkflow, workflow.RegisterOptions{Name: workflows.WorkflowType})
 			require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(nil, file))
 		})
 	}
@@ -38,7 +38,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 
 // incompatibleSubscriptionWorkflow sleeps before recording the purchase: the
 // kind of change that breaks running workflows.
-func incompatibleSubscriptionWorkflow(ctx workflow.Context, in workflows.Input) (domain.Subscription, error) {
+func incompatibleSubscriptionWorkflow(ctx workflow.Context, in workflows.State) (domain.Subscription, error) {
 	if err := workflow.Sleep(ctx, time.Second); err != nil {
 		return in.Subscription, err
 	}
@@ -52,7 +52,7 @@ func TestReplayDetectsIncompatibleChange(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, strings.Contains(string(raw), "EVENT_TYPE_MARKER_RECORDED"), "the history should record the purchase")
 	replayer := sdkworker.NewWorkflowReplayer()
-	replayer.RegisterWorkflowWithOptions(incompatibleSubscriptionWorkflow, workflow.RegisterOptions{Name: "SubscriptionWorkflow"})
+	replayer.RegisterWorkflowWithOptions(incompatibleSubscriptionWorkflow, workflow.RegisterOptions{Name: workflows.WorkflowType})
 	err = replayer.ReplayWorkflowHistoryFromJSONFile(nil, file)
 	require.Error(t, err)
 	require.Contains(t, strings.ToLower(err.Error()), "nondetermin")

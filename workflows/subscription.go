@@ -1,11 +1,11 @@
 // Package workflows holds the subscription state machine. It is pure: every
-// side effect goes through the SaveSubscription local activity.
+// side effect goes through the SaveSubscription activity.
 package workflows
 
 import (
 	"errors"
 	"fmt"
-	"math/big"
+	"math"
 	"slices"
 	"time"
 
@@ -18,8 +18,19 @@ import (
 // ActivitySaveSubscription persists a domain.Change (see activities.Activities).
 const ActivitySaveSubscription = "SaveSubscription"
 
-// handledLimit bounds the message ids kept for deduplication across runs.
-const handledLimit = 256
+// durableSave is the version of the write path. DefaultVersion: a local
+// activity, the state changed before the write (runs started before it).
+// 1: a regular activity retried without limit, the state adopted only after
+// the write, no-op messages refused by validators.
+const (
+	durableSaveChange  = "durable-save"
+	durableSaveVersion = workflow.Version(1)
+)
+
+// updatesPerRun is how many accepted Updates a run takes before it continues
+// as new, well below the server's limit per run (2,000 by default) whatever
+// the server suggests.
+const updatesPerRun = 500
 
 var (
 	statusKey   = temporal.NewSearchAttributeKeyKeyword(SearchSubscriptionStatus)
@@ -48,8 +59,17 @@ func Memo(s domain.Subscription, plan domain.Plan) map[string]any {
 }
 
 type subscriptionWorkflow struct {
-	st   Input
+	st   State
 	lock workflow.Mutex
+	// durable is the write path of this run (see durableSave).
+	durable bool
+	// updates counts the Updates this run accepted.
+	updates int
+	// closing is set while the run drains its handlers to continue as new:
+	// validators then ask new messages to come again to the next run.
+	closing bool
+	// renewed is set when this run started a new term.
+	renewed bool
 }
 
 // clock is workflow time at the read model's precision (PostgreSQL keeps
@@ -59,72 +79,82 @@ func clock(ctx workflow.Context) time.Time {
 }
 
 // SubscriptionWorkflow owns one subscription from purchase to its terminal
-// status, one term per run (it continues as new at each renewal).
-func SubscriptionWorkflow(ctx workflow.Context, in Input) (domain.Subscription, error) {
-	w := &subscriptionWorkflow{st: in, lock: workflow.NewMutex(ctx)}
+// status, one term per run (it continues as new at each renewal, and
+// whenever a run has taken many messages).
+func SubscriptionWorkflow(ctx workflow.Context, st State) (domain.Subscription, error) {
+	w := &subscriptionWorkflow{st: st, lock: workflow.NewMutex(ctx)}
 	if err := w.registerHandlers(ctx); err != nil {
 		return domain.Subscription{}, err
 	}
+	w.durable = workflow.GetVersion(ctx, durableSaveChange, workflow.DefaultVersion, durableSaveVersion) == durableSaveVersion
 	return w.run(ctx)
 }
 
-// run reads like the lifecycle: record, wait for fulfillment, live term by
-// term, end, cascade.
+// run reads like the lifecycle: record, wait for fulfillment, live the term,
+// end, cascade; a run that has done its share hands over to the next.
 func (w *subscriptionWorkflow) run(ctx workflow.Context) (domain.Subscription, error) {
-	s := &w.st.Subscription
 	if !w.st.Recorded {
 		if err := w.recordPurchase(ctx); err != nil {
-			return *s, err
+			return w.st.Subscription, err
 		}
 	}
 	for {
 		var err error
-		switch {
+		w.receiveSignals(ctx)
+		switch s := w.st.Subscription; {
 		case s.Status.Terminal():
 			return w.finish(ctx)
 		case w.st.ParentEnded:
-			err = w.locked(ctx, func() error {
-				return w.end(ctx, domain.StatusDeactivated, SystemActor, map[string]any{"reason": "parent_ended"})
-			})
+			err = w.endBySystem(ctx, domain.StatusDeactivated, map[string]any{"reason": "parent_ended"})
+		case w.shouldContinueAsNew(ctx):
+			if err = w.drainForContinueAsNew(ctx); err == nil && !w.st.Subscription.Status.Terminal() && !w.st.ParentEnded {
+				return w.st.Subscription, workflow.NewContinueAsNewError(ctx, WorkflowType, w.st)
+			}
+			// A message during the drain ended the subscription: close in this run.
+			w.closing = false
 		case s.Status == domain.StatusPendingFulfillment:
 			err = w.awaitFulfillment(ctx)
 		case s.Status == domain.StatusActive:
-			var renewed bool
-			if renewed, err = w.awaitTermEnd(ctx); err == nil && renewed {
-				if err = w.awaitHandlers(ctx); err == nil && !s.Status.Terminal() && !w.st.ParentEnded {
-					return *s, w.continueAsNew(ctx)
-				}
-				// A message at the renewal instant ended the subscription: close here
-				// rather than carry a terminal status into a new run.
-			}
+			err = w.awaitTermEnd(ctx)
 		default:
-			return *s, fmt.Errorf("subscription %s: unknown status %q", s.ID, s.Status)
+			return s, fmt.Errorf("subscription %s: unknown status %q", s.ID, s.Status)
 		}
 		if err != nil {
-			return *s, err
+			return w.st.Subscription, err
 		}
 	}
 }
 
+// shouldContinueAsNew: after a renewal (one term per run), when Temporal
+// suggests it (history size or count, Updates), or after updatesPerRun Updates.
+func (w *subscriptionWorkflow) shouldContinueAsNew(ctx workflow.Context) bool {
+	return w.renewed || w.updates >= updatesPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+}
+
+// drainForContinueAsNew turns new messages away (they come again to the next
+// run), lets every running handler finish and takes in pending signals.
+func (w *subscriptionWorkflow) drainForContinueAsNew(ctx workflow.Context) error {
+	w.closing = true
+	if err := w.awaitHandlers(ctx); err != nil {
+		return err
+	}
+	w.receiveSignals(ctx)
+	return nil
+}
+
 func (w *subscriptionWorkflow) recordPurchase(ctx workflow.Context) error {
-	s := &w.st.Subscription
-	now := clock(ctx)
-	actor := w.st.Purchaser.String()
-	c := domain.Change{
-		Events: []domain.Event{
-			w.event(now, "purchased", actor, map[string]any{"quantity": s.Quantity, "plan_id": s.PlanID}),
-			w.event(now, "link_issued", SystemActor.String(), map[string]any{"expires_at": s.ActivationDeadline}),
-		},
-		IssueLinkUntil: &s.ActivationDeadline,
-	}
-	if w.st.NotifyPublisher {
-		c.Notifications = []domain.Notification{w.notification(now, domain.NotifyPurchased)}
-	}
-	res, err := w.save(ctx, c)
+	t := w.begin(ctx)
+	s := t.sub()
+	t.event(domain.EventPurchased, w.st.Purchaser.String(), map[string]any{"quantity": s.Quantity, "plan_id": s.PlanID})
+	t.event(domain.EventLinkIssued, SystemActor.String(), map[string]any{"expires_at": s.ActivationDeadline})
+	t.notify(domain.NotifyPurchased)
+	deadline := s.ActivationDeadline
+	t.change.IssueLinkUntil = &deadline
+	t.next.Recorded = true
+	res, err := w.commit(ctx, t)
 	if err != nil {
 		return err
 	}
-	w.st.Recorded = true
 	if s.ParentSubscriptionID != nil && res.ParentStatus.Terminal() {
 		// The parent ended before this subscription existed to be signalled.
 		w.st.ParentEnded = true
@@ -133,86 +163,64 @@ func (w *subscriptionWorkflow) recordPurchase(ctx workflow.Context) error {
 }
 
 func (w *subscriptionWorkflow) awaitFulfillment(ctx workflow.Context) error {
-	s := &w.st.Subscription
-	fired, err := w.awaitUntil(ctx, s.ActivationDeadline, func() bool {
-		return s.Status != domain.StatusPendingFulfillment || w.st.ParentEnded
+	fired, err := w.awaitUntil(ctx, w.st.Subscription.ActivationDeadline, func() bool {
+		return w.st.Subscription.Status != domain.StatusPendingFulfillment || w.st.ParentEnded
 	})
 	if err != nil || !fired {
 		return err
 	}
 	return w.locked(ctx, func() error {
-		if s.Status != domain.StatusPendingFulfillment {
+		if w.st.Subscription.Status != domain.StatusPendingFulfillment {
 			return nil
 		}
 		return w.end(ctx, domain.StatusFulfillmentExpired, SystemActor, nil)
 	})
 }
 
-// awaitTermEnd waits for the term to end, then renews or expires. It reports
-// whether a new term started.
-func (w *subscriptionWorkflow) awaitTermEnd(ctx workflow.Context) (bool, error) {
-	s := &w.st.Subscription
-	fired, err := w.awaitUntil(ctx, *s.TermEnd, func() bool {
-		return s.Status != domain.StatusActive || w.st.ParentEnded
+// awaitTermEnd waits for the term to end, then renews or expires.
+func (w *subscriptionWorkflow) awaitTermEnd(ctx workflow.Context) error {
+	fired, err := w.awaitUntil(ctx, *w.st.Subscription.TermEnd, func() bool {
+		return w.st.Subscription.Status != domain.StatusActive || w.st.ParentEnded
 	})
 	if err != nil || !fired {
-		return false, err
+		return err
 	}
-	renewed := false
-	err = w.locked(ctx, func() error {
-		if s.Status != domain.StatusActive || w.st.ParentEnded {
+	return w.locked(ctx, func() error {
+		if w.st.Subscription.Status != domain.StatusActive || w.st.ParentEnded {
 			return nil
 		}
-		if !s.AutoRenew {
+		if !w.st.Subscription.AutoRenew {
 			return w.end(ctx, domain.StatusExpired, SystemActor, nil)
 		}
-		renewed = true
-		return w.renew(ctx)
+		t := w.begin(ctx)
+		t.renew()
+		if _, err := w.commit(ctx, t); err != nil {
+			return err
+		}
+		w.renewed = true
+		return nil
 	})
-	return renewed, err
 }
 
-// awaitUntil waits for cond or the deadline; fired reports the deadline passed first.
+// awaitUntil waits for cond or the deadline; fired reports the deadline
+// passed first. A run that should continue as new stops waiting too: the next
+// run waits for the same deadline.
 func (w *subscriptionWorkflow) awaitUntil(ctx workflow.Context, deadline time.Time, cond func() bool) (fired bool, err error) {
+	done := func() bool {
+		w.receiveSignals(ctx)
+		return cond() || w.shouldContinueAsNew(ctx)
+	}
 	wait := deadline.Sub(workflow.Now(ctx))
 	if wait <= 0 {
-		return !cond(), nil
+		return !done(), nil
 	}
 	// An explicit timer, cancelled when cond wins, so no stale timer wakes
 	// the workflow later.
 	timerCtx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
 	timer := workflow.NewTimer(timerCtx, wait)
-	err = workflow.Await(ctx, func() bool { return timer.IsReady() || cond() })
-	return err == nil && !cond() && timer.IsReady(), err
-}
-
-func (w *subscriptionWorkflow) renew(ctx workflow.Context) error {
-	s := &w.st.Subscription
-	now := clock(ctx)
-	start := *s.TermEnd
-	s.TermNumber++
-	w.startTerm(start)
-	charge := w.termCharge(now)
-	c := domain.Change{
-		Events: []domain.Event{w.event(now, "renewed", SystemActor.String(), map[string]any{
-			"term_number": s.TermNumber, "term_start": s.TermStart, "term_end": s.TermEnd, "amount_minor": charge.AmountMinor,
-		})},
-		Ledger:        []domain.LedgerEntry{charge},
-		Notifications: w.notify(now, domain.NotifyRenewed),
-	}
-	_, err := w.save(ctx, c)
-	return err
-}
-
-// continueAsNew hands the whole state to a fresh run once every message
-// handler has finished and pending signals are drained.
-func (w *subscriptionWorkflow) continueAsNew(ctx workflow.Context) error {
-	if err := w.awaitHandlers(ctx); err != nil {
-		return err
-	}
-	w.drainSignals(ctx)
-	return workflow.NewContinueAsNewError(ctx, SubscriptionWorkflow, w.st)
+	err = workflow.Await(ctx, func() bool { return timer.IsReady() || done() })
+	return err == nil && !done() && timer.IsReady(), err
 }
 
 func (w *subscriptionWorkflow) awaitHandlers(ctx workflow.Context) error {
@@ -222,7 +230,7 @@ func (w *subscriptionWorkflow) awaitHandlers(ctx workflow.Context) error {
 // finish cascades the terminal status to every linked subscription, then lets
 // in-flight handlers answer before the workflow closes.
 func (w *subscriptionWorkflow) finish(ctx workflow.Context) (domain.Subscription, error) {
-	s := &w.st.Subscription
+	s := w.st.Subscription
 	futures := make([]workflow.Future, 0, len(s.LinkedSubscriptionIDs))
 	for _, id := range s.LinkedSubscriptionIDs {
 		futures = append(futures, workflow.SignalExternalWorkflow(ctx, WorkflowID(id), "", SignalParentEnded,
@@ -235,147 +243,85 @@ func (w *subscriptionWorkflow) finish(ctx workflow.Context) (domain.Subscription
 			workflow.GetLogger(ctx).Info("cascade signal not delivered", "linked", s.LinkedSubscriptionIDs[i], "error", err)
 		}
 	}
-	return *s, w.awaitHandlers(ctx)
+	return w.st.Subscription, w.awaitHandlers(ctx)
+}
+
+// endBySystem ends the subscription on the workflow's own account.
+func (w *subscriptionWorkflow) endBySystem(ctx workflow.Context, status domain.Status, detail map[string]any) error {
+	return w.locked(ctx, func() error { return w.end(ctx, status, SystemActor, detail) })
 }
 
 // end moves the subscription to a terminal status. The caller holds the lock.
 func (w *subscriptionWorkflow) end(ctx workflow.Context, status domain.Status, actor Actor, detail map[string]any) error {
-	s := &w.st.Subscription
-	now := clock(ctx)
-	c := domain.Change{}
-	if status == domain.StatusCancelled && s.Status == domain.StatusActive && s.TermNumber > 0 {
-		refund := w.termRefund(now)
-		if refund.AmountMinor != 0 {
-			c.Ledger = append(c.Ledger, refund)
-			if detail == nil {
-				detail = map[string]any{}
-			}
-			detail["refund_minor"] = -refund.AmountMinor
-		}
-	}
-	s.Status = status
-	c.Events = append(c.Events, w.event(now, string(status), actor.String(), detail))
-	c.Notifications = w.notify(now, terminalNotification[status])
-	if _, err := w.save(ctx, c); err != nil {
-		return err
-	}
-	return workflow.UpsertTypedSearchAttributes(ctx, statusKey.ValueSet(string(status)))
+	t := w.begin(ctx)
+	t.end(status, actor, detail)
+	_, err := w.commit(ctx, t)
+	return err
 }
 
-var terminalNotification = map[domain.Status]string{
-	domain.StatusCancelled:          domain.NotifyCancelled,
-	domain.StatusDeactivated:        domain.NotifyDeactivated,
-	domain.StatusExpired:            domain.NotifyExpired,
-	domain.StatusFulfillmentExpired: domain.NotifyFulfillmentExpired,
+// begin starts a transition from the saved state at the current time.
+func (w *subscriptionWorkflow) begin(ctx workflow.Context) *transition {
+	return newTransition(w.st, clock(ctx))
 }
 
-// startTerm sets term bounds and the cancellation window from the plan.
-func (w *subscriptionWorkflow) startTerm(start time.Time) {
-	s := &w.st.Subscription
-	end := domain.MustAdd(start, w.st.Plan.Term)
-	window := domain.MustAdd(start, w.st.Plan.CancellationWindow)
-	s.TermStart, s.TermEnd, s.CancellationWindowEndsAt = &start, &end, &window
-	w.st.TermBilledMinor = 0
-}
-
-// termCharge is the full charge of the current term: unit price × quantity.
-func (w *subscriptionWorkflow) termCharge(now time.Time) domain.LedgerEntry {
-	s := w.st.Subscription
-	amount := w.st.Plan.UnitPriceMinor * int64(s.Quantity)
-	w.st.TermBilledMinor += amount
-	return w.ledger(now, domain.LedgerCharge, fmt.Sprintf("charge:%s:%d", s.ID, s.TermNumber), amount)
-}
-
-// termRefund gives back everything billed for the current term.
-func (w *subscriptionWorkflow) termRefund(now time.Time) domain.LedgerEntry {
-	s := w.st.Subscription
-	amount := -w.st.TermBilledMinor
-	w.st.TermBilledMinor = 0
-	return w.ledger(now, domain.LedgerRefund, fmt.Sprintf("refund:%s:%d", s.ID, s.TermNumber), amount)
-}
-
-// proration prices a quantity change for the rest of the term:
-// unit price × delta × remaining / term length, truncated toward zero to the
-// minor unit (the customer is never charged a fraction of a cent).
-func (w *subscriptionWorkflow) proration(now time.Time, delta int, key string) (domain.LedgerEntry, bool) {
-	s := w.st.Subscription
-	if s.Status != domain.StatusActive || s.TermStart == nil || delta == 0 {
-		return domain.LedgerEntry{}, false
-	}
-	length := s.TermEnd.Sub(*s.TermStart)
-	remaining := s.TermEnd.Sub(now)
-	if remaining <= 0 || length <= 0 {
-		return domain.LedgerEntry{}, false
-	}
-	amount := prorate(w.st.Plan.UnitPriceMinor*int64(delta), remaining, length)
-	if amount == 0 {
-		return domain.LedgerEntry{}, false
-	}
-	if key == "" {
-		// A change without a message id is keyed by the quantity_changed event
-		// that follows, so two of them in one term do not share a ledger key.
-		key = fmt.Sprintf("event-%d", w.st.EventSeq+1)
-	}
-	w.st.TermBilledMinor += amount
-	return w.ledger(now, domain.LedgerProration, fmt.Sprintf("proration:%s:%d:%s", s.ID, s.TermNumber, key), amount), true
-}
-
-// prorate computes full × remaining / length in milliseconds, truncated toward zero.
-// The product is taken in big integers: unit price × seats × milliseconds of
-// a year overflows int64 for large orders.
-func prorate(full int64, remaining, length time.Duration) int64 {
-	n := new(big.Int).Mul(big.NewInt(full), big.NewInt(remaining.Milliseconds()))
-	return n.Quo(n, big.NewInt(length.Milliseconds())).Int64()
-}
-
-func (w *subscriptionWorkflow) ledger(now time.Time, kind, id string, amount int64) domain.LedgerEntry {
-	s := w.st.Subscription
-	return domain.LedgerEntry{
-		ID: id, SubscriptionID: s.ID, TermNumber: s.TermNumber, Kind: kind, AmountMinor: amount,
-		Currency: w.st.Plan.Currency, PeriodStart: *s.TermStart, PeriodEnd: *s.TermEnd, CreatedAt: now,
-	}
-}
-
-func (w *subscriptionWorkflow) event(now time.Time, typ, actor string, detail map[string]any) domain.Event {
-	s := w.st.Subscription
-	w.st.EventSeq++
-	return domain.Event{
-		SubscriptionID: s.ID, Key: fmt.Sprintf("%s:%d", s.ID, w.st.EventSeq),
-		At: now, Type: typ, Actor: actor, Detail: detail,
-	}
-}
-
-func (w *subscriptionWorkflow) notification(now time.Time, typ string) domain.Notification {
-	s := w.st.Subscription
-	return domain.Notification{ID: fmt.Sprintf("msg_%s_%d", s.ID, w.st.EventSeq), Type: typ, OccurredAt: now}
-}
-
-func (w *subscriptionWorkflow) notify(now time.Time, typ string) []domain.Notification {
-	if !w.st.NotifyPublisher || typ == "" {
-		return nil
-	}
-	return []domain.Notification{w.notification(now, typ)}
-}
-
-// save persists the current snapshot with the change's additions.
-func (w *subscriptionWorkflow) save(ctx workflow.Context, c domain.Change) (domain.SaveResult, error) {
-	s := &w.st.Subscription
+// commit saves a transition and only then adopts its state, then tells ops:
+// the status search attribute when the status moved, the memo when the
+// nickname did.
+func (w *subscriptionWorkflow) commit(ctx workflow.Context, t *transition) (domain.SaveResult, error) {
+	s := t.sub()
 	s.Version++
-	s.UpdatedAt = clock(ctx)
-	c.Subscription = *s
-	c.Subscription.LinkedSubscriptionIDs = slices.Clone(s.LinkedSubscriptionIDs)
-	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: 10 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
-		},
-	})
-	var res domain.SaveResult
-	err := workflow.ExecuteLocalActivity(lctx, ActivitySaveSubscription, c).Get(ctx, &res)
+	s.UpdatedAt = t.now
+	t.change.Subscription = *s
+	t.change.Subscription.LinkedSubscriptionIDs = slices.Clone(s.LinkedSubscriptionIDs)
+	before := w.st.Subscription.Status
+	if !w.durable {
+		// Runs before durableSave adopted the state before the write (but
+		// counted the purchase as recorded only after it): replay needs the same.
+		recorded := w.st.Recorded
+		w.st = t.next
+		w.st.Recorded = recorded
+	}
+	res, err := w.save(ctx, t.change)
 	if err != nil {
 		return res, fmt.Errorf("save subscription %s: %w", s.ID, err)
 	}
+	// A parent's terminal signal may have arrived while the write ran.
+	t.next.ParentEnded = t.next.ParentEnded || w.st.ParentEnded
+	w.st = t.next
+	if s.Status != before {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, statusKey.ValueSet(string(s.Status))); err != nil {
+			return res, err
+		}
+	}
+	if t.memo {
+		return res, workflow.UpsertMemo(ctx, Memo(*s, w.st.Plan))
+	}
 	return res, nil
+}
+
+// save writes one change. The durable path uses a regular activity: the
+// decision to make the change is recorded in history before the write runs
+// (so a worker crash can never leave rows of a branch Temporal did not
+// record), and the server retries it without limit, with backoff, through a
+// database outage of any length, at no history cost per attempt.
+func (w *subscriptionWorkflow) save(ctx workflow.Context, c domain.Change) (domain.SaveResult, error) {
+	var res domain.SaveResult
+	retry := &temporal.RetryPolicy{
+		InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
+		// Without limit in practice (2^31 attempts 10 s apart); stated, because
+		// zero means ten in the SDK's test environment.
+		MaximumAttempts: math.MaxInt32,
+	}
+	if w.durable {
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 10 * time.Second, RetryPolicy: retry,
+		})
+		return res, workflow.ExecuteActivity(actx, ActivitySaveSubscription, c).Get(ctx, &res)
+	}
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		ScheduleToCloseTimeout: 365 * 24 * time.Hour, StartToCloseTimeout: 10 * time.Second, RetryPolicy: retry,
+	})
+	return res, workflow.ExecuteLocalActivity(lctx, ActivitySaveSubscription, c).Get(ctx, &res)
 }
 
 // locked runs fn under the workflow's mutex so a handler and a timer never
@@ -388,21 +334,11 @@ func (w *subscriptionWorkflow) locked(ctx workflow.Context, fn func() error) err
 	return fn()
 }
 
-func (w *subscriptionWorkflow) handled(messageID string) bool {
-	return messageID != "" && slices.Contains(w.st.Handled, messageID)
-}
-
-func (w *subscriptionWorkflow) markHandled(messageID string) {
-	if messageID == "" {
-		return
-	}
-	w.st.Handled = append(w.st.Handled, messageID)
-	if len(w.st.Handled) > handledLimit {
-		w.st.Handled = slices.Clone(w.st.Handled[len(w.st.Handled)-handledLimit:])
-	}
-}
-
-func (w *subscriptionWorkflow) drainSignals(ctx workflow.Context) {
+// receiveSignals takes in the parent's terminal signal. The main loop calls it
+// whenever it wakes (also inside its wait conditions), so the flag is set in
+// the same step the signal arrives and no transition's adopted state can
+// overwrite it.
+func (w *subscriptionWorkflow) receiveSignals(ctx workflow.Context) {
 	ch := workflow.GetSignalChannel(ctx, SignalParentEnded)
 	var msg ParentEnded
 	for ch.ReceiveAsync(&msg) {
@@ -412,6 +348,12 @@ func (w *subscriptionWorkflow) drainSignals(ctx workflow.Context) {
 
 func problem(code, format string, args ...any) error {
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), code, nil)
+}
+
+// noChange refuses a message that would change nothing, carrying the
+// subscription as it stands.
+func noChange(s domain.Subscription) error {
+	return temporal.NewNonRetryableApplicationError("nothing to change", ErrNoChange, nil, s)
 }
 
 // ProblemCode extracts the contract's problem code from a workflow error.
@@ -424,4 +366,22 @@ func ProblemCode(err error) (string, string, bool) {
 		}
 	}
 	return "", "", false
+}
+
+// Unchanged reports a refusal of a message that changed nothing, with the
+// subscription as it stands.
+func Unchanged(err error) (domain.Subscription, bool) {
+	var appErr *temporal.ApplicationError
+	var s domain.Subscription
+	if errors.As(err, &appErr) && appErr.Type() == ErrNoChange && appErr.HasDetails() && appErr.Details(&s) == nil {
+		return s, true
+	}
+	return s, false
+}
+
+// ComeAgain reports a message turned away while the run continues as new:
+// sending it again shortly reaches the next run.
+func ComeAgain(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == ErrContinuingAsNew
 }

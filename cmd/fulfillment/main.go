@@ -24,6 +24,8 @@ commands:
   worker      the Temporal worker and the publisher notification dispatcher
   migrate     create the database if missing and apply migrations
   seed FILE   load a seed file (idempotent upsert)
+  keys ...    create, rotate and revoke agent API keys and publisher signing secrets
+              (fulfillment keys -h)
 `
 
 func main() {
@@ -62,6 +64,8 @@ func run(ctx context.Context, command string, args []string, cfg config.Config, 
 			return err
 		}
 		return service.Seed(ctx, cfg, f)
+	case "keys":
+		return service.Keys(ctx, cfg, logger, args, os.Stdout)
 	case "api", "worker":
 		logger.Info("starting", append([]any{"command", command}, cfg.Masked()...)...)
 		d, err := service.Connect(ctx, cfg, logger)

@@ -1,0 +1,224 @@
+package workflows
+
+import (
+	"fmt"
+	"math/big"
+	"slices"
+	"time"
+
+	"github.com/partnerhub/fulfillment/domain"
+)
+
+// handledLimit bounds the message ids kept for deduplication across runs.
+const handledLimit = 256
+
+// State is everything a subscription's workflow carries: the input of its
+// first run and of every run it continues as new into. It holds no secret:
+// the authorization code is derived outside the workflow.
+type State struct {
+	Subscription domain.Subscription `json:"subscription"`
+	Plan         domain.Plan         `json:"plan"`
+	// NotifyPublisher tells whether the offer's publisher takes webhooks.
+	NotifyPublisher bool `json:"notify_publisher"`
+	// Recorded is true once the purchase is in the read model.
+	Recorded bool `json:"recorded"`
+	// Handled keeps the ids of recent messages so redeliveries after
+	// continue-as-new stay without effect.
+	Handled []string `json:"handled,omitempty"`
+	// ParentEnded is set when the parent's terminal signal arrived.
+	ParentEnded bool  `json:"parent_ended,omitempty"`
+	Purchaser   Actor `json:"purchaser"`
+	// TermBilledMinor is what the current term has billed so far (charge and prorations).
+	TermBilledMinor int64 `json:"term_billed_minor"`
+	// EventSeq numbers timeline events so each has a deterministic key.
+	EventSeq int `json:"event_seq"`
+}
+
+// clone copies the state deeply enough that changing the copy never touches
+// the original (pointer fields are replaced, never written through).
+func (st State) clone() State {
+	c := st
+	c.Handled = slices.Clone(st.Handled)
+	c.Subscription.LinkedSubscriptionIDs = slices.Clone(st.Subscription.LinkedSubscriptionIDs)
+	return c
+}
+
+func (st *State) handled(messageID string) bool {
+	return messageID != "" && slices.Contains(st.Handled, messageID)
+}
+
+func (st *State) markHandled(messageID string) {
+	if messageID == "" {
+		return
+	}
+	st.Handled = append(st.Handled, messageID)
+	if len(st.Handled) > handledLimit {
+		st.Handled = slices.Clone(st.Handled[len(st.Handled)-handledLimit:])
+	}
+}
+
+// transition is one change of a subscription, built on a copy of the state.
+// The workflow adopts next only after the change (snapshot plus the rows it
+// adds) is saved, so a failed or interrupted save leaves the state as it was.
+type transition struct {
+	next   State
+	now    time.Time
+	change domain.Change
+	// memo is set when the change alters what the memo shows (the nickname).
+	memo bool
+}
+
+func newTransition(st State, now time.Time) *transition {
+	return &transition{next: st.clone(), now: now}
+}
+
+func (t *transition) sub() *domain.Subscription { return &t.next.Subscription }
+
+// changed reports whether the transition adds anything to the timeline; one
+// that does not is a no-op and is never saved.
+func (t *transition) changed() bool { return len(t.change.Events) > 0 }
+
+func (t *transition) event(typ, actor string, detail map[string]any) {
+	t.next.EventSeq++
+	s := t.sub()
+	t.change.Events = append(t.change.Events, domain.Event{
+		SubscriptionID: s.ID, Key: fmt.Sprintf("%s:%d", s.ID, t.next.EventSeq),
+		At: t.now, Type: typ, Actor: actor, Detail: detail,
+	})
+}
+
+// notify queues a publisher notification keyed by the latest event.
+func (t *transition) notify(typ string) {
+	if !t.next.NotifyPublisher || typ == "" {
+		return
+	}
+	t.change.Notifications = append(t.change.Notifications, domain.Notification{
+		ID: fmt.Sprintf("msg_%s_%d", t.sub().ID, t.next.EventSeq), Type: typ, OccurredAt: t.now,
+	})
+}
+
+func (t *transition) ledger(kind, id string, amount int64) domain.LedgerEntry {
+	s := t.sub()
+	entry := domain.LedgerEntry{
+		ID: id, SubscriptionID: s.ID, TermNumber: s.TermNumber, Kind: kind, AmountMinor: amount,
+		Currency: t.next.Plan.Currency, PeriodStart: *s.TermStart, PeriodEnd: *s.TermEnd, CreatedAt: t.now,
+	}
+	t.change.Ledger = append(t.change.Ledger, entry)
+	return entry
+}
+
+// startTerm sets term bounds and the cancellation window from the plan.
+func (t *transition) startTerm(start time.Time) {
+	s := t.sub()
+	end := domain.MustAdd(start, t.next.Plan.Term)
+	window := domain.MustAdd(start, t.next.Plan.CancellationWindow)
+	s.TermStart, s.TermEnd, s.CancellationWindowEndsAt = &start, &end, &window
+	t.next.TermBilledMinor = 0
+}
+
+// charge bills the full current term: unit price × quantity.
+func (t *transition) charge() domain.LedgerEntry {
+	s := t.sub()
+	amount := t.next.Plan.UnitPriceMinor * int64(s.Quantity)
+	t.next.TermBilledMinor += amount
+	return t.ledger(domain.LedgerCharge, fmt.Sprintf("charge:%s:%d", s.ID, s.TermNumber), amount)
+}
+
+// refund gives back everything billed for the current term.
+func (t *transition) refund() domain.LedgerEntry {
+	s := t.sub()
+	amount := -t.next.TermBilledMinor
+	t.next.TermBilledMinor = 0
+	return t.ledger(domain.LedgerRefund, fmt.Sprintf("refund:%s:%d", s.ID, s.TermNumber), amount)
+}
+
+// prorate prices a quantity change for the rest of the term:
+// unit price × delta × remaining / term length, truncated toward zero to the
+// minor unit (the customer is never charged a fraction of a cent).
+func (t *transition) prorate(delta int, key string) (domain.LedgerEntry, bool) {
+	s := t.sub()
+	if s.Status != domain.StatusActive || s.TermStart == nil || delta == 0 {
+		return domain.LedgerEntry{}, false
+	}
+	length := s.TermEnd.Sub(*s.TermStart)
+	remaining := s.TermEnd.Sub(t.now)
+	if remaining <= 0 || length <= 0 {
+		return domain.LedgerEntry{}, false
+	}
+	amount := prorate(t.next.Plan.UnitPriceMinor*int64(delta), remaining, length)
+	if amount == 0 {
+		return domain.LedgerEntry{}, false
+	}
+	if key == "" {
+		// A change without a message id is keyed by the quantity_changed event
+		// that follows, so two of them in one term do not share a ledger key.
+		key = fmt.Sprintf("event-%d", t.next.EventSeq+1)
+	}
+	t.next.TermBilledMinor += amount
+	return t.ledger(domain.LedgerProration, fmt.Sprintf("proration:%s:%d:%s", s.ID, s.TermNumber, key), amount), true
+}
+
+// prorate computes full × remaining / length in milliseconds, truncated toward zero.
+// The product is taken in big integers: unit price × seats × milliseconds of
+// a year overflows int64 for large orders.
+func prorate(full int64, remaining, length time.Duration) int64 {
+	n := new(big.Int).Mul(big.NewInt(full), big.NewInt(remaining.Milliseconds()))
+	return n.Quo(n, big.NewInt(length.Milliseconds())).Int64()
+}
+
+// startBilling starts the first term once both publisher callbacks are in.
+func (t *transition) startBilling() {
+	s := t.sub()
+	if s.Status != domain.StatusPendingFulfillment || s.LicensesAssigned == 0 || !s.FulfillmentConfirmed {
+		return
+	}
+	now := t.now
+	s.Status = domain.StatusActive
+	s.BillingStartedAt = &now
+	s.TermNumber = 1
+	t.startTerm(now)
+	charge := t.charge()
+	t.event(domain.EventBillingStarted, SystemActor.String(), map[string]any{
+		"amount_minor": charge.AmountMinor, "currency": charge.Currency, "term_end": s.TermEnd,
+	})
+	t.notify(domain.NotifyActivated)
+}
+
+// renew starts the next term at the end of this one and bills it.
+func (t *transition) renew() {
+	s := t.sub()
+	start := *s.TermEnd
+	s.TermNumber++
+	t.startTerm(start)
+	charge := t.charge()
+	t.event(domain.EventRenewed, SystemActor.String(), map[string]any{
+		"term_number": s.TermNumber, "term_start": s.TermStart, "term_end": s.TermEnd, "amount_minor": charge.AmountMinor,
+	})
+	t.notify(domain.NotifyRenewed)
+}
+
+// end moves the subscription to a terminal status; a cancel of a billed term
+// refunds it.
+func (t *transition) end(status domain.Status, actor Actor, detail map[string]any) {
+	s := t.sub()
+	if status == domain.StatusCancelled && s.Status == domain.StatusActive && s.TermNumber > 0 {
+		if refund := t.refund(); refund.AmountMinor != 0 {
+			if detail == nil {
+				detail = map[string]any{}
+			}
+			detail["refund_minor"] = -refund.AmountMinor
+		} else {
+			t.change.Ledger = t.change.Ledger[:len(t.change.Ledger)-1] // nothing was billed
+		}
+	}
+	s.Status = status
+	t.event(string(status), actor.String(), detail)
+	t.notify(terminalNotification[status])
+}
+
+var terminalNotification = map[domain.Status]string{
+	domain.StatusCancelled:          domain.NotifyCancelled,
+	domain.StatusDeactivated:        domain.NotifyDeactivated,
+	domain.StatusExpired:            domain.NotifyExpired,
+	domain.StatusFulfillmentExpired: domain.NotifyFulfillmentExpired,
+}
