@@ -37,6 +37,9 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	UpdateTimeout     time.Duration
 	MessageRetention  time.Duration
+	// WebhookAllowPrivate lets publisher webhooks target loopback, private and
+	// link-local addresses: development and test stacks only.
+	WebhookAllowPrivate bool
 	// TrustedProxies (TRUSTED_PROXIES: comma-separated IPs or CIDRs) may name
 	// the client in X-Forwarded-For; none by default.
 	TrustedProxies []string
@@ -85,6 +88,7 @@ func FromEnv() (Config, error) {
 	parse("SHUTDOWN_TIMEOUT", "20s", func(s string) (e error) { c.ShutdownTimeout, e = time.ParseDuration(s); return })
 	parse("UPDATE_TIMEOUT", "30s", func(s string) (e error) { c.UpdateTimeout, e = time.ParseDuration(s); return })
 	parse("MESSAGE_RETENTION", "48h", func(s string) (e error) { c.MessageRetention, e = time.ParseDuration(s); return })
+	parse("WEBHOOK_ALLOW_PRIVATE", "false", func(s string) (e error) { c.WebhookAllowPrivate, e = strconv.ParseBool(s); return })
 	if err == nil {
 		c.TrustedProxies, err = parseProxies(os.Getenv("TRUSTED_PROXIES"))
 	}
@@ -152,6 +156,7 @@ func (c Config) Masked() []any {
 		"rate_limit_publisher", fmt.Sprintf("%g/s burst %d", c.PublisherRPS, c.PublisherBurst),
 		"trusted_proxies", strings.Join(c.TrustedProxies, ","),
 		"worker_metrics_addr", c.WorkerMetricsAddr, "shutdown_timeout", c.ShutdownTimeout.String(),
+		"webhook_allow_private", c.WebhookAllowPrivate,
 	}
 }
 

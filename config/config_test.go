@@ -102,6 +102,23 @@ func selfSigned(t *testing.T) (certFile, keyFile string) {
 	return certFile, keyFile
 }
 
+// Publisher webhooks to private addresses are off unless a development stack turns them on.
+func TestWebhookAllowPrivate(t *testing.T) {
+	t.Setenv("WEBHOOK_ALLOW_PRIVATE", "")
+	c, err := FromEnv()
+	require.NoError(t, err)
+	assert.False(t, c.WebhookAllowPrivate, "off by default")
+
+	t.Setenv("WEBHOOK_ALLOW_PRIVATE", "true")
+	c, err = FromEnv()
+	require.NoError(t, err)
+	assert.True(t, c.WebhookAllowPrivate)
+
+	t.Setenv("WEBHOOK_ALLOW_PRIVATE", "sometimes")
+	_, err = FromEnv()
+	require.ErrorContains(t, err, "WEBHOOK_ALLOW_PRIVATE")
+}
+
 func TestTrustedProxies(t *testing.T) {
 	t.Setenv("TRUSTED_PROXIES", "")
 	c, err := FromEnv()

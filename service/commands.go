@@ -57,12 +57,13 @@ func RunDev(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		cfg.SecretKey = config.DevSecretKey
 		logger.Warn("SECRET_KEY not set: using the development key; never do this in production")
 	}
+	cfg = withDevWebhooks(cfg)
 	dev, err := StartDevTemporal(ctx, cfg.TemporalCLI, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.TemporalUIPort, cfg.DataDir, logger)
 	if err != nil {
 		return err
 	}
 	defer dev.Stop()
-	if err := Migrate(ctx, cfg); err != nil {
+	if err := migrateWhenReachable(ctx, cfg, logger); err != nil {
 		return err
 	}
 	demo, err := seed.Parse(seed.Demo)

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -41,7 +42,8 @@ func main() {
 	defer stop()
 	logger := cfg.Logger()
 	slog.SetDefault(logger)
-	if err := run(ctx, os.Args[1], os.Args[2:], cfg, logger); err != nil {
+	// A stop signal while waiting for a dependency is a clean exit, not a failure.
+	if err := run(ctx, os.Args[1], os.Args[2:], cfg, logger); err != nil && !(ctx.Err() != nil && errors.Is(err, context.Canceled)) {
 		logger.Error("fulfillment failed", "command", os.Args[1], "error", err)
 		os.Exit(1)
 	}
