@@ -13,6 +13,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/partnerhub/fulfillment/workflows"
 )
 
 // Config is every setting, each from an environment variable with a default.
@@ -59,7 +61,7 @@ func FromEnv() (Config, error) {
 		DatabaseURL:       env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fulfillment?sslmode=disable"),
 		TemporalAddress:   env("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
 		TemporalNamespace: env("TEMPORAL_NAMESPACE", "default"),
-		TaskQueue:         env("TEMPORAL_TASK_QUEUE", "subscription-fulfillment"),
+		TaskQueue:         env("TEMPORAL_TASK_QUEUE", workflows.TaskQueue),
 		TemporalTLSCert:   os.Getenv("TEMPORAL_TLS_CERT"),
 		TemporalTLSKey:    os.Getenv("TEMPORAL_TLS_KEY"),
 		TemporalAPIKey:    os.Getenv("TEMPORAL_API_KEY"),
