@@ -43,7 +43,7 @@ func (s *Server) authenticatePartner(c *gin.Context) {
 		return
 	}
 	c.Set(agentKey, agent)
-	c.Set("tenant", agent.PartnerID)
+	c.Set(tenantKey, agent.PartnerID)
 	if !s.allow(c, s.partnerLimiter, "partner:"+agent.PartnerID) {
 		return
 	}
@@ -148,7 +148,7 @@ func (s *Server) authenticatePublisher(c *gin.Context) {
 		writeProblem(c, unavailable(err))
 		return
 	}
-	c.Set("tenant", "publisher:"+pub.ID)
+	c.Set(tenantKey, "publisher:"+pub.ID)
 	body, err := readBody(c)
 	if err != nil {
 		writeProblem(c, err)

@@ -114,7 +114,7 @@ func (s *Server) publisherSubscription(c *gin.Context, from caller, id string) (
 	if err != nil {
 		return sub, unavailable(err)
 	}
-	c.Set("subscription_id", sub.ID)
+	c.Set(subscriptionIDKey, sub.ID)
 	return sub, nil
 }
 

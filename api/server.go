@@ -127,10 +127,6 @@ func (s *Server) Router() *gin.Engine {
 	return r
 }
 
-type ctxKey int
-
-const loggerKey ctxKey = iota
-
 // requestContext gives every request an id, a logger carrying it, and
 // records the request in the log and metrics once answered.
 func (s *Server) requestContext(c *gin.Context) {
@@ -141,8 +137,7 @@ func (s *Server) requestContext(c *gin.Context) {
 	}
 	c.Header("X-Request-Id", id)
 	log := s.Logger.With("request_id", id)
-	c.Set("logger", log)
-	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), loggerKey, log))
+	c.Set(loggerKey, log)
 	c.Next()
 	route := c.FullPath()
 	if route == "" {
@@ -154,12 +149,12 @@ func (s *Server) requestContext(c *gin.Context) {
 	// One subscription_id: the one a handler resolved (purchase, resolve by
 	// code, publisher callbacks), else the one in the path (partner and
 	// publisher routes alike, also when the answer is 404).
-	if v, ok := c.Get("subscription_id"); ok {
+	if v, ok := c.Get(subscriptionIDKey); ok {
 		attrs = append(attrs, "subscription_id", v)
 	} else if id := c.Param("id"); id != "" && strings.Contains(route, "/subscriptions/:id") {
 		attrs = append(attrs, "subscription_id", id)
 	}
-	if v, ok := c.Get("tenant"); ok {
+	if v, ok := c.Get(tenantKey); ok {
 		attrs = append(attrs, "tenant", v)
 	}
 	log.Info("request", attrs...)
@@ -217,7 +212,7 @@ func (s *Server) recover(c *gin.Context) {
 }
 
 func logger(c *gin.Context) *slog.Logger {
-	if v, ok := c.Get("logger"); ok {
+	if v, ok := c.Get(loggerKey); ok {
 		return v.(*slog.Logger)
 	}
 	return slog.Default()
@@ -246,3 +241,11 @@ func (s *Server) readyz(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})
 }
+
+// Keys of what middleware and handlers leave on a request's gin.Context for
+// the request log.
+const (
+	tenantKey         = "tenant"          // the partner id, or publisher:<id>
+	subscriptionIDKey = "subscription_id" // the subscription the request concerns
+	loggerKey         = "logger"          // the request's *slog.Logger
+)

@@ -135,7 +135,7 @@ func (s *Server) purchase(c *gin.Context) {
 		c.Data(claim.ResponseStatus, "application/json; charset=utf-8", body)
 		return
 	}
-	c.Set("subscription_id", claim.SubscriptionID)
+	c.Set(subscriptionIDKey, claim.SubscriptionID)
 	sub, err := s.startPurchase(ctx, agent, claim.SubscriptionID, req)
 	var p *Problem
 	if errors.As(err, &p) && p.Status < 500 {
