@@ -141,7 +141,7 @@ func (s *Server) authenticatePublisher(c *gin.Context) {
 		return
 	}
 	c.Set("tenant", "publisher:"+pub.ID)
-	body, err := readBody(c)
+	body, err := signedPayload(c)
 	if err != nil {
 		writeProblem(c, err)
 		return
