@@ -25,7 +25,16 @@ func signedPayload(c *gin.Context) ([]byte, error) {
 	if len(body) > 0 {
 		return nil, problem(CodeInvalidRequest, "a GET carries no body")
 	}
-	return []byte(http.MethodGet + " " + c.Request.URL.RequestURI()), nil
+	return []byte(http.MethodGet + " " + requestTarget(c.Request)), nil
+}
+
+// requestTarget is the path and query exactly as the client sent them
+// (percent-encoding included), also for an absolute-form request line.
+func requestTarget(r *http.Request) string {
+	if strings.HasPrefix(r.RequestURI, "/") {
+		return r.RequestURI
+	}
+	return r.URL.RequestURI()
 }
 
 // listPublisherSubscriptions pages the subscriptions of the publisher's
