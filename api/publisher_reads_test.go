@@ -25,7 +25,7 @@ func TestSignedPayload(t *testing.T) {
 	gin.SetMode(gin.TestMode)
 	for _, c := range []struct {
 		name, raw, want string
-		code          string
+		code            string
 	}{
 		{"a POST signs its raw body", "POST /v1/publisher/resolve HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n{\"a\":  \"b\" }", `{"a":  "b" }`, ""},
 		{"a POST with no body signs nothing", "POST /v1/publisher/subscriptions/s1/activate HTTP/1.1\r\nHost: x\r\n\r\n", "", ""},
