@@ -149,7 +149,7 @@ func (s *Server) authenticatePublisher(c *gin.Context) {
 		return
 	}
 	c.Set(tenantKey, "publisher:"+pub.ID)
-	body, err := readBody(c)
+	body, err := signedPayload(c)
 	if err != nil {
 		writeProblem(c, err)
 		return

@@ -119,11 +119,16 @@ func (s *Server) Router() *gin.Engine {
 	partner.POST("/subscriptions/:id/deactivate", s.requireAdmin("deactivate"), s.deactivateSubscription)
 	partner.GET("/subscriptions/:id/events", s.subscriptionEvents)
 	partner.GET("/subscriptions/:id/billing", s.subscriptionBilling)
+	partner.GET("/offers", s.listOffers)
+	partner.GET("/offers/:id", s.getOffer)
 
 	publisher := r.Group("/v1/publisher", s.authenticatePublisher)
 	publisher.POST("/resolve", s.publisherMessage(s.resolve))
 	publisher.POST("/subscriptions/:id/licenses", s.publisherMessage(s.assignLicenses))
 	publisher.POST("/subscriptions/:id/activate", s.publisherMessage(s.confirmFulfillment))
+	// Reads are signed messages too: a GET signs its method and request target (signedPayload).
+	publisher.GET("/subscriptions", s.publisherMessage(s.listPublisherSubscriptions))
+	publisher.GET("/subscriptions/:id", s.publisherMessage(s.getPublisherSubscription))
 	return r
 }
 

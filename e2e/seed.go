@@ -24,6 +24,7 @@ const Seed = `{
   ],
   "offers": [
     {"id": "analytics", "publisher_id": "contoso", "name": "Contoso Analytics", "kind": "saas", "parent_offer_ids": [],
+     "setup_instructions": "Sign in at https://contoso.example/admin with the customer's admin account and invite users.",
      "plans": [
        {"id": "annual", "name": "Annual", "term": "P1Y", "unit_price_minor": 1200, "currency": "USD",
         "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P7D", "activation_deadline": "P30D"},

@@ -41,6 +41,9 @@ type Offer struct {
 	Kind           string        `json:"kind"`
 	ParentOfferIDs []string      `json:"parent_offer_ids"`
 	Plans          []domain.Plan `json:"plans"`
+
+	// SetupInstructions tell the customer what to do after the purchase (optional).
+	SetupInstructions *string `json:"setup_instructions,omitempty"`
 }
 
 // Partner of the seed.
@@ -141,7 +144,8 @@ func Load(ctx context.Context, st *store.Store, v *vault.Vault, f File) error {
 		}
 	}
 	for _, o := range f.Offers {
-		if err := st.UpsertOffer(ctx, store.Offer{ID: o.ID, PublisherID: o.PublisherID, Name: o.Name, Kind: o.Kind, ParentOfferIDs: o.ParentOfferIDs}); err != nil {
+		if err := st.UpsertOffer(ctx, store.Offer{ID: o.ID, PublisherID: o.PublisherID, Name: o.Name, Kind: o.Kind, ParentOfferIDs: o.ParentOfferIDs,
+			SetupInstructions: o.SetupInstructions}); err != nil {
 			return err
 		}
 		for _, plan := range o.Plans {

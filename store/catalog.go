@@ -26,6 +26,8 @@ type Offer struct {
 	Name           string         `db:"name"`
 	Kind           string         `db:"kind"`
 	ParentOfferIDs pq.StringArray `db:"parent_offer_ids"`
+	// SetupInstructions tells the customer what to do after the purchase (optional).
+	SetupInstructions *string `db:"setup_instructions"`
 }
 
 // Agent is the caller behind a partner API key.
@@ -98,17 +100,18 @@ func (s *Store) UpsertOffer(ctx context.Context, o Offer) error {
 		o.ParentOfferIDs = pq.StringArray{}
 	}
 	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO offers (id, publisher_id, name, kind, parent_offer_ids) VALUES ($1,$2,$3,$4,$5)
+		INSERT INTO offers (id, publisher_id, name, kind, parent_offer_ids, setup_instructions) VALUES ($1,$2,$3,$4,$5,$6)
 		ON CONFLICT (id) DO UPDATE SET publisher_id = EXCLUDED.publisher_id, name = EXCLUDED.name,
-			kind = EXCLUDED.kind, parent_offer_ids = EXCLUDED.parent_offer_ids`,
-		o.ID, o.PublisherID, o.Name, o.Kind, o.ParentOfferIDs)
+			kind = EXCLUDED.kind, parent_offer_ids = EXCLUDED.parent_offer_ids,
+			setup_instructions = EXCLUDED.setup_instructions`,
+		o.ID, o.PublisherID, o.Name, o.Kind, o.ParentOfferIDs, o.SetupInstructions)
 	return wrap(err, "upsert offer %s", o.ID)
 }
 
 // Offer reads one offer.
 func (s *Store) Offer(ctx context.Context, id string) (Offer, error) {
 	var o Offer
-	err := s.db.GetContext(ctx, &o, `SELECT id, publisher_id, name, kind, parent_offer_ids FROM offers WHERE id = $1`, id)
+	err := s.db.GetContext(ctx, &o, `SELECT id, publisher_id, name, kind, parent_offer_ids, setup_instructions FROM offers WHERE id = $1`, id)
 	return o, notFound(err)
 }
 

@@ -1,0 +1,14 @@
+-- +goose Up
+-- What the customer's admin does after the purchase (shown by GET /v1/offers);
+-- free text or a URL, optional.
+ALTER TABLE offers ADD COLUMN setup_instructions text;
+
+-- GET /v1/publisher/subscriptions pages a publisher's subscriptions newest
+-- first, optionally by status, like the partner list does per partner.
+CREATE INDEX subscriptions_publisher_seq ON subscriptions (publisher_id, seq DESC);
+CREATE INDEX subscriptions_publisher_status_seq ON subscriptions (publisher_id, status, seq DESC);
+
+-- +goose Down
+DROP INDEX subscriptions_publisher_status_seq;
+DROP INDEX subscriptions_publisher_seq;
+ALTER TABLE offers DROP COLUMN setup_instructions;
