@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -40,6 +41,10 @@ type Config struct {
 	// TrustedProxies (TRUSTED_PROXIES: comma-separated IPs or CIDRs) may name
 	// the client in X-Forwarded-For; none by default.
 	TrustedProxies []string
+	// SMTPURL is the mail server for customer emails (empty: none are sent).
+	SMTPURL   string
+	SMTPFrom  string
+	PortalURL string
 	// Dev mode only.
 	TemporalCLI    string
 	TemporalUIPort int
@@ -66,6 +71,9 @@ func FromEnv() (Config, error) {
 		WorkerMetricsAddr: env("WORKER_METRICS_ADDR", ""),
 		TemporalCLI:       env("TEMPORAL_CLI", "bin/temporal"),
 		DataDir:           env("DATA_DIR", "data"),
+		SMTPURL:           os.Getenv("SMTP_URL"),
+		SMTPFrom:          env("SMTP_FROM", "Subscriptions <no-reply@fulfillment.localhost>"),
+		PortalURL:         os.Getenv("PORTAL_URL"),
 	}
 	var err error
 	parse := func(name, def string, into func(string) error) {
@@ -152,6 +160,7 @@ func (c Config) Masked() []any {
 		"rate_limit_publisher", fmt.Sprintf("%g/s burst %d", c.PublisherRPS, c.PublisherBurst),
 		"trusted_proxies", strings.Join(c.TrustedProxies, ","),
 		"worker_metrics_addr", c.WorkerMetricsAddr, "shutdown_timeout", c.ShutdownTimeout.String(),
+		"smtp_url", maskURLPassword(c.SMTPURL), "smtp_from", c.SMTPFrom,
 	}
 }
 
@@ -186,4 +195,17 @@ func (c Config) TemporalOptions(logger *slog.Logger) (client.Options, error) {
 		}
 	}
 	return opts, nil
+}
+
+// maskURLPassword hides the password of a URL's userinfo.
+func maskURLPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "***")
+		return strings.Replace(u.String(), "%2A%2A%2A", "***", 1)
+	}
+	return raw
 }

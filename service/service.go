@@ -123,6 +123,10 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 		return err
 	}
 	defer stopMetrics()
+	stopMailer, err := startMailer(ctx, d)
+	if err != nil {
+		return err
+	}
 	w := worker.New(d.Temporal, d.Config.TaskQueue, acts, sdkworker.Options{})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
@@ -134,6 +138,7 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 	go func() { purgeMessages(ctx, d); done <- struct{}{} }()
 	<-ctx.Done()
 	w.Stop()
+	stopMailer()
 	<-done
 	<-done
 	d.Logger.Info("worker stopped")
