@@ -73,7 +73,7 @@ func TestMailerSendsWithStableMessageID(t *testing.T) {
 	require.NoError(t, err)
 	m := &activities.Mailer{Store: st, Vault: v, Sender: &lostAnswer{Sender: smtp, seen: map[string]int{}},
 		Logger: slog.New(slog.DiscardHandler), PortalURL: "http://portal.test/portal/"}
-	require.NoError(t, m.SendDue(ctx))                                               // both reach the server, both "fail"
+	require.NoError(t, m.SendDue(ctx))                                              // both reach the server, both "fail"
 	st.DB().MustExecContext(ctx, `UPDATE email_outbox SET next_attempt_at = now()`) // skip the backoff
 	require.NoError(t, m.SendDue(ctx))
 	require.NoError(t, m.SendDue(ctx)) // nothing left to send
