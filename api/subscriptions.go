@@ -46,6 +46,8 @@ type PurchaseRequest struct {
 	AutoRenew            *bool   `json:"auto_renew"`
 	ResellerPartnerID    *string `json:"reseller_partner_id"`
 	ParentSubscriptionID *string `json:"parent_subscription_id"`
+	// CustomerContactEmail becomes the customer's first (primary) contact.
+	CustomerContactEmail *string `json:"customer_contact_email,omitempty"`
 }
 
 // DecodePurchase decodes and shape-checks a purchase body.
@@ -72,6 +74,9 @@ func DecodePurchase(body []byte) (PurchaseRequest, error) {
 		return req, err
 	}
 	if err := checkText("reseller_partner_id", req.ResellerPartnerID, maxResellerID); err != nil {
+		return req, err
+	}
+	if err := checkText("customer_contact_email", req.CustomerContactEmail, 254); err != nil {
 		return req, err
 	}
 	if p := req.ParentSubscriptionID; p != nil && (*p == "" || len(*p) > maxID || strings.ContainsRune(*p, 0)) {
@@ -209,6 +214,9 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 	publisher, err := s.Store.Publisher(ctx, offer.PublisherID)
 	if err != nil {
 		return domain.Subscription{}, unavailable(err)
+	}
+	if err := s.assignFirstContact(ctx, agent, req.CustomerID, req.CustomerContactEmail); err != nil {
+		return domain.Subscription{}, err
 	}
 	if err := s.checkParent(ctx, agent, id, offer, req); err != nil {
 		return domain.Subscription{}, err
@@ -371,7 +379,9 @@ func (s *Server) partnerView(ctx context.Context, sub domain.Subscription) wire.
 			link = wire.NewPublisherLink(pub.LandingURL, s.Vault.AuthorizationCode(sub.ID), sub.ActivationDeadline)
 		}
 	}
-	return wire.NewSubscription(sub, s.Now(), link)
+	view := wire.NewSubscription(sub, s.Now(), link)
+	s.place(ctx, &view)
+	return view
 }
 
 func (s *Server) getSubscription(c *gin.Context) {

@@ -55,14 +55,24 @@ func (p Page) limit() int {
 	return p.Limit
 }
 
-// CreateSite adds a site to a customer.
-func (s *Store) CreateSite(ctx context.Context, c CustomerRef, name, url, actor string) (Site, error) {
+// CreateSite adds a site to a customer under an Idempotency-Key: the same
+// key and request again answer the first site (replayed true).
+func (s *Store) CreateSite(ctx context.Context, c CustomerRef, name, url, actor string, k CreationKey) (Site, bool, error) {
 	var site Site
+	replayed := false
 	err := s.tx(ctx, func(tx *sqlx.Tx) error {
-		err := tx.GetContext(ctx, &site, `
+		id, existing, err := claimCreation(ctx, tx, c.PartnerID, "site", "site_"+uuid.NewString(), k)
+		if err != nil {
+			return err
+		}
+		if existing {
+			replayed = true
+			return tx.GetContext(ctx, &site, `SELECT id, partner_id, customer_id, name, url, created_at, seq FROM customer_sites WHERE id = $1`, id)
+		}
+		err = tx.GetContext(ctx, &site, `
 			INSERT INTO customer_sites (id, partner_id, customer_id, name, url) VALUES ($1,$2,$3,$4,$5)
 			RETURNING id, partner_id, customer_id, name, url, created_at, seq`,
-			"site_"+uuid.NewString(), c.PartnerID, c.CustomerID, name, url)
+			id, c.PartnerID, c.CustomerID, name, url)
 		var pqErr *pq.Error
 		if errors.As(err, &pqErr) && pqErr.Code == "23505" {
 			return ErrSiteExists
@@ -74,7 +84,45 @@ func (s *Store) CreateSite(ctx context.Context, c CustomerRef, name, url, actor 
 		return customerEvent(ctx, tx, c, "site_added", actor, map[string]any{"site_id": site.ID, "name": name, "url": url})
 	})
 	site.CreatedAt = site.CreatedAt.UTC()
-	return site, err
+	return site, replayed, err
+}
+
+// CreationKey is the Idempotency-Key of a POST that creates, with the hash of its request.
+type CreationKey struct {
+	Key  string
+	Hash []byte
+}
+
+// ErrIdempotencyKeyReused is returned when a key comes back with another request.
+var ErrIdempotencyKeyReused = errors.New("the Idempotency-Key was used with a different request")
+
+// claimCreation records key for a new resource id, or returns the id the
+// key created before (existing true). A concurrent request with the same key
+// waits on the row's unique index until the first commits.
+func claimCreation(ctx context.Context, tx *sqlx.Tx, partnerID, kind, newID string, k CreationKey) (string, bool, error) {
+	var id string
+	err := tx.GetContext(ctx, &id, `
+		INSERT INTO creation_keys (partner_id, kind, key, request_hash, resource_id) VALUES ($1,$2,$3,$4,$5)
+		ON CONFLICT (partner_id, kind, key) DO NOTHING RETURNING resource_id`, partnerID, kind, k.Key, k.Hash, newID)
+	if err == nil {
+		return id, false, nil
+	}
+	if !errors.Is(notFound(err), ErrNotFound) {
+		return "", false, wrap(err, "claim idempotency key")
+	}
+	var prior struct {
+		Hash []byte `db:"request_hash"`
+		ID   string `db:"resource_id"`
+	}
+	if err := tx.GetContext(ctx, &prior, `
+		SELECT request_hash, resource_id FROM creation_keys WHERE partner_id = $1 AND kind = $2 AND key = $3`,
+		partnerID, kind, k.Key); err != nil {
+		return "", false, wrap(err, "read idempotency key")
+	}
+	if string(prior.Hash) != string(k.Hash) {
+		return "", false, ErrIdempotencyKeyReused
+	}
+	return prior.ID, true, nil
 }
 
 // Sites lists a customer's sites, newest first.
@@ -101,22 +149,31 @@ func (s *Store) Sites(ctx context.Context, c CustomerRef, p Page) ([]Site, int64
 	return rows, next, nil
 }
 
-// CreateBillingAccount adds a billing account to a customer; a customer's
-// first account is its default.
-func (s *Store) CreateBillingAccount(ctx context.Context, c CustomerRef, name, actor string) (BillingAccount, error) {
+// CreateBillingAccount adds a billing account to a customer under an
+// Idempotency-Key; a customer's first account is its default.
+func (s *Store) CreateBillingAccount(ctx context.Context, c CustomerRef, name, actor string, k CreationKey) (BillingAccount, bool, error) {
 	var a BillingAccount
+	replayed := false
 	err := s.tx(ctx, func(tx *sqlx.Tx) error {
-		var err error
-		a, err = insertBillingAccount(ctx, tx, c, name)
+		id, existing, err := claimCreation(ctx, tx, c.PartnerID, "billing_account", "ba_"+uuid.NewString(), k)
 		if err != nil {
+			return err
+		}
+		if existing {
+			replayed = true
+			return tx.GetContext(ctx, &a, `
+				SELECT id, partner_id, customer_id, name, is_default, created_at, seq FROM billing_accounts WHERE id = $1`, id)
+		}
+		if a, err = insertBillingAccount(ctx, tx, c, id, name); err != nil {
 			return err
 		}
 		return customerEvent(ctx, tx, c, "billing_account_added", actor, map[string]any{"billing_account_id": a.ID, "name": name})
 	})
-	return a, err
+	a.CreatedAt = a.CreatedAt.UTC()
+	return a, replayed, err
 }
 
-func insertBillingAccount(ctx context.Context, tx *sqlx.Tx, c CustomerRef, name string) (BillingAccount, error) {
+func insertBillingAccount(ctx context.Context, tx *sqlx.Tx, c CustomerRef, id, name string) (BillingAccount, error) {
 	var a BillingAccount
 	var one int
 	if err := tx.GetContext(ctx, &one, `SELECT 1 FROM customers WHERE partner_id = $1 AND id = $2 FOR UPDATE`,
@@ -127,7 +184,7 @@ func insertBillingAccount(ctx context.Context, tx *sqlx.Tx, c CustomerRef, name 
 		INSERT INTO billing_accounts (id, partner_id, customer_id, name, is_default)
 		VALUES ($1,$2,$3,$4, NOT EXISTS (SELECT 1 FROM billing_accounts WHERE partner_id = $2 AND customer_id = $3))
 		RETURNING id, partner_id, customer_id, name, is_default, created_at, seq`,
-		"ba_"+uuid.NewString(), c.PartnerID, c.CustomerID, name)
+		id, c.PartnerID, c.CustomerID, name)
 	a.CreatedAt = a.CreatedAt.UTC()
 	return a, wrap(err, "create billing account")
 }
@@ -173,7 +230,7 @@ func placeOnDefaultAccount(ctx context.Context, tx *sqlx.Tx, c CustomerRef, subs
 			c.PartnerID, c.CustomerID)
 	}
 	if errors.Is(notFound(err), ErrNotFound) {
-		a, err := insertBillingAccount(ctx, tx, c, "Default")
+		a, err := insertBillingAccount(ctx, tx, c, "ba_"+uuid.NewString(), "Default")
 		if err != nil {
 			return err
 		}
