@@ -46,9 +46,12 @@ type Config struct {
 	SMTPFrom  string
 	PortalURL string
 	// Dev mode only.
-	TemporalCLI    string
-	TemporalUIPort int
-	DataDir        string
+	TemporalCLI     string
+	TemporalUIPort  int
+	DataDir         string
+	Mailpit         string
+	MailpitSMTPPort int
+	MailpitUIPort   int
 }
 
 // DevSecretKey is the SECRET_KEY `fulfillment dev` uses when none is set.
@@ -71,6 +74,7 @@ func FromEnv() (Config, error) {
 		WorkerMetricsAddr: env("WORKER_METRICS_ADDR", ""),
 		TemporalCLI:       env("TEMPORAL_CLI", "bin/temporal"),
 		DataDir:           env("DATA_DIR", "data"),
+		Mailpit:           env("MAILPIT", "bin/mailpit"),
 		SMTPURL:           os.Getenv("SMTP_URL"),
 		SMTPFrom:          env("SMTP_FROM", "Subscriptions <no-reply@fulfillment.localhost>"),
 		PortalURL:         os.Getenv("PORTAL_URL"),
@@ -90,6 +94,8 @@ func FromEnv() (Config, error) {
 	parse("RATE_LIMIT_FAILED_AUTH_RPS", "1", floatInto(&c.FailedAuthRPS))
 	parse("RATE_LIMIT_FAILED_AUTH_BURST", "20", intInto(&c.FailedAuthBurst))
 	parse("TEMPORAL_UI_PORT", "8233", intInto(&c.TemporalUIPort))
+	parse("MAILPIT_SMTP_PORT", "1025", intInto(&c.MailpitSMTPPort))
+	parse("MAILPIT_UI_PORT", "8025", intInto(&c.MailpitUIPort))
 	parse("SHUTDOWN_TIMEOUT", "20s", func(s string) (e error) { c.ShutdownTimeout, e = time.ParseDuration(s); return })
 	parse("UPDATE_TIMEOUT", "30s", func(s string) (e error) { c.UpdateTimeout, e = time.ParseDuration(s); return })
 	parse("MESSAGE_RETENTION", "48h", func(s string) (e error) { c.MessageRetention, e = time.ParseDuration(s); return })

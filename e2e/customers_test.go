@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/testenv"
 )
 
@@ -170,4 +173,46 @@ func TestSitesBillingAccountsTransferAndDeactivationEmail(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, endedMails, "the app's cascade sends no email of its own")
+}
+
+// An operator (never a partner) reassigns the primary contact from the
+// command line; the change is audited and on the customer's timeline.
+func TestOperatorSetsPrimaryContactFromTheCommandLine(t *testing.T) {
+	w := newWorld(t, testenvOpts())
+	p := w.admin.Purchase(map[string]any{"customer_id": "woodgrove", "offer_id": "analytics", "plan_id": "annual",
+		"quantity": 1, "customer_contact_email": "ann@woodgrove.example"})
+	require.Equal(t, http.StatusCreated, p.Status, p.String())
+	ref := store.CustomerRef{PartnerID: "fabrikam", CustomerID: "woodgrove"}
+	list, err := w.Store.Contacts(t.Context(), ref)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	_, err = w.Store.AddContact(t.Context(), store.ContactActor{CustomerRef: ref, ContactID: list[0].ID}, "ben@woodgrove.example", []string{"technical"})
+	require.NoError(t, err)
+
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(testenv.Binary(t), append([]string{"contacts", "set-primary"}, args...)...)
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+w.DBURL, "SECRET_KEY="+testenv.SecretKey())
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("--partner", "fabrikam", "--customer", "woodgrove", "--email", "nobody@woodgrove.example", "--operator", "olga")
+	assert.Error(t, err, out)
+	out, err = run("--partner", "fabrikam", "--customer", "woodgrove", "--email", "ben@woodgrove.example",
+		"--operator", "olga", "--reason", "ann left")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "ben@woodgrove.example")
+	assert.Contains(t, out, `"msg":"audit"`)
+
+	contacts := w.admin.Do(http.MethodGet, "/v1/customers/woodgrove/contacts", nil)
+	first := contacts.Body["items"].([]any)[0].(map[string]any)
+	assert.Equal(t, "ben@woodgrove.example", first["email"])
+	assert.Equal(t, true, first["primary"])
+	var audited int
+	require.NoError(t, w.Store.DB().Get(&audited, `SELECT count(*) FROM audit_log WHERE actor = 'operator:olga' AND action = 'contacts.set_primary'`))
+	assert.Equal(t, 1, audited)
+	events, err := w.Store.CustomerEvents(t.Context(), ref)
+	require.NoError(t, err)
+	last := events[len(events)-1]
+	assert.Equal(t, "primary_contact_changed", last.Type)
+	assert.Equal(t, "operator:olga", last.Actor)
 }
