@@ -313,6 +313,15 @@ func (s *Server) transferSubscription(c *gin.Context) {
 	s.getSubscription(c)
 }
 
+// placeAll fills the customer-side fields of a list of views.
+func (s *Server) placeAll(ctx context.Context, views []wire.Subscription) {
+	ptrs := make([]*wire.Subscription, 0, len(views))
+	for i := range views {
+		ptrs = append(ptrs, &views[i])
+	}
+	s.place(ctx, ptrs...)
+}
+
 // place fills the customer-side fields (site, billing account) of views.
 func (s *Server) place(ctx context.Context, views ...*wire.Subscription) {
 	ids := make([]string, 0, len(views))

@@ -373,15 +373,20 @@ func (s *Server) ownSubscription(c *gin.Context) (domain.Subscription, error) {
 // partnerView renders a subscription for its partner, with the publisher link
 // while it waits for fulfillment.
 func (s *Server) partnerView(ctx context.Context, sub domain.Subscription) wire.Subscription {
+	view := s.unplacedView(ctx, sub)
+	s.place(ctx, &view)
+	return view
+}
+
+// unplacedView is partnerView without the customer-side fields (lists fill them in one query).
+func (s *Server) unplacedView(ctx context.Context, sub domain.Subscription) wire.Subscription {
 	var link *wire.PublisherLink
 	if sub.Status == domain.StatusPendingFulfillment {
 		if pub, err := s.Store.Publisher(ctx, sub.PublisherID); err == nil {
 			link = wire.NewPublisherLink(pub.LandingURL, s.Vault.AuthorizationCode(sub.ID), sub.ActivationDeadline)
 		}
 	}
-	view := wire.NewSubscription(sub, s.Now(), link)
-	s.place(ctx, &view)
-	return view
+	return wire.NewSubscription(sub, s.Now(), link)
 }
 
 func (s *Server) getSubscription(c *gin.Context) {
@@ -425,8 +430,9 @@ func (s *Server) listSubscriptions(c *gin.Context) {
 	}
 	items := make([]wire.Subscription, 0, len(page.Items))
 	for _, sub := range page.Items {
-		items = append(items, s.partnerView(c.Request.Context(), sub))
+		items = append(items, s.unplacedView(c.Request.Context(), sub))
 	}
+	s.placeAll(c.Request.Context(), items)
 	var next *string
 	if page.NextSeq != 0 {
 		cur := encodeCursor(page.NextSeq)

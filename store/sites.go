@@ -260,11 +260,12 @@ func placeOnSite(ctx context.Context, tx *sqlx.Tx, c CustomerRef, subscriptionID
 
 // ChooseSite records the site a contact chose while setting a subscription
 // up (the portal's "Begin set up"); the subscription must still wait for
-// fulfillment and the site belong to its customer.
+// fulfillment and the site belong to its customer (ErrNotFound otherwise).
 func (s *Store) ChooseSite(ctx context.Context, c CustomerRef, subscriptionID, siteID, actor string) error {
 	return s.tx(ctx, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, `
 			UPDATE subscriptions SET site_id = $4 WHERE id = $3 AND partner_id = $1 AND customer_id = $2
+			AND status = 'pending_fulfillment' AND NOT fulfillment_confirmed
 			AND EXISTS (SELECT 1 FROM customer_sites WHERE id = $4 AND partner_id = $1 AND customer_id = $2)`,
 			c.PartnerID, c.CustomerID, subscriptionID, siteID)
 		if err != nil {
