@@ -23,14 +23,6 @@ import (
 	"github.com/partnerhub/fulfillment/email"
 )
 
-// Timeline event types that cause emails (written by the subscription workflow).
-const (
-	eventPurchased            = "purchased"
-	eventBillingStarted       = "billing_started"
-	eventRenewed              = "renewed"
-	eventFulfillmentConfirmed = "fulfillment_confirmed"
-)
-
 // emailID derives an outbox id from what caused the email and its recipient.
 func emailID(kind, cause, recipient string) string {
 	sum := sha256.Sum256([]byte(kind + "\x00" + cause + "\x00" + recipient))
@@ -140,11 +132,11 @@ func applyCustomerSide(ctx context.Context, tx *sqlx.Tx, c domain.Change) error 
 	ref := CustomerRef{PartnerID: sub.PartnerID, CustomerID: sub.CustomerID}
 	for _, e := range c.Events {
 		switch e.Type {
-		case eventPurchased:
+		case domain.EventPurchased:
 			if err := placeOnDefaultAccount(ctx, tx, ref, sub.ID); err != nil {
 				return err
 			}
-		case eventFulfillmentConfirmed:
+		case domain.EventFulfillmentConfirmed:
 			if sub.SiteURL != nil {
 				if err := placeOnSite(ctx, tx, ref, sub.ID, *sub.SiteURL); err != nil {
 					return err
@@ -176,9 +168,9 @@ func enqueueEmails(ctx context.Context, tx *sqlx.Tx, c domain.Change) error {
 			sendAfter  time.Time
 		)
 		switch {
-		case e.Type == eventPurchased:
+		case e.Type == domain.EventPurchased:
 			kind = email.KindOrderPlaced
-		case (e.Type == eventBillingStarted || e.Type == eventRenewed) && sub.TermEnd != nil && sub.TermStart != nil:
+		case (e.Type == domain.EventBillingStarted || e.Type == domain.EventRenewed) && sub.TermEnd != nil && sub.TermStart != nil:
 			kind, role = email.KindRenewalReminder, RoleTechnical
 			var lead string
 			if err := tx.GetContext(ctx, &lead, `SELECT renewal_reminder_lead FROM plans WHERE offer_id = $1 AND id = $2`,
