@@ -186,6 +186,8 @@ func enqueueEmails(ctx context.Context, tx *sqlx.Tx, c domain.Change) error {
 			if sendAfter.Before(*sub.TermStart) {
 				sendAfter = *sub.TermStart
 			}
+		case e.Type == EventBillingAccountChanged:
+			kind = email.KindBillingAccountChanged
 		case e.Type == string(domain.StatusDeactivated) || e.Type == string(domain.StatusExpired):
 			if e.Detail["reason"] == "parent_ended" {
 				continue // the parent's email lists it
@@ -205,6 +207,10 @@ func enqueueEmails(ctx context.Context, tx *sqlx.Tx, c domain.Change) error {
 		switch kind {
 		case email.KindOrderPlaced:
 			d.NeedsSetup = sub.Status == domain.StatusPendingFulfillment && !sub.FulfillmentConfirmed
+		case email.KindBillingAccountChanged:
+			if d.FromAccount, d.ToAccount, err = accountNames(ctx, tx, e.Detail); err != nil {
+				return err
+			}
 		case email.KindSubscriptionEnded:
 			if d.Linked, err = endingWith(ctx, tx, sub); err != nil {
 				return err
@@ -219,6 +225,28 @@ func enqueueEmails(ctx context.Context, tx *sqlx.Tx, c domain.Change) error {
 		}
 	}
 	return nil
+}
+
+// EventBillingAccountChanged is the timeline event of a move to another
+// billing account, detail {from_billing_account_id, to_billing_account_id}.
+const EventBillingAccountChanged = "billing_account_changed"
+
+// accountNames reads the names of a move's billing accounts.
+func accountNames(ctx context.Context, tx *sqlx.Tx, detail map[string]any) (from, to string, err error) {
+	name := func(key string) (string, error) {
+		id, _ := detail[key].(string)
+		if id == "" {
+			return "", nil
+		}
+		var n string
+		err := tx.GetContext(ctx, &n, `SELECT name FROM billing_accounts WHERE id = $1`, id)
+		return n, wrap(notFound(err), "billing account %s", id)
+	}
+	if from, err = name("from_billing_account_id"); err != nil {
+		return "", "", err
+	}
+	to, err = name("to_billing_account_id")
+	return from, to, err
 }
 
 // endingWith lists the linked subscriptions (recursively) that are not

@@ -384,7 +384,7 @@ func (s *Store) TransferSubscription(ctx context.Context, t Transfer) error {
 func eventOf(t Transfer, detail map[string]any) domain.Event {
 	return domain.Event{
 		SubscriptionID: t.SubscriptionID, Key: "transfer:" + t.SubscriptionID + ":" + t.Key,
-		At: time.Now().UTC(), Type: "billing_account_changed", Actor: t.Actor, Detail: detail,
+		At: time.Now().UTC(), Type: EventBillingAccountChanged, Actor: t.Actor, Detail: detail,
 	}
 }
 

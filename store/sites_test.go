@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -127,4 +128,36 @@ func TestChooseSiteOnlyOfTheSameCustomer(t *testing.T) {
 	placed, err := f.st.Placements(f.ctx, []string{sub.ID})
 	require.NoError(t, err)
 	assert.Equal(t, mine.ID, *placed[sub.ID].SiteID)
+}
+
+// When the workflow records a move itself (NOTES-customers.md), its
+// transition queues the same email.
+func TestWorkflowMoveEventQueuesEmail(t *testing.T) {
+	f := seeded(t)
+	withContacts(t, f)
+	sub := subscription("sub-1")
+	f.save(t, purchase(sub), nil)
+	accounts, _, err := f.st.BillingAccounts(f.ctx, woodgrove, store.Page{})
+	require.NoError(t, err)
+	europe, _, err := f.st.CreateBillingAccount(f.ctx, woodgrove, "Europe", "agent:alice", key("k", "europe"))
+	require.NoError(t, err)
+	sub.Version = 2
+	change := domain.Change{Subscription: sub, Events: []domain.Event{{SubscriptionID: sub.ID, Key: "sub-1:9", At: t0,
+		Type: store.EventBillingAccountChanged, Actor: "agent:alice",
+		Detail: map[string]any{"from_billing_account_id": accounts[0].ID, "to_billing_account_id": europe.ID}}}}
+	f.save(t, change, nil)
+	f.save(t, change, nil)
+	due, err := f.st.ClaimDueEmails(f.ctx, 50, time.Minute)
+	require.NoError(t, err)
+	var moved []store.PendingEmail
+	for _, d := range due {
+		if d.Kind == email.KindBillingAccountChanged {
+			moved = append(moved, d)
+		}
+	}
+	require.Len(t, moved, 2, "one per contact, once")
+	d, err := moved[0].Data()
+	require.NoError(t, err)
+	assert.Equal(t, "Default", d.FromAccount)
+	assert.Equal(t, "Europe", d.ToAccount)
 }
