@@ -221,6 +221,12 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 	if err := s.checkParent(ctx, agent, id, offer, req); err != nil {
 		return domain.Subscription{}, err
 	}
+	var apps []PurchaseRequest
+	if offer.Kind == domain.OfferKindCollection {
+		if apps, err = s.bundle(ctx, offer, req); err != nil {
+			return domain.Subscription{}, err
+		}
+	}
 
 	now := s.Now().UTC().Truncate(time.Microsecond)
 	sub := domain.Subscription{
@@ -258,6 +264,9 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 	var recorded domain.Subscription
 	if err := handle.Get(ctx, &recorded); err != nil {
 		return domain.Subscription{}, unavailable(fmt.Errorf("await purchase %s: %w", id, err))
+	}
+	if apps != nil {
+		return s.buyBundle(ctx, agent, recorded, apps)
 	}
 	return recorded, nil
 }
