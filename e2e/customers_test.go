@@ -215,4 +215,5 @@ func TestOperatorSetsPrimaryContactFromTheCommandLine(t *testing.T) {
 	last := events[len(events)-1]
 	assert.Equal(t, "primary_contact_changed", last.Type)
 	assert.Equal(t, "operator:olga", last.Actor)
+	assert.Contains(t, w.Logs(), "SMTP_URL not set: emails to customer contacts are queued but not sent")
 }

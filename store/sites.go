@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"errors"
+	neturl "net/url"
 	"time"
 
 	"github.com/google/uuid"
@@ -245,12 +246,16 @@ func placeOnDefaultAccount(ctx context.Context, tx *sqlx.Tx, c CustomerRef, subs
 
 // placeOnSite records the site a confirmed fulfillment names, adding it to
 // the customer's sites when it is new. A site chosen before stays.
-func placeOnSite(ctx context.Context, tx *sqlx.Tx, c CustomerRef, subscriptionID, url string) error {
+func placeOnSite(ctx context.Context, tx *sqlx.Tx, c CustomerRef, subscriptionID, siteURL string) error {
+	name := siteURL
+	if u, err := neturl.Parse(siteURL); err == nil && u.Host != "" {
+		name = u.Host
+	}
 	var id string
 	err := tx.GetContext(ctx, &id, `
-		INSERT INTO customer_sites (id, partner_id, customer_id, name, url) VALUES ($1,$2,$3,$4,$4)
+		INSERT INTO customer_sites (id, partner_id, customer_id, name, url) VALUES ($1,$2,$3,$4,$5)
 		ON CONFLICT (partner_id, customer_id, url) DO UPDATE SET url = EXCLUDED.url
-		RETURNING id`, "site_"+uuid.NewString(), c.PartnerID, c.CustomerID, url)
+		RETURNING id`, "site_"+uuid.NewString(), c.PartnerID, c.CustomerID, name, siteURL)
 	if err != nil {
 		return wrap(err, "site of %s", subscriptionID)
 	}

@@ -76,6 +76,7 @@ func TestPurchasePlacesOnDefaultAccountAndActivationOnSite(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, placed[sub.ID].SiteURL)
 	assert.Equal(t, url, *placed[sub.ID].SiteURL)
+	assert.Equal(t, "woodgrove.contoso.example", *placed[sub.ID].SiteName, "named after its host")
 	require.NotNil(t, placed[app.ID].SiteURL, "an app lives on its parent's site")
 	assert.Equal(t, *placed[sub.ID].SiteID, *placed[app.ID].SiteID)
 	assert.Nil(t, placed["sub-2"].SiteID)
