@@ -268,3 +268,23 @@ func TestEmailLeaseAndRetry(t *testing.T) {
 	assert.Equal(t, due[0].ID, again[0].ID)
 	assert.Equal(t, 1, again[0].Attempts)
 }
+
+// An app deactivated because its parent was cancelled is emailed on its own:
+// a cancellation sends no email that could list it.
+func TestAppOfCancelledParentIsEmailedItself(t *testing.T) {
+	f := seeded(t)
+	withContacts(t, f)
+	parent, app := subscription("parent"), subscription("app")
+	app.ParentSubscriptionID = &parent.ID
+	f.save(t, purchase(parent), nil)
+	f.save(t, purchase(app), nil)
+	parent.Status, parent.Version = domain.StatusCancelled, 2
+	f.save(t, domain.Change{Subscription: parent, Events: []domain.Event{
+		{SubscriptionID: parent.ID, Key: "parent:cancelled", At: t0, Type: "cancelled", Actor: "agent:alice"}}}, nil)
+	app.Status, app.Version = domain.StatusDeactivated, 2
+	f.save(t, domain.Change{Subscription: app, Events: []domain.Event{
+		{SubscriptionID: app.ID, Key: "app:deactivated", At: t0, Type: "deactivated", Actor: "system",
+			Detail: map[string]any{"reason": "parent_ended"}}}}, nil)
+	assert.Equal(t, 2, f.count(t, "email_outbox WHERE kind = 'subscription_ended' AND subscription_id = 'app'"))
+	assert.Zero(t, f.count(t, "email_outbox WHERE kind = 'subscription_ended' AND subscription_id = 'parent'"))
+}

@@ -189,8 +189,14 @@ func enqueueEmails(ctx context.Context, tx *sqlx.Tx, c domain.Change) error {
 		case e.Type == EventBillingAccountChanged:
 			kind = email.KindBillingAccountChanged
 		case e.Type == string(domain.StatusDeactivated) || e.Type == string(domain.StatusExpired):
-			if e.Detail["reason"] == "parent_ended" {
-				continue // the parent's email lists it
+			if e.Detail["reason"] == "parent_ended" && sub.ParentSubscriptionID != nil {
+				var parent string
+				if err := tx.GetContext(ctx, &parent, `SELECT status FROM subscriptions WHERE id = $1`, *sub.ParentSubscriptionID); err != nil {
+					return wrap(notFound(err), "parent of %s", sub.ID)
+				}
+				if parent == string(domain.StatusDeactivated) || parent == string(domain.StatusExpired) {
+					continue // the parent's own email lists it
+				}
 			}
 			kind = email.KindSubscriptionEnded
 		default:
