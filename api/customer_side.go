@@ -339,6 +339,9 @@ func (s *Server) place(ctx context.Context, views ...*wire.Subscription) {
 			continue
 		}
 		v.BillingAccountID = p.BillingAccountID
+		if v.ActionRequired != nil {
+			v.ActionRequired.SetupInstructions = p.SetupInstructions
+		}
 		if p.SiteID != nil {
 			v.Site = &wire.Site{ID: *p.SiteID, Name: *p.SiteName, URL: *p.SiteURL}
 		}

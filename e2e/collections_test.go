@@ -18,6 +18,7 @@ func collectionSeed() []byte {
 	s := string(seed(""))
 	s = strings.Replace(s, `"parent_offer_ids": ["analytics"]`, `"parent_offer_ids": ["analytics", "suite"]`, 1)
 	s = strings.Replace(s, `    {"id": "docs",`, `    {"id": "suite", "publisher_id": "contoso", "name": "Contoso Suite", "kind": "collection", "parent_offer_ids": [],
+     "setup_instructions": "Set up the suite once; its apps follow.",
      "plans": [{"id": "annual", "name": "Annual", "term": "P1Y", "unit_price_minor": 0, "currency": "USD",
         "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P7D", "activation_deadline": "P30D"}],
      "bundle": [{"offer_id": "insights-app", "plan_id": "monthly"}, {"offer_id": "reports-app", "plan_id": "monthly"}]},
@@ -36,6 +37,8 @@ func TestCollectionBuysItsApps(t *testing.T) {
 	body := map[string]any{"customer_id": "woodgrove", "offer_id": "suite", "plan_id": "annual", "quantity": 10}
 	r := w.admin.Do(http.MethodPost, "/v1/subscriptions", body, "Idempotency-Key", key)
 	require.Equal(t, http.StatusCreated, r.Status, r.String())
+	action := r.Body["action_required"].(map[string]any)
+	assert.Equal(t, "Set up the suite once; its apps follow.", action["setup_instructions"], "the offer's set-up instructions")
 	linked := r.Body["linked_subscription_ids"].([]any)
 	require.Len(t, linked, 2, r.String())
 

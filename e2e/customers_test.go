@@ -50,6 +50,7 @@ func TestPurchaseEmailsTheCustomerContact(t *testing.T) {
 	action, _ := p.Body["action_required"].(map[string]any)
 	require.NotNil(t, action, p.String())
 	assert.Equal(t, "setup_required", action["code"])
+	assert.Contains(t, action, "setup_instructions", "null when the offer has none")
 	assert.Nil(t, p.Body["site"])
 	assert.NotEmpty(t, p.Body["billing_account_id"], "bought on the customer's default billing account")
 

@@ -43,6 +43,8 @@ type Offer struct {
 	Plans          []domain.Plan `json:"plans"`
 	// Bundle lists the apps (and their plans) a collection buys.
 	Bundle []store.CollectionItem `json:"bundle,omitempty"`
+	// SetupInstructions tell a customer how to set a subscription up.
+	SetupInstructions *string `json:"setup_instructions,omitempty"`
 }
 
 // Partner of the seed.
@@ -157,6 +159,9 @@ func Load(ctx context.Context, st *store.Store, v *vault.Vault, f File) error {
 		}
 	}
 	for _, o := range f.Offers { // after every offer exists: a bundle names other offers
+		if err := st.SetSetupInstructions(ctx, o.ID, o.SetupInstructions); err != nil {
+			return err
+		}
 		if o.Kind == domain.OfferKindCollection {
 			if err := st.SetCollectionItems(ctx, o.ID, o.Bundle); err != nil {
 				return err

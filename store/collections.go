@@ -36,3 +36,10 @@ func (s *Store) CollectionItems(ctx context.Context, collectionOfferID string) (
 		SELECT offer_id, plan_id FROM collection_items WHERE collection_offer_id = $1 ORDER BY position`, collectionOfferID)
 	return items, wrap(err, "collection %s", collectionOfferID)
 }
+
+// SetSetupInstructions records what a customer does to set up a
+// subscription of the offer (seed); nil clears them.
+func (s *Store) SetSetupInstructions(ctx context.Context, offerID string, text *string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE offers SET setup_instructions = $2 WHERE id = $1`, offerID, text)
+	return wrap(err, "set-up instructions of %s", offerID)
+}

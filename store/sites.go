@@ -290,14 +290,19 @@ type Placement struct {
 	SiteID           *string `db:"site_id"`
 	SiteName         *string `db:"site_name"`
 	SiteURL          *string `db:"site_url"`
+	// SetupInstructions are the offer's, for the partner's "action required".
+	SetupInstructions *string `db:"setup_instructions"`
 }
 
-// Placements reads the site (an app's is its parent's) and billing account of subscriptions.
+// Placements reads the site (an app's is its parent's), billing account and
+// offer's set-up instructions of subscriptions.
 func (s *Store) Placements(ctx context.Context, ids []string) (map[string]Placement, error) {
 	var rows []Placement
 	err := s.db.SelectContext(ctx, &rows, `
-		SELECT s.id, s.billing_account_id, cs.id AS site_id, cs.name AS site_name, cs.url AS site_url
+		SELECT s.id, s.billing_account_id, cs.id AS site_id, cs.name AS site_name, cs.url AS site_url,
+			o.setup_instructions
 		FROM subscriptions s
+		JOIN offers o ON o.id = s.offer_id
 		LEFT JOIN subscriptions parent ON parent.id = s.parent_subscription_id
 		LEFT JOIN customer_sites cs ON cs.id = COALESCE(s.site_id, parent.site_id)
 		WHERE s.id = ANY($1)`, pq.StringArray(ids))

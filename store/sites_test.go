@@ -81,6 +81,13 @@ func TestPurchasePlacesOnDefaultAccountAndActivationOnSite(t *testing.T) {
 	assert.Equal(t, *placed[sub.ID].SiteID, *placed[app.ID].SiteID)
 	assert.Nil(t, placed["sub-2"].SiteID)
 	assert.Equal(t, accounts[0].ID, *placed[sub.ID].BillingAccountID)
+	assert.Nil(t, placed[sub.ID].SetupInstructions)
+	steps := "Sign in and pick a site."
+	require.NoError(t, f.st.SetSetupInstructions(f.ctx, offerID, &steps))
+	placed, err = f.st.Placements(f.ctx, []string{sub.ID})
+	require.NoError(t, err)
+	require.NotNil(t, placed[sub.ID].SetupInstructions)
+	assert.Equal(t, steps, *placed[sub.ID].SetupInstructions)
 	assert.Equal(t, 1, f.count(t, "customer_sites"))
 	assert.Equal(t, 1, f.count(t, "ledger WHERE billing_account_id = $1", accounts[0].ID), "the charge landed on the account")
 }

@@ -13,6 +13,8 @@ type Site struct {
 type ActionRequired struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// SetupInstructions are the offer's set-up instructions (null when it has none).
+	SetupInstructions *string `json:"setup_instructions"`
 }
 
 // Codes of action_required.

@@ -1,4 +1,5 @@
 -- +goose Up
+-- Offers: collections and set-up instructions.
 -- Collections: an offer of kind collection bundles apps; buying it buys one
 -- linked subscription per bundled app, on the plan named here.
 ALTER TABLE offers DROP CONSTRAINT offers_kind_check;
@@ -13,7 +14,12 @@ CREATE TABLE collection_items (
     FOREIGN KEY (offer_id, plan_id) REFERENCES plans(offer_id, id)
 );
 
+-- What a customer does to set up a subscription of the offer, shown to
+-- partners beside "action required".
+ALTER TABLE offers ADD COLUMN setup_instructions text;
+
 -- +goose Down
+ALTER TABLE offers DROP COLUMN setup_instructions;
 DROP TABLE collection_items;
 ALTER TABLE offers DROP CONSTRAINT offers_kind_check;
 ALTER TABLE offers ADD CONSTRAINT offers_kind_check CHECK (kind IN ('saas', 'app'));
