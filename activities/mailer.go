@@ -70,6 +70,12 @@ func (m *Mailer) SendDue(ctx context.Context) error {
 			if err := m.Store.MarkEmailSkipped(ctx, p.ID, err.Error()); err != nil {
 				return err
 			}
+		case email.Undeliverable(err):
+			m.Logger.Warn("email undeliverable, not retried", "email_id", p.ID, "kind", p.Kind,
+				"subscription_id", p.SubscriptionID, "error", err)
+			if err := m.Store.MarkEmailSkipped(ctx, p.ID, "undeliverable: "+err.Error()); err != nil {
+				return err
+			}
 		case err != nil:
 			delay := m.backoff(p.Attempts)
 			m.Logger.Info("email not sent", "email_id", p.ID, "kind", p.Kind, "subscription_id", p.SubscriptionID,

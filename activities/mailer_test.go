@@ -163,3 +163,37 @@ func (r *recording) Send(_ context.Context, m email.Message) error {
 	r.got = append(r.got, m)
 	return nil
 }
+
+// A recipient the server refuses for good (550) is not retried forever; a
+// temporary refusal (451) is retried.
+func TestMailerGivesUpOnUndeliverableOnly(t *testing.T) {
+	ctx := context.Background()
+	st, _ := testenv.Database(t)
+	v, err := vault.Parse(testenv.SecretKey())
+	require.NoError(t, err)
+	f, err := seed.Parse([]byte(`{"publishers":[],"offers":[],"partners":[{"id":"fabrikam","name":"Fabrikam","agents":[]}],
+	  "customers":[{"id":"woodgrove","partner_id":"fabrikam","name":"Woodgrove Bank"}]}`))
+	require.NoError(t, err)
+	require.NoError(t, seed.Load(ctx, st, v, f))
+	_, _, err = st.AssignFirstContact(ctx, store.CustomerRef{PartnerID: "fabrikam", CustomerID: "woodgrove"}, "ann@woodgrove.example", "agent:alice")
+	require.NoError(t, err)
+
+	state := func() (attempts int, skipped bool) {
+		require.NoError(t, st.DB().QueryRowx(`SELECT attempts, skipped_at IS NOT NULL FROM email_outbox`).Scan(&attempts, &skipped))
+		return
+	}
+	send := func(mp *testenv.Mailpit) {
+		smtp, err := email.NewSMTP(mp.SMTPURL(), "no-reply@fulfillment.test", "fulfillment.test")
+		require.NoError(t, err)
+		m := &activities.Mailer{Store: st, Vault: v, Sender: smtp, Logger: slog.New(slog.DiscardHandler)}
+		st.DB().MustExecContext(ctx, `UPDATE email_outbox SET next_attempt_at = now()`)
+		require.NoError(t, m.SendDue(ctx))
+	}
+	send(testenv.StartMailpit(t, "--enable-chaos", "--chaos-triggers", "Recipient:451:100"))
+	attempts, skipped := state()
+	assert.Equal(t, 1, attempts)
+	assert.False(t, skipped, "451 is temporary: retried later")
+	send(testenv.StartMailpit(t, "--enable-chaos", "--chaos-triggers", "Recipient:550:100"))
+	_, skipped = state()
+	assert.True(t, skipped, "550: no such mailbox, given up")
+}

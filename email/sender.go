@@ -2,6 +2,7 @@ package email
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -90,4 +91,17 @@ func (s *SMTP) Send(ctx context.Context, m Message) error {
 		return fmt.Errorf("send %s: %w", m.ID, err)
 	}
 	return nil
+}
+
+// Undeliverable tells whether the server refused the recipient for good
+// (550–553 to RCPT TO: no such mailbox, not allowed): retrying cannot help.
+// Every other failure, including a refused login or a full mailbox, is
+// worth retrying; a misconfigured server must not drop the queue.
+func Undeliverable(err error) bool {
+	var se *mail.SendError
+	if !errors.As(err, &se) || se.Reason != mail.ErrSMTPRcptTo {
+		return false
+	}
+	code := se.ErrorCode()
+	return code >= 550 && code <= 553
 }

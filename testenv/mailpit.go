@@ -31,8 +31,9 @@ type Mailpit struct {
 // SMTPURL is the SMTP_URL that points at it.
 func (m *Mailpit) SMTPURL() string { return "smtp://" + m.SMTPAddr }
 
-// StartMailpit starts a Mailpit for one test.
-func StartMailpit(tb testing.TB) *Mailpit {
+// StartMailpit starts a Mailpit for one test; extra are more flags (e.g.
+// "--enable-chaos", "--chaos-triggers", "Recipient:550:100").
+func StartMailpit(tb testing.TB, extra ...string) *Mailpit {
 	tb.Helper()
 	if _, err := os.Stat(MailpitBinary()); err != nil {
 		tb.Fatalf("mailpit missing at %s (run make bin/mailpit): %v", MailpitBinary(), err)
@@ -40,8 +41,9 @@ func StartMailpit(tb testing.TB) *Mailpit {
 	m := &Mailpit{SMTPAddr: FreeAddress()}
 	httpAddr := FreeAddress()
 	m.APIURL = "http://" + httpAddr
-	cmd := exec.Command(MailpitBinary(), "--smtp", m.SMTPAddr, "--listen", httpAddr,
-		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure", "--disable-version-check", "--quiet")
+	args := append([]string{"--smtp", m.SMTPAddr, "--listen", httpAddr,
+		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure", "--disable-version-check", "--quiet"}, extra...)
+	cmd := exec.Command(MailpitBinary(), args...)
 	logs := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
