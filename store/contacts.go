@@ -117,7 +117,7 @@ func contacts(ctx context.Context, q sqlx.QueryerContext, c CustomerRef) ([]Cont
 func (s *Store) contactChange(ctx context.Context, c CustomerRef, fn func(tx *sqlx.Tx) error) error {
 	return s.tx(ctx, func(tx *sqlx.Tx) error {
 		var one int
-		if err := tx.GetContext(ctx, &one, `SELECT 1 FROM customers WHERE partner_id = $1 AND id = $2 FOR UPDATE`,
+		if err := tx.GetContext(ctx, &one, `SELECT 1 FROM customers WHERE partner_id = $1 AND id = $2 FOR NO KEY UPDATE`,
 			c.PartnerID, c.CustomerID); err != nil {
 			return notFound(err)
 		}

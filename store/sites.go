@@ -177,7 +177,7 @@ func (s *Store) CreateBillingAccount(ctx context.Context, c CustomerRef, name, a
 func insertBillingAccount(ctx context.Context, tx *sqlx.Tx, c CustomerRef, id, name string) (BillingAccount, error) {
 	var a BillingAccount
 	var one int
-	if err := tx.GetContext(ctx, &one, `SELECT 1 FROM customers WHERE partner_id = $1 AND id = $2 FOR UPDATE`,
+	if err := tx.GetContext(ctx, &one, `SELECT 1 FROM customers WHERE partner_id = $1 AND id = $2 FOR NO KEY UPDATE`,
 		c.PartnerID, c.CustomerID); err != nil {
 		return a, notFound(err)
 	}
@@ -223,7 +223,7 @@ func placeOnDefaultAccount(ctx context.Context, tx *sqlx.Tx, c CustomerRef, subs
 	if errors.Is(notFound(err), ErrNotFound) {
 		// Look again under the customer's lock: a concurrent first purchase may have created it.
 		var one int
-		if err := tx.GetContext(ctx, &one, `SELECT 1 FROM customers WHERE partner_id = $1 AND id = $2 FOR UPDATE`,
+		if err := tx.GetContext(ctx, &one, `SELECT 1 FROM customers WHERE partner_id = $1 AND id = $2 FOR NO KEY UPDATE`,
 			c.PartnerID, c.CustomerID); err != nil {
 			return wrap(notFound(err), "customer of %s", subscriptionID)
 		}
@@ -338,7 +338,7 @@ func (s *Store) TransferSubscription(ctx context.Context, t Transfer) error {
 		}
 		if err := tx.GetContext(ctx, &cur, `
 			SELECT s.billing_account_id, b.name FROM subscriptions s LEFT JOIN billing_accounts b ON b.id = s.billing_account_id
-			WHERE s.id = $1 AND s.partner_id = $2 AND s.customer_id = $3 FOR UPDATE OF s`,
+			WHERE s.id = $1 AND s.partner_id = $2 AND s.customer_id = $3 FOR NO KEY UPDATE OF s`,
 			t.SubscriptionID, t.Customer.PartnerID, t.Customer.CustomerID); err != nil {
 			return notFound(err)
 		}
