@@ -160,8 +160,10 @@ func (s *Server) resolve(c *gin.Context, from caller) (int, any) {
 	if err != nil {
 		return fail(unavailable(err))
 	}
+	view := wire.NewSubscription(sub, s.Now(), nil)
+	s.place(ctx, &view) // the site the customer chose, if any
 	return http.StatusOK, gin.H{
-		"subscription": wire.NewSubscription(sub, s.Now(), nil),
+		"subscription": view,
 		"customer":     gin.H{"id": customer.ID, "name": customer.Name, "domain": customer.Domain},
 		"partner":      gin.H{"id": partner.ID, "name": partner.Name},
 	}
@@ -228,7 +230,9 @@ func (s *Server) publisherUpdate(c *gin.Context, from caller, update string, msg
 	if err != nil {
 		return fail(err)
 	}
-	return http.StatusOK, wire.NewSubscription(updated, s.Now(), nil)
+	view := wire.NewSubscription(updated, s.Now(), nil)
+	s.place(c.Request.Context(), &view)
+	return http.StatusOK, view
 }
 
 func publisherActor(from caller) workflows.Actor {

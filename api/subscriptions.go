@@ -46,6 +46,8 @@ type PurchaseRequest struct {
 	AutoRenew            *bool   `json:"auto_renew"`
 	ResellerPartnerID    *string `json:"reseller_partner_id"`
 	ParentSubscriptionID *string `json:"parent_subscription_id"`
+	// CustomerContactEmail becomes the customer's first (primary) contact.
+	CustomerContactEmail *string `json:"customer_contact_email,omitempty"`
 }
 
 // DecodePurchase decodes and shape-checks a purchase body.
@@ -72,6 +74,9 @@ func DecodePurchase(body []byte) (PurchaseRequest, error) {
 		return req, err
 	}
 	if err := checkText("reseller_partner_id", req.ResellerPartnerID, maxResellerID); err != nil {
+		return req, err
+	}
+	if err := checkText("customer_contact_email", req.CustomerContactEmail, 254); err != nil {
 		return req, err
 	}
 	if p := req.ParentSubscriptionID; p != nil && (*p == "" || len(*p) > maxID || strings.ContainsRune(*p, 0)) {
@@ -210,8 +215,17 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 	if err != nil {
 		return domain.Subscription{}, unavailable(err)
 	}
+	if err := s.assignFirstContact(ctx, agent, req.CustomerID, req.CustomerContactEmail); err != nil {
+		return domain.Subscription{}, err
+	}
 	if err := s.checkParent(ctx, agent, id, offer, req); err != nil {
 		return domain.Subscription{}, err
+	}
+	var apps []PurchaseRequest
+	if offer.Kind == domain.OfferKindCollection {
+		if apps, err = s.bundle(ctx, offer, req); err != nil {
+			return domain.Subscription{}, err
+		}
 	}
 
 	now := s.Now().UTC().Truncate(time.Microsecond)
@@ -250,6 +264,9 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 	var recorded domain.Subscription
 	if err := handle.Get(ctx, &recorded); err != nil {
 		return domain.Subscription{}, unavailable(fmt.Errorf("await purchase %s: %w", id, err))
+	}
+	if apps != nil {
+		return s.buyBundle(ctx, agent, recorded, apps)
 	}
 	return recorded, nil
 }
@@ -365,6 +382,13 @@ func (s *Server) ownSubscription(c *gin.Context) (domain.Subscription, error) {
 // partnerView renders a subscription for its partner, with the publisher link
 // while it waits for fulfillment.
 func (s *Server) partnerView(ctx context.Context, sub domain.Subscription) wire.Subscription {
+	view := s.unplacedView(ctx, sub)
+	s.place(ctx, &view)
+	return view
+}
+
+// unplacedView is partnerView without the customer-side fields (lists fill them in one query).
+func (s *Server) unplacedView(ctx context.Context, sub domain.Subscription) wire.Subscription {
 	var link *wire.PublisherLink
 	if sub.Status == domain.StatusPendingFulfillment {
 		if pub, err := s.Store.Publisher(ctx, sub.PublisherID); err == nil {
@@ -415,8 +439,9 @@ func (s *Server) listSubscriptions(c *gin.Context) {
 	}
 	items := make([]wire.Subscription, 0, len(page.Items))
 	for _, sub := range page.Items {
-		items = append(items, s.partnerView(c.Request.Context(), sub))
+		items = append(items, s.unplacedView(c.Request.Context(), sub))
 	}
+	s.placeAll(c.Request.Context(), items)
 	var next *string
 	if page.NextSeq != 0 {
 		cur := encodeCursor(page.NextSeq)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -45,10 +46,17 @@ type Config struct {
 	// TrustedProxies (TRUSTED_PROXIES: comma-separated IPs or CIDRs) may name
 	// the client in X-Forwarded-For; none by default.
 	TrustedProxies []string
+	// SMTPURL is the mail server for customer emails (empty: none are sent).
+	SMTPURL   string
+	SMTPFrom  string
+	PortalURL string
 	// Dev mode only.
-	TemporalCLI    string
-	TemporalUIPort int
-	DataDir        string
+	TemporalCLI     string
+	TemporalUIPort  int
+	DataDir         string
+	Mailpit         string
+	MailpitSMTPPort int
+	MailpitUIPort   int
 }
 
 // DevSecretKey is the SECRET_KEY `fulfillment dev` uses when none is set.
@@ -71,6 +79,10 @@ func FromEnv() (Config, error) {
 		WorkerMetricsAddr: env("WORKER_METRICS_ADDR", ""),
 		TemporalCLI:       env("TEMPORAL_CLI", "bin/temporal"),
 		DataDir:           env("DATA_DIR", "data"),
+		Mailpit:           env("MAILPIT", "bin/mailpit"),
+		SMTPURL:           os.Getenv("SMTP_URL"),
+		SMTPFrom:          env("SMTP_FROM", "Subscriptions <no-reply@fulfillment.localhost>"),
+		PortalURL:         os.Getenv("PORTAL_URL"),
 	}
 	var err error
 	parse := func(name, def string, into func(string) error) {
@@ -87,6 +99,8 @@ func FromEnv() (Config, error) {
 	parse("RATE_LIMIT_FAILED_AUTH_RPS", "1", floatInto(&c.FailedAuthRPS))
 	parse("RATE_LIMIT_FAILED_AUTH_BURST", "20", intInto(&c.FailedAuthBurst))
 	parse("TEMPORAL_UI_PORT", "8233", intInto(&c.TemporalUIPort))
+	parse("MAILPIT_SMTP_PORT", "1025", intInto(&c.MailpitSMTPPort))
+	parse("MAILPIT_UI_PORT", "8025", intInto(&c.MailpitUIPort))
 	parse("SHUTDOWN_TIMEOUT", "20s", func(s string) (e error) { c.ShutdownTimeout, e = time.ParseDuration(s); return })
 	parse("UPDATE_TIMEOUT", "30s", func(s string) (e error) { c.UpdateTimeout, e = time.ParseDuration(s); return })
 	parse("MESSAGE_RETENTION", "48h", func(s string) (e error) { c.MessageRetention, e = time.ParseDuration(s); return })
@@ -159,6 +173,7 @@ func (c Config) Masked() []any {
 		"trusted_proxies", strings.Join(c.TrustedProxies, ","),
 		"worker_metrics_addr", c.WorkerMetricsAddr, "shutdown_timeout", c.ShutdownTimeout.String(),
 		"webhook_allow_private", c.WebhookAllowPrivate,
+		"smtp_url", maskURLPassword(c.SMTPURL), "smtp_from", c.SMTPFrom,
 	}
 }
 
@@ -193,4 +208,17 @@ func (c Config) TemporalOptions(logger *slog.Logger) (client.Options, error) {
 		}
 	}
 	return opts, nil
+}
+
+// maskURLPassword hides the password of a URL's userinfo.
+func maskURLPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "***")
+		return strings.Replace(u.String(), "%2A%2A%2A", "***", 1)
+	}
+	return raw
 }

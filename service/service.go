@@ -140,6 +140,10 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 	if d.Config.WebhookAllowPrivate {
 		d.Logger.Warn("WEBHOOK_ALLOW_PRIVATE is on: publisher webhooks may target loopback and private addresses (development only)")
 	}
+	stopMailer, err := startMailer(ctx, d)
+	if err != nil {
+		return err
+	}
 	done := make(chan struct{}, 2)
 	go func() { notifier.Run(ctx); done <- struct{}{} }()
 	go func() { purgeMessages(ctx, d); done <- struct{}{} }()
@@ -149,6 +153,7 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 		<-ctx.Done()
 		w.Stop()
 	}
+	stopMailer()
 	<-done
 	<-done
 	d.Logger.Info("worker stopped")

@@ -26,6 +26,8 @@ commands:
   seed FILE   load a seed file (idempotent upsert)
   keys ...    create, rotate and revoke agent API keys and publisher signing secrets
               (fulfillment keys -h)
+  contacts set-primary --partner ID --customer ID --email ADDRESS --operator NAME [--reason TEXT]
+              reassign a customer's primary contact (operators; audited)
 `
 
 func main() {
@@ -66,6 +68,8 @@ func run(ctx context.Context, command string, args []string, cfg config.Config, 
 		return service.Seed(ctx, cfg, f)
 	case "keys":
 		return service.Keys(ctx, cfg, logger, args, os.Stdout)
+	case "contacts":
+		return service.Contacts(ctx, cfg, args, os.Stdout, logger)
 	case "api", "worker":
 		logger.Info("starting", append([]any{"command", command}, cfg.Masked()...)...)
 		d, err := service.Connect(ctx, cfg, logger)
