@@ -121,13 +121,13 @@ func createdStatus(replayed bool, c *gin.Context) int {
 	return http.StatusCreated
 }
 
-// SiteRequest is the body of POST /v1/customers/{id}/sites.
-type SiteRequest struct {
+// SiteBody is the body of POST /v1/customers/{id}/sites.
+type SiteBody struct {
 	Name string `json:"name"`
 	URL  string `json:"url"`
 }
 
-func decodeSite(body []byte) (req SiteRequest, err error) {
+func decodeSite(body []byte) (req SiteBody, err error) {
 	if err = DecodeStrict(body, &req); err != nil {
 		return req, err
 	}
@@ -199,12 +199,12 @@ func (s *Server) listSites(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"items": items, "next_cursor": nextCursor(next)})
 }
 
-// BillingAccountRequest is the body of POST /v1/customers/{id}/billing-accounts.
-type BillingAccountRequest struct {
+// BillingAccountBody is the body of POST /v1/customers/{id}/billing-accounts.
+type BillingAccountBody struct {
 	Name string `json:"name"`
 }
 
-func decodeBillingAccount(body []byte) (req BillingAccountRequest, err error) {
+func decodeBillingAccount(body []byte) (req BillingAccountBody, err error) {
 	if err = DecodeStrict(body, &req); err != nil {
 		return req, err
 	}
@@ -260,8 +260,8 @@ func (s *Server) listBillingAccounts(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"items": items, "next_cursor": nextCursor(next)})
 }
 
-// TransferRequest is the body of POST /v1/subscriptions/{id}/transfer.
-type TransferRequest struct {
+// TransferBody is the body of POST /v1/subscriptions/{id}/transfer.
+type TransferBody struct {
 	BillingAccountID string `json:"billing_account_id"`
 }
 
@@ -274,7 +274,7 @@ func (s *Server) transferSubscription(c *gin.Context) {
 		writeProblem(c, err)
 		return
 	}
-	req, ok := decodeBody(c, func(body []byte) (req TransferRequest, err error) {
+	req, ok := decodeBody(c, func(body []byte) (req TransferBody, err error) {
 		if err = DecodeStrict(body, &req); err == nil && req.BillingAccountID == "" {
 			err = problem(CodeInvalidRequest, `field "billing_account_id" is required`)
 		}

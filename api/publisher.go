@@ -118,13 +118,13 @@ func (s *Server) publisherSubscription(c *gin.Context, from caller, id string) (
 	return sub, nil
 }
 
-// ResolveRequest is the body of POST /v1/publisher/resolve.
-type ResolveRequest struct {
+// ResolveBody is the body of POST /v1/publisher/resolve.
+type ResolveBody struct {
 	AuthorizationCode string `json:"authorization_code"`
 }
 
 func (s *Server) resolve(c *gin.Context, from caller) (int, any) {
-	var req ResolveRequest
+	var req ResolveBody
 	if err := DecodeStrict(from.body, &req); err != nil {
 		return fail(err)
 	}
@@ -169,13 +169,13 @@ func (s *Server) resolve(c *gin.Context, from caller) (int, any) {
 	}
 }
 
-// LicensesRequest is the body of POST /v1/publisher/subscriptions/{id}/licenses.
-type LicensesRequest struct {
+// LicensesBody is the body of POST /v1/publisher/subscriptions/{id}/licenses.
+type LicensesBody struct {
 	Assigned *int `json:"assigned"`
 }
 
 func (s *Server) assignLicenses(c *gin.Context, from caller) (int, any) {
-	var req LicensesRequest
+	var req LicensesBody
 	if err := DecodeStrict(from.body, &req); err != nil {
 		return fail(err)
 	}
@@ -187,13 +187,13 @@ func (s *Server) assignLicenses(c *gin.Context, from caller) (int, any) {
 	})
 }
 
-// ActivateRequest is the body of POST /v1/publisher/subscriptions/{id}/activate.
-type ActivateRequest struct {
+// ActivateBody is the body of POST /v1/publisher/subscriptions/{id}/activate.
+type ActivateBody struct {
 	SiteURL *string `json:"site_url"`
 }
 
 func (s *Server) confirmFulfillment(c *gin.Context, from caller) (int, any) {
-	var req ActivateRequest
+	var req ActivateBody
 	if len(from.body) > 0 {
 		if err := DecodeStrict(from.body, &req); err != nil {
 			return fail(err)

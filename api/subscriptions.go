@@ -36,8 +36,8 @@ const (
 	staleClaim = 10 * time.Second
 )
 
-// PurchaseRequest is the body of POST /v1/subscriptions.
-type PurchaseRequest struct {
+// PurchaseBody is the body of POST /v1/subscriptions.
+type PurchaseBody struct {
 	CustomerID           string  `json:"customer_id"`
 	OfferID              string  `json:"offer_id"`
 	PlanID               string  `json:"plan_id"`
@@ -51,8 +51,8 @@ type PurchaseRequest struct {
 }
 
 // DecodePurchase decodes and shape-checks a purchase body.
-func DecodePurchase(body []byte) (PurchaseRequest, error) {
-	var req PurchaseRequest
+func DecodePurchase(body []byte) (PurchaseBody, error) {
+	var req PurchaseBody
 	if err := DecodeStrict(body, &req); err != nil {
 		return req, err
 	}
@@ -187,7 +187,7 @@ func (s *Server) replayPurchase(ctx context.Context, claim store.Claim) ([]byte,
 
 // startPurchase validates the purchase against the catalog, links it to its
 // parent (the parent's workflow decides), and starts its workflow.
-func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string, req PurchaseRequest) (domain.Subscription, error) {
+func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string, req PurchaseBody) (domain.Subscription, error) {
 	invalid := func(format string, args ...any) error {
 		return problem(CodeValidationFailed, fmt.Sprintf(format, args...))
 	}
@@ -221,7 +221,7 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 	if err := s.checkParent(ctx, agent, id, offer, req); err != nil {
 		return domain.Subscription{}, err
 	}
-	var apps []PurchaseRequest
+	var apps []PurchaseBody
 	if offer.Kind == domain.OfferKindCollection {
 		if apps, err = s.bundle(ctx, offer, req); err != nil {
 			return domain.Subscription{}, err
@@ -273,7 +273,7 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 
 // checkParent validates parent_subscription_id and asks the parent's workflow
 // to take the link; the workflow refuses if the parent has ended meanwhile.
-func (s *Server) checkParent(ctx context.Context, agent store.Agent, id string, offer store.Offer, req PurchaseRequest) error {
+func (s *Server) checkParent(ctx context.Context, agent store.Agent, id string, offer store.Offer, req PurchaseBody) error {
 	if req.ParentSubscriptionID == nil {
 		if offer.Kind == domain.OfferKindApp {
 			return problem(CodeValidationFailed, fmt.Sprintf("offer %q is an app: it needs a parent_subscription_id", offer.ID))
