@@ -100,7 +100,6 @@ func checkText(field string, v *string, limit int) error {
 
 // purchase starts a subscription workflow under the partner's Idempotency-Key.
 func (s *Server) purchase(c *gin.Context) {
-	agent := currentAgent(c)
 	key := c.GetHeader("Idempotency-Key")
 	if key == "" {
 		writeProblem(c, problem(CodeIdempotencyKeyRequired, "send an Idempotency-Key header with every purchase"))
@@ -114,58 +113,58 @@ func (s *Server) purchase(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
-	canonical, _ := json.Marshal(req)
-	hash := sha256.Sum256(canonical)
-	claim, err := s.Store.ClaimIdempotencyKey(ctx, agent.PartnerID, key, hash[:], uuid.NewString(), staleClaim)
-	if err != nil {
-		writeProblem(c, unavailable(err))
-		return
+	ans, err := s.buy(c.Request.Context(), currentAgent(c), key, req)
+	if ans.claim.SubscriptionID != "" {
+		c.Set(subscriptionIDKey, ans.claim.SubscriptionID)
 	}
-	switch claim.State {
-	case store.ClaimMismatch:
-		writeProblem(c, problem(CodeIdempotencyKeyReused, "this Idempotency-Key was used with a different body"))
-		return
-	case store.ClaimInUse:
-		writeProblem(c, problem(CodeIdempotencyKeyInUse, "a purchase with this Idempotency-Key is still running; retry shortly"))
-		return
-	case store.ClaimReplay:
-		body, err := s.replayPurchase(ctx, claim)
-		if err != nil {
-			writeProblem(c, err)
-			return
-		}
-		c.Header("Idempotent-Replayed", "true")
-		c.Header("Location", "/v1/subscriptions/"+claim.SubscriptionID)
-		c.Data(claim.ResponseStatus, "application/json; charset=utf-8", body)
-		return
-	}
-	c.Set(subscriptionIDKey, claim.SubscriptionID)
-	sub, err := s.startPurchase(ctx, agent, claim.SubscriptionID, req)
-	var p *Problem
-	if errors.As(err, &p) && p.Status < 500 {
-		// Nothing was bought: the key may be used again.
-		if err := s.Store.ReleaseIdempotencyKey(ctx, agent.PartnerID, key); err != nil {
-			logger(c).Warn("release idempotency key", "error", err)
-		}
+	if ans.settleErr != nil {
+		logger(c).Warn("settle idempotency key", "error", ans.settleErr)
 	}
 	if err != nil {
 		writeProblem(c, err)
 		return
 	}
-	view := s.partnerView(ctx, sub)
-	answer, _ := json.Marshal(view)
-	// The stored answer leaves out the publisher link: its authorization code
-	// is a secret kept only as a hash. A replay derives the same link again.
-	view.PublisherLink = nil
-	stored, _ := json.Marshal(view)
-	// Settled even if the partner hung up meanwhile, so its retry replays.
-	settle := context.WithoutCancel(ctx)
-	if err := s.Store.CompleteIdempotencyKey(settle, agent.PartnerID, key, http.StatusCreated, stored); err != nil {
-		logger(c).Warn("complete idempotency key", "error", err)
+	if ans.replayed {
+		c.Header("Idempotent-Replayed", "true")
 	}
-	c.Header("Location", "/v1/subscriptions/"+sub.ID)
-	c.Data(http.StatusCreated, "application/json; charset=utf-8", answer)
+	c.Header("Location", "/v1/subscriptions/"+ans.claim.SubscriptionID)
+	c.Data(ans.status, "application/json; charset=utf-8", ans.body)
+}
+
+// buy is a purchase's way through its steps: claim the key (a retry replays
+// the first answer; a purchase whose request died is resumed under the same
+// subscription id), check it against the catalog and link it to its parent,
+// start its workflow, and keep the answer — or free the key when nothing was
+// bought.
+func (s *Server) buy(ctx context.Context, agent store.Agent, key string, req PurchaseBody) (answer, error) {
+	canonical, _ := json.Marshal(req)
+	hash := sha256.Sum256(canonical)
+	purchases := once{
+		claim: func(ctx context.Context) (store.Claim, error) {
+			return s.Store.ClaimIdempotencyKey(ctx, agent.PartnerID, key, hash[:], uuid.NewString(), staleClaim)
+		},
+		complete: func(ctx context.Context, status int, body []byte) error {
+			return s.Store.CompleteIdempotencyKey(ctx, agent.PartnerID, key, status, body)
+		},
+		release: func(ctx context.Context) error { return s.Store.ReleaseIdempotencyKey(ctx, agent.PartnerID, key) },
+		reused:  problem(CodeIdempotencyKeyReused, "this Idempotency-Key was used with a different body"),
+		running: problem(CodeIdempotencyKeyInUse, "a purchase with this Idempotency-Key is still running; retry shortly"),
+		frees:   func(status int) bool { return status >= 400 && status < 500 }, // refused: nothing was bought
+		replay:  s.replayPurchase,
+	}
+	return purchases.run(ctx, func(claim store.Claim) (int, []byte, []byte, error) {
+		sub, err := s.startPurchase(ctx, agent, claim.SubscriptionID, req)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		view := s.partnerView(ctx, sub)
+		body, _ := json.Marshal(view)
+		// The stored answer leaves out the publisher link: its authorization code
+		// is a secret kept only as a hash. A replay derives the same link again.
+		view.PublisherLink = nil
+		stored, _ := json.Marshal(view)
+		return http.StatusCreated, body, stored, nil
+	})
 }
 
 // replayPurchase rebuilds the first answer to a purchase from its stored
