@@ -19,10 +19,11 @@ const (
 	KindBillingAccountChanged = "billing_account_changed"
 	KindRenewalReminder       = "renewal_reminder"
 	KindSubscriptionEnded     = "subscription_ended"
+	KindPaymentFailed         = "payment_failed"
 )
 
 // Kinds lists every kind.
-var Kinds = []string{KindWelcome, KindOrderPlaced, KindBillingAccountChanged, KindRenewalReminder, KindSubscriptionEnded}
+var Kinds = []string{KindWelcome, KindOrderPlaced, KindBillingAccountChanged, KindRenewalReminder, KindSubscriptionEnded, KindPaymentFailed}
 
 // Data is what a template may show. It is stored with the outbox row when
 // the email is queued, so a retry describes the moment that caused it;

@@ -188,7 +188,9 @@ func enqueueEmails(ctx context.Context, tx *sqlx.Tx, c domain.Change) error {
 			}
 		case e.Type == EventBillingAccountChanged:
 			kind = email.KindBillingAccountChanged
-		case e.Type == string(domain.StatusDeactivated) || e.Type == string(domain.StatusExpired):
+		case e.Type == domain.EventSuspended:
+			kind = email.KindPaymentFailed
+		case e.Type == string(domain.StatusDeactivated) || e.Type == string(domain.StatusExpired) || e.Type == string(domain.StatusUnsubscribed):
 			if e.Detail["reason"] == "parent_ended" && sub.ParentSubscriptionID != nil {
 				var parent string
 				if err := tx.GetContext(ctx, &parent, `SELECT status FROM subscriptions WHERE id = $1`, *sub.ParentSubscriptionID); err != nil {

@@ -263,7 +263,7 @@ func TestRequestBodiesRejectUnknownFields(t *testing.T) {
 			t.Errorf("%s %s: request body must set additionalProperties: false", o.method, o.path)
 		}
 	}
-	purchase := doc.Components.Schemas["PurchaseBody"].Value
+	purchase := doc.Components.Schemas["PurchaseRequest"].Value
 	ok := map[string]any{"customer_id": "woodgrove", "offer_id": "o", "plan_id": "p", "quantity": float64(1)}
 	if err := doc.ValidateSchemaJSON(purchase, ok); err != nil {
 		t.Errorf("valid purchase rejected: %v", err)

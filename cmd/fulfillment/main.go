@@ -28,6 +28,8 @@ commands:
               (fulfillment keys -h)
   contacts set-primary --partner ID --customer ID --email ADDRESS --operator NAME [--reason TEXT]
               reassign a customer's primary contact (operators; audited)
+  billing payment-failed|payment-received --subscription ID --operator NAME [--reason TEXT]
+              suspend a subscription for non-payment, or reinstate it (operators; audited)
 `
 
 func main() {
@@ -70,6 +72,8 @@ func run(ctx context.Context, command string, args []string, cfg config.Config, 
 		return service.Keys(ctx, cfg, logger, args, os.Stdout)
 	case "contacts":
 		return service.Contacts(ctx, cfg, args, os.Stdout, logger)
+	case "billing":
+		return service.Billing(ctx, cfg, args, os.Stdout, logger)
 	case "api", "worker":
 		logger.Info("starting", append([]any{"command", command}, cfg.Masked()...)...)
 		d, err := service.Connect(ctx, cfg, logger)
