@@ -215,5 +215,10 @@ func (s *Server) send(c *gin.Context, subscriptionID, action, update, updateID s
 		writeProblem(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.partnerView(ctx, sub))
+	view, err := s.partnerView(ctx, sub)
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, view)
 }

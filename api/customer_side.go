@@ -314,24 +314,23 @@ func (s *Server) transferSubscription(c *gin.Context) {
 }
 
 // placeAll fills the customer-side fields of a list of views.
-func (s *Server) placeAll(ctx context.Context, views []wire.Subscription) {
+func (s *Server) placeAll(ctx context.Context, views []wire.Subscription) error {
 	ptrs := make([]*wire.Subscription, 0, len(views))
 	for i := range views {
 		ptrs = append(ptrs, &views[i])
 	}
-	s.place(ctx, ptrs...)
+	return s.place(ctx, ptrs...)
 }
 
 // place fills the customer-side fields (site, billing account) of views.
-func (s *Server) place(ctx context.Context, views ...*wire.Subscription) {
+func (s *Server) place(ctx context.Context, views ...*wire.Subscription) error {
 	ids := make([]string, 0, len(views))
 	for _, v := range views {
 		ids = append(ids, v.ID)
 	}
 	placements, err := s.Store.Placements(ctx, ids)
 	if err != nil {
-		s.Logger.Warn("read placements", "error", err)
-		return
+		return unavailable(fmt.Errorf("read placements: %w", err))
 	}
 	for _, v := range views {
 		p, ok := placements[v.ID]
@@ -346,4 +345,5 @@ func (s *Server) place(ctx context.Context, views ...*wire.Subscription) {
 			v.Site = &wire.Site{ID: *p.SiteID, Name: *p.SiteName, URL: *p.SiteURL}
 		}
 	}
+	return nil
 }

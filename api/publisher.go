@@ -137,7 +137,9 @@ func (s *Server) resolve(c *gin.Context, from caller) (int, any) {
 		return fail(unavailable(err))
 	}
 	view := wire.NewSubscription(sub, s.Now(), nil)
-	s.place(ctx, &view) // the site the customer chose, if any
+	if err := s.place(ctx, &view); err != nil { // the site the customer chose, if any
+		return fail(err)
+	}
 	return http.StatusOK, gin.H{
 		"subscription": view,
 		"customer":     gin.H{"id": customer.ID, "name": customer.Name, "domain": customer.Domain},
@@ -207,7 +209,9 @@ func (s *Server) publisherUpdate(c *gin.Context, from caller, update string, msg
 		return fail(err)
 	}
 	view := wire.NewSubscription(updated, s.Now(), nil)
-	s.place(c.Request.Context(), &view)
+	if err := s.place(c.Request.Context(), &view); err != nil {
+		return fail(err) // applied, not answered: the redelivery gets the answer
+	}
 	return http.StatusOK, view
 }
 

@@ -157,7 +157,10 @@ func (s *Server) buy(ctx context.Context, agent store.Agent, key string, req Pur
 		if err != nil {
 			return 0, nil, nil, err
 		}
-		view := s.partnerView(ctx, sub)
+		view, err := s.partnerView(ctx, sub)
+		if err != nil {
+			return 0, nil, nil, err // bought, but not answered: a retry replays it
+		}
 		body, _ := json.Marshal(view)
 		// The stored answer leaves out the publisher link: its authorization code
 		// is a secret kept only as a hash. A replay derives the same link again.
@@ -379,22 +382,27 @@ func (s *Server) ownSubscription(c *gin.Context) (domain.Subscription, error) {
 }
 
 // partnerView renders a subscription for its partner, with the publisher link
-// while it waits for fulfillment.
-func (s *Server) partnerView(ctx context.Context, sub domain.Subscription) wire.Subscription {
-	view := s.unplacedView(ctx, sub)
-	s.place(ctx, &view)
-	return view
+// while it waits for fulfillment. A view it cannot complete is an error
+// (503), never an answer with a field silently missing.
+func (s *Server) partnerView(ctx context.Context, sub domain.Subscription) (wire.Subscription, error) {
+	view, err := s.unplacedView(ctx, sub)
+	if err == nil {
+		err = s.place(ctx, &view)
+	}
+	return view, err
 }
 
 // unplacedView is partnerView without the customer-side fields (lists fill them in one query).
-func (s *Server) unplacedView(ctx context.Context, sub domain.Subscription) wire.Subscription {
+func (s *Server) unplacedView(ctx context.Context, sub domain.Subscription) (wire.Subscription, error) {
 	var link *wire.PublisherLink
 	if sub.Status == domain.StatusPendingFulfillment {
-		if pub, err := s.Store.Publisher(ctx, sub.PublisherID); err == nil {
-			link = wire.NewPublisherLink(pub.LandingURL, s.Vault.AuthorizationCode(sub.ID), sub.ActivationDeadline)
+		pub, err := s.Store.Publisher(ctx, sub.PublisherID)
+		if err != nil {
+			return wire.Subscription{}, unavailable(fmt.Errorf("publisher of %s: %w", sub.ID, err))
 		}
+		link = wire.NewPublisherLink(pub.LandingURL, s.Vault.AuthorizationCode(sub.ID), sub.ActivationDeadline)
 	}
-	return wire.NewSubscription(sub, s.Now(), link)
+	return wire.NewSubscription(sub, s.Now(), link), nil
 }
 
 func (s *Server) getSubscription(c *gin.Context) {
@@ -403,7 +411,12 @@ func (s *Server) getSubscription(c *gin.Context) {
 		writeProblem(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.partnerView(c.Request.Context(), sub))
+	view, err := s.partnerView(c.Request.Context(), sub)
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, view)
 }
 
 // listSubscriptions pages through the read model.
@@ -438,9 +451,17 @@ func (s *Server) listSubscriptions(c *gin.Context) {
 	}
 	items := make([]wire.Subscription, 0, len(page.Items))
 	for _, sub := range page.Items {
-		items = append(items, s.unplacedView(c.Request.Context(), sub))
+		view, err := s.unplacedView(c.Request.Context(), sub)
+		if err != nil {
+			writeProblem(c, err)
+			return
+		}
+		items = append(items, view)
 	}
-	s.placeAll(c.Request.Context(), items)
+	if err := s.placeAll(c.Request.Context(), items); err != nil {
+		writeProblem(c, err)
+		return
+	}
 	var next *string
 	if page.NextSeq != 0 {
 		cur := encodeCursor(page.NextSeq)
