@@ -1,0 +1,72 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/partnerhub/fulfillment/domain"
+)
+
+// StatementTotal sums one group's ledger rows of one currency, in minor units.
+// Refunds are negative, so Total is Charges + Prorations + Refunds.
+type StatementTotal struct {
+	GroupID    string `json:"-" db:"group_id"`
+	Currency   string `json:"currency" db:"currency"`
+	Charges    int64  `json:"charges_minor" db:"charges"`
+	Prorations int64  `json:"prorations_minor" db:"prorations"`
+	Refunds    int64  `json:"refunds_minor" db:"refunds"`
+	Total      int64  `json:"total_minor" db:"total"`
+	Lines      int    `json:"lines" db:"lines"`
+}
+
+// StatementLine is one ledger row of a statement, with its subscription's offer and plan.
+type StatementLine struct {
+	domain.LedgerEntry
+	OfferID string `json:"offer_id" db:"offer_id"`
+	PlanID  string `json:"plan_id" db:"plan_id"`
+}
+
+// Statement is a customer's ledger rows created in [From, To), grouped per
+// subscription (the schema has no billing accounts yet), with sums per group
+// and currency and per currency overall, all computed by PostgreSQL.
+type Statement struct {
+	Lines       []StatementLine
+	GroupTotals []StatementTotal // GroupID is the subscription id
+	Totals      []StatementTotal // GroupID is empty
+}
+
+// CustomerStatement reads the statement of one partner's customer.
+func (s *Store) CustomerStatement(ctx context.Context, partnerID, customerID string, from, to time.Time) (Statement, error) {
+	const rows = `
+		FROM ledger l JOIN subscriptions s ON s.id = l.subscription_id
+		WHERE s.partner_id = $1 AND s.customer_id = $2 AND l.created_at >= $3 AND l.created_at < $4`
+	const sums = `
+		coalesce(sum(l.amount_minor) FILTER (WHERE l.kind = 'charge'), 0) AS charges,
+		coalesce(sum(l.amount_minor) FILTER (WHERE l.kind = 'proration'), 0) AS prorations,
+		coalesce(sum(l.amount_minor) FILTER (WHERE l.kind = 'refund'), 0) AS refunds,
+		sum(l.amount_minor) AS total, count(*) AS lines`
+	st := Statement{Lines: []StatementLine{}, GroupTotals: []StatementTotal{}, Totals: []StatementTotal{}}
+	args := []any{partnerID, customerID, from, to}
+	if err := s.db.SelectContext(ctx, &st.Lines, `
+		SELECT l.id, l.subscription_id, l.term_number, l.kind, l.amount_minor, l.currency, l.period_start,
+		       l.period_end, l.created_at, s.offer_id, s.plan_id`+rows+`
+		ORDER BY l.subscription_id, l.created_at, l.id`, args...); err != nil {
+		return st, fmt.Errorf("statement lines of %s/%s: %w", partnerID, customerID, err)
+	}
+	for i := range st.Lines {
+		e := &st.Lines[i].LedgerEntry
+		e.PeriodStart, e.PeriodEnd, e.CreatedAt = e.PeriodStart.UTC(), e.PeriodEnd.UTC(), e.CreatedAt.UTC()
+	}
+	if err := s.db.SelectContext(ctx, &st.GroupTotals, `
+		SELECT l.subscription_id AS group_id, l.currency,`+sums+rows+`
+		GROUP BY l.subscription_id, l.currency ORDER BY l.subscription_id, l.currency`, args...); err != nil {
+		return st, fmt.Errorf("statement sums of %s/%s: %w", partnerID, customerID, err)
+	}
+	if err := s.db.SelectContext(ctx, &st.Totals, `
+		SELECT '' AS group_id, l.currency,`+sums+rows+`
+		GROUP BY l.currency ORDER BY l.currency`, args...); err != nil {
+		return st, fmt.Errorf("statement totals of %s/%s: %w", partnerID, customerID, err)
+	}
+	return st, nil
+}
