@@ -91,6 +91,7 @@ func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
 			FailedAuthRPS: d.Config.FailedAuthRPS, FailedAuthBurst: d.Config.FailedAuthBurst,
 		},
 		TrustedProxies: d.Config.TrustedProxies,
+		OpsKey:         d.Config.OpsAPIKey,
 	}
 	httpServer := newHTTPServer(d.Config.HTTPAddr, srv.Handler(), timeoutsFor(d.Config.UpdateTimeout))
 	errs := make(chan error, 1)
