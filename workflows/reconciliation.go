@@ -124,7 +124,11 @@ func ReconciliationWorkflow(ctx workflow.Context, in ReconciliationInput) (Recon
 	p := in.Progress
 	if p == nil {
 		info := workflow.GetInfo(ctx)
-		p = &ReconciliationProgress{ReportID: info.FirstRunID, StartedAt: workflow.Now(ctx).UTC(), Counts: map[string]int{}}
+		reportID := info.FirstRunID // one report across continue-as-new
+		if reportID == "" {
+			reportID = info.WorkflowExecution.RunID
+		}
+		p = &ReconciliationProgress{ReportID: reportID, StartedAt: workflow.Now(ctx).UTC(), Counts: map[string]int{}}
 		start := ReconciliationStart{ReportID: p.ReportID, WorkflowID: info.WorkflowExecution.ID, StartedAt: p.StartedAt,
 			PendingThreshold: in.PendingThreshold.String()}
 		if err := workflow.ExecuteActivity(ctx, ActivityBeginReconciliation, start).Get(ctx, nil); err != nil {
