@@ -136,7 +136,7 @@ func onlyOverdue(fs []domain.Finding) bool {
 // a workflow that does not answer is described in unreadable; err is for
 // failures that should fail the activity (its context ended).
 func (r *Reconciler) state(ctx context.Context, id string) (*domain.Subscription, string, error) {
-	qctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	v, err := r.Temporal.QueryWorkflow(qctx, workflows.WorkflowID(id), "", workflows.QueryState)
 	if err != nil {

@@ -118,7 +118,7 @@ func ReconciliationWorkflow(ctx workflow.Context, in ReconciliationInput) (Recon
 	}
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 5 * time.Minute,
-		HeartbeatTimeout:    time.Minute,
+		HeartbeatTimeout:    2 * time.Minute, // one subscription takes at most 3 queries of 10 s
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
 	})
 	p := in.Progress
@@ -128,12 +128,16 @@ func ReconciliationWorkflow(ctx workflow.Context, in ReconciliationInput) (Recon
 		if reportID == "" {
 			reportID = info.WorkflowExecution.RunID
 		}
-		p = &ReconciliationProgress{ReportID: reportID, StartedAt: workflow.Now(ctx).UTC(), Counts: map[string]int{}}
+		p = &ReconciliationProgress{ReportID: reportID, StartedAt: workflow.Now(ctx).UTC(),
+			Counts: map[string]int{}, Sample: []domain.Finding{}}
 		start := ReconciliationStart{ReportID: p.ReportID, WorkflowID: info.WorkflowExecution.ID, StartedAt: p.StartedAt,
 			PendingThreshold: in.PendingThreshold.String()}
 		if err := workflow.ExecuteActivity(ctx, ActivityBeginReconciliation, start).Get(ctx, nil); err != nil {
 			return ReconciliationResult{}, err
 		}
+	}
+	if p.Counts == nil {
+		p.Counts = map[string]int{}
 	}
 	p.Runs++
 	for batches := 0; ; batches++ {
