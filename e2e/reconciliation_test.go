@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/partnerhub/fulfillment/domain"
 	"github.com/partnerhub/fulfillment/testenv"
@@ -195,4 +199,16 @@ func TestReconciliationFindsMismatchesAndRepairsNothing(t *testing.T) {
 	assert.Len(t, result.Sample, 3)
 	raw, _ := json.Marshal(result)
 	assert.Less(t, len(raw), 4096, "the result stays small")
+
+	// Its history replays against the current code; UPDATE_HISTORIES=1 keeps
+	// it for the workflows package's replay test.
+	file := filepath.Join(t.TempDir(), "reconciliation.json")
+	if os.Getenv("UPDATE_HISTORIES") != "" {
+		file = filepath.Join(testenv.RepoRoot(), "workflows", "testdata", "reconciliation", "findings_run1.json")
+		require.NoError(t, os.MkdirAll(filepath.Dir(file), 0o755))
+	}
+	writeHistory(t, tc, workflowID, reportID, file)
+	replayer := sdkworker.NewWorkflowReplayer()
+	replayer.RegisterWorkflowWithOptions(workflows.ReconciliationWorkflow, workflow.RegisterOptions{Name: workflows.ReconciliationWorkflowType})
+	require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(nil, file))
 }
