@@ -26,9 +26,12 @@ import (
 // OpsKey is the OPS_API_KEY of the stacks that read reconciliation reports.
 const OpsKey = "e2e_ops_key_reconciliation_0123456789"
 
-// opsEnv configures a stack for reconciliation: the ops key, and a pending
-// threshold so short that every pending subscription is overdue.
-var opsEnv = []string{"OPS_API_KEY=" + OpsKey, "RECONCILE_PENDING_THRESHOLD=1ms"}
+// opsEnv configures a stack for reconciliation: the ops key, a pending
+// threshold so short that every pending subscription is overdue, and a
+// schedule that never fires on its own during a test (intervals are aligned
+// to the epoch: 24 h would fire at midnight UTC), so every report is one the
+// test triggered.
+var opsEnv = []string{"OPS_API_KEY=" + OpsKey, "RECONCILE_PENDING_THRESHOLD=1ms", "RECONCILE_EVERY=87600h"}
 
 // latestReportID is the id of the latest completed reconciliation report ("" for none).
 func (w *world) latestReportID(t *testing.T) string {
