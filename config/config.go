@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -45,6 +46,10 @@ type Config struct {
 	// TrustedProxies (TRUSTED_PROXIES: comma-separated IPs or CIDRs) may name
 	// the client in X-Forwarded-For; none by default.
 	TrustedProxies []string
+	// SMTPURL is the mail server for customer emails (empty: none are sent).
+	SMTPURL   string
+	SMTPFrom  string
+	PortalURL string
 	// ReconcileEvery (RECONCILE_EVERY, default 24h) is the interval of the
 	// reconciliation schedule; ReconcilePendingAfter
 	// (RECONCILE_PENDING_THRESHOLD, default 24h) is how long a subscription may
@@ -55,9 +60,12 @@ type Config struct {
 	// (/v1/ops/...); unset, they refuse everyone.
 	OpsAPIKey string
 	// Dev mode only.
-	TemporalCLI    string
-	TemporalUIPort int
-	DataDir        string
+	TemporalCLI     string
+	TemporalUIPort  int
+	DataDir         string
+	Mailpit         string
+	MailpitSMTPPort int
+	MailpitUIPort   int
 }
 
 // DevSecretKey is the SECRET_KEY `fulfillment dev` uses when none is set.
@@ -81,6 +89,10 @@ func FromEnv() (Config, error) {
 		OpsAPIKey:         os.Getenv("OPS_API_KEY"),
 		TemporalCLI:       env("TEMPORAL_CLI", "bin/temporal"),
 		DataDir:           env("DATA_DIR", "data"),
+		Mailpit:           env("MAILPIT", "bin/mailpit"),
+		SMTPURL:           os.Getenv("SMTP_URL"),
+		SMTPFrom:          env("SMTP_FROM", "Subscriptions <no-reply@fulfillment.localhost>"),
+		PortalURL:         os.Getenv("PORTAL_URL"),
 	}
 	var err error
 	parse := func(name, def string, into func(string) error) {
@@ -97,6 +109,8 @@ func FromEnv() (Config, error) {
 	parse("RATE_LIMIT_FAILED_AUTH_RPS", "1", floatInto(&c.FailedAuthRPS))
 	parse("RATE_LIMIT_FAILED_AUTH_BURST", "20", intInto(&c.FailedAuthBurst))
 	parse("TEMPORAL_UI_PORT", "8233", intInto(&c.TemporalUIPort))
+	parse("MAILPIT_SMTP_PORT", "1025", intInto(&c.MailpitSMTPPort))
+	parse("MAILPIT_UI_PORT", "8025", intInto(&c.MailpitUIPort))
 	parse("SHUTDOWN_TIMEOUT", "20s", func(s string) (e error) { c.ShutdownTimeout, e = time.ParseDuration(s); return })
 	parse("UPDATE_TIMEOUT", "30s", func(s string) (e error) { c.UpdateTimeout, e = time.ParseDuration(s); return })
 	parse("MESSAGE_RETENTION", "48h", func(s string) (e error) { c.MessageRetention, e = time.ParseDuration(s); return })
@@ -182,6 +196,7 @@ func (c Config) Masked() []any {
 		"trusted_proxies", strings.Join(c.TrustedProxies, ","),
 		"worker_metrics_addr", c.WorkerMetricsAddr, "shutdown_timeout", c.ShutdownTimeout.String(),
 		"webhook_allow_private", c.WebhookAllowPrivate,
+		"smtp_url", maskURLPassword(c.SMTPURL), "smtp_from", c.SMTPFrom,
 		"reconcile_every", c.ReconcileEvery.String(), "reconcile_pending_threshold", c.ReconcilePendingAfter.String(),
 		"ops_api_key", mask(c.OpsAPIKey),
 	}
@@ -218,4 +233,17 @@ func (c Config) TemporalOptions(logger *slog.Logger) (client.Options, error) {
 		}
 	}
 	return opts, nil
+}
+
+// maskURLPassword hides the password of a URL's userinfo.
+func maskURLPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "***")
+		return strings.Replace(u.String(), "%2A%2A%2A", "***", 1)
+	}
+	return raw
 }

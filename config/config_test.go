@@ -136,3 +136,19 @@ func TestTrustedProxies(t *testing.T) {
 		assert.ErrorContains(t, err, "TRUSTED_PROXIES", bad)
 	}
 }
+
+func TestSMTPURLPasswordIsMasked(t *testing.T) {
+	t.Setenv("SMTP_URL", "smtps://mailer:p4ss@mail.example:465")
+	c, err := FromEnv()
+	require.NoError(t, err)
+	assert.Equal(t, "smtps://mailer:p4ss@mail.example:465", c.SMTPURL)
+	out := fmt.Sprint(c.Masked()...)
+	assert.NotContains(t, out, "p4ss")
+	assert.Contains(t, out, "smtps://mailer:***@mail.example:465")
+	t.Setenv("SMTP_URL", "")
+	c, err = FromEnv()
+	require.NoError(t, err)
+	assert.Empty(t, c.SMTPURL, "unset: nothing is sent")
+	assert.Equal(t, 1025, c.MailpitSMTPPort)
+	assert.Equal(t, 8025, c.MailpitUIPort)
+}

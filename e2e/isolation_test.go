@@ -46,9 +46,19 @@ func isolationTable() map[string]isolationCase {
 		"GET /openapi.json": {check: publicRoute("/openapi.json")},
 		"GET /metrics":      {check: publicRoute("/metrics")},
 
-		"POST /v1/customers":        {check: createCustomerInOwnNamespace},
-		"GET /v1/customers":         {check: listOnlyOwnCustomers},
-		"GET /v1/customers/:id":     {sweep: sub(nil)},
+		"POST /v1/customers":    {check: createCustomerInOwnNamespace},
+		"GET /v1/customers":     {check: listOnlyOwnCustomers},
+		"GET /v1/customers/:id": {sweep: sub(nil)},
+
+		"GET /v1/customers/:id/contacts":          {sweep: sub(nil)},
+		"GET /v1/customers/:id/sites":             {sweep: sub(nil)},
+		"POST /v1/customers/:id/sites":            {sweep: sub(map[string]any{"url": "https://attacker.example"})},
+		"GET /v1/customers/:id/billing-accounts":  {sweep: sub(nil)},
+		"POST /v1/customers/:id/billing-accounts": {sweep: sub(map[string]any{"name": "Attacker"})},
+		"POST /v1/subscriptions/:id/transfer": {
+			sweep: sub(map[string]any{"billing_account_id": "ba_attacker"}),
+			check: salesAgentRefused(http.MethodPost, "/transfer", map[string]any{"billing_account_id": "ba_attacker"}),
+		},
 		"POST /v1/subscriptions":    {check: purchaseOnlyForOwnCustomersAndParents},
 		"GET /v1/subscriptions":     {check: listOnlyOwnSubscriptions},
 		"GET /v1/subscriptions/:id": {sweep: sub(nil)},

@@ -262,7 +262,8 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	partner("list customers with an unknown key", "no-such-key", http.MethodGet, "/v1/customers", nil, http.StatusUnauthorized)
 
 	// Purchases.
-	buy := P{"customer_id": "oa-lamna", "offer_id": "analytics", "plan_id": "annual", "quantity": 5, "nickname": "OpenAPI"}
+	buy := P{"customer_id": "oa-lamna", "offer_id": "analytics", "plan_id": "annual", "quantity": 5, "nickname": "OpenAPI",
+		"customer_contact_email": "it@lamna.example"}
 	key := uuid.NewString()
 	first := purchase("purchase", admin, key, buy, http.StatusCreated)
 	id := first.Str("id")
@@ -399,6 +400,40 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	empty := partner("billing of a subscription never billed", admin, http.MethodGet, "/v1/subscriptions/"+second.Str("id")+"/billing", nil, http.StatusOK)
 	require.Empty(t, empty.Body["items"])
 	partner("billing of another partner's subscription", other, http.MethodGet, "/v1/subscriptions/"+id+"/billing", nil, http.StatusNotFound)
+
+	// The customer side: contacts, sites, billing accounts, a move.
+	contacts := partner("list the customer's contacts", sales, http.MethodGet, "/v1/customers/oa-lamna/contacts", nil, http.StatusOK)
+	require.Len(t, contacts.Body["items"], 1, "the purchase's customer_contact_email: %s", contacts)
+	partner("list another partner's customer's contacts", admin, http.MethodGet, "/v1/customers/tailspin/contacts", nil, http.StatusNotFound)
+	siteKey := uuid.NewString()
+	partner("add a site", admin, http.MethodPost, "/v1/customers/oa-lamna/sites",
+		P{"name": "Lab", "url": "https://lab.lamna.example"}, http.StatusCreated, "Idempotency-Key", siteKey)
+	partner("replay adding the site", admin, http.MethodPost, "/v1/customers/oa-lamna/sites",
+		P{"name": "Lab", "url": "https://lab.lamna.example"}, http.StatusCreated, "Idempotency-Key", siteKey)
+	partner("reuse the site's key for another site", admin, http.MethodPost, "/v1/customers/oa-lamna/sites",
+		P{"url": "https://other.lamna.example"}, http.StatusUnprocessableEntity, "Idempotency-Key", siteKey)
+	partner("add a site whose URL the customer has", admin, http.MethodPost, "/v1/customers/oa-lamna/sites",
+		P{"url": "https://lab.lamna.example"}, http.StatusConflict, "Idempotency-Key", uuid.NewString())
+	malformedPartner("add a site without Idempotency-Key", admin, http.MethodPost, "/v1/customers/oa-lamna/sites",
+		P{"url": "https://x.lamna.example"}, http.StatusBadRequest)
+	partner("add a site with a relative URL", admin, http.MethodPost, "/v1/customers/oa-lamna/sites",
+		P{"url": "/relative"}, http.StatusUnprocessableEntity, "Idempotency-Key", uuid.NewString())
+	sites := partner("list sites, one per page", admin, http.MethodGet, "/v1/customers/oa-lamna/sites?limit=1", nil, http.StatusOK)
+	require.NotNil(t, sites.Body["next_cursor"], "the activation's site and the lab: %s", sites)
+	partner("list the next page of sites", admin, http.MethodGet,
+		"/v1/customers/oa-lamna/sites?limit=1&cursor="+url.QueryEscape(sites.Body["next_cursor"].(string)), nil, http.StatusOK)
+	partner("list billing accounts", admin, http.MethodGet, "/v1/customers/oa-lamna/billing-accounts", nil, http.StatusOK)
+	account := partner("add a billing account", sales, http.MethodPost, "/v1/customers/oa-lamna/billing-accounts",
+		P{"name": "Research"}, http.StatusCreated, "Idempotency-Key", uuid.NewString())
+	malformedPartner("add a billing account without a name", admin, http.MethodPost, "/v1/customers/oa-lamna/billing-accounts",
+		P{}, http.StatusBadRequest, "Idempotency-Key", uuid.NewString())
+	partner("move as a sales agent", sales, http.MethodPost, "/v1/subscriptions/"+id+"/transfer",
+		P{"billing_account_id": account.Str("id")}, http.StatusForbidden)
+	partner("move to an unknown billing account", admin, http.MethodPost, "/v1/subscriptions/"+id+"/transfer",
+		P{"billing_account_id": "ba_nope"}, http.StatusUnprocessableEntity)
+	moved := partner("move to another billing account", admin, http.MethodPost, "/v1/subscriptions/"+id+"/transfer",
+		P{"billing_account_id": account.Str("id")}, http.StatusOK)
+	require.Equal(t, account.Str("id"), moved.Body["billing_account_id"])
 
 	// Cancel.
 	partner("cancel as a sales agent", sales, http.MethodPost, "/v1/subscriptions/"+id+"/cancel", nil, http.StatusForbidden)

@@ -41,8 +41,9 @@ type Offer struct {
 	Kind           string        `json:"kind"`
 	ParentOfferIDs []string      `json:"parent_offer_ids"`
 	Plans          []domain.Plan `json:"plans"`
-
-	// SetupInstructions tell the customer what to do after the purchase (optional).
+	// Bundle lists the apps (and their plans) a collection buys.
+	Bundle []store.CollectionItem `json:"bundle,omitempty"`
+	// SetupInstructions tell a customer how to set a subscription up.
 	SetupInstructions *string `json:"setup_instructions,omitempty"`
 }
 
@@ -97,8 +98,11 @@ func (f File) validate() error {
 		}
 	}
 	for _, o := range f.Offers {
-		if o.Kind != domain.OfferKindSaaS && o.Kind != domain.OfferKindApp {
-			return fmt.Errorf("seed: offer %s: kind must be saas or app", o.ID)
+		if o.Kind != domain.OfferKindSaaS && o.Kind != domain.OfferKindApp && o.Kind != domain.OfferKindCollection {
+			return fmt.Errorf("seed: offer %s: kind must be saas, app or collection", o.ID)
+		}
+		if (o.Kind == domain.OfferKindCollection) != (len(o.Bundle) > 0) {
+			return fmt.Errorf("seed: offer %s: a collection, and only a collection, has a bundle", o.ID)
 		}
 		for _, p := range o.Plans {
 			if err := p.Validate(); err != nil {
@@ -151,6 +155,16 @@ func Load(ctx context.Context, st *store.Store, v *vault.Vault, f File) error {
 		for _, plan := range o.Plans {
 			plan.OfferID = o.ID
 			if err := st.UpsertPlan(ctx, plan); err != nil {
+				return err
+			}
+		}
+	}
+	for _, o := range f.Offers { // after every offer exists: a bundle names other offers
+		if err := st.SetSetupInstructions(ctx, o.ID, o.SetupInstructions); err != nil {
+			return err
+		}
+		if o.Kind == domain.OfferKindCollection {
+			if err := st.SetCollectionItems(ctx, o.ID, o.Bundle); err != nil {
 				return err
 			}
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/partnerhub/fulfillment/config"
 	"github.com/partnerhub/fulfillment/domain"
 	"github.com/partnerhub/fulfillment/metrics"
+	"github.com/partnerhub/fulfillment/outbox"
 	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/vault"
 	"github.com/partnerhub/fulfillment/worker"
@@ -138,12 +139,16 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 		return err
 	}
 	defer stopMetrics()
-	notifier := &activities.Notifier{
+	notifier := &outbox.Notifier{
 		Store: d.Store, Vault: d.Vault, Logger: d.Logger,
-		Client: activities.NewWebhookClient(activities.WebhookClientOptions{AllowPrivate: d.Config.WebhookAllowPrivate}),
+		Client: outbox.NewWebhookClient(outbox.WebhookClientOptions{AllowPrivate: d.Config.WebhookAllowPrivate}),
 	}
 	if d.Config.WebhookAllowPrivate {
 		d.Logger.Warn("WEBHOOK_ALLOW_PRIVATE is on: publisher webhooks may target loopback and private addresses (development only)")
+	}
+	stopMailer, err := startMailer(ctx, d)
+	if err != nil {
+		return err
 	}
 	done := make(chan struct{}, 3)
 	go func() { notifier.Run(ctx); done <- struct{}{} }()
@@ -156,6 +161,7 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 		w.Stop()
 		<-done
 	}
+	stopMailer()
 	<-done
 	<-done
 	d.Logger.Info("worker stopped")

@@ -101,6 +101,9 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 				return fmt.Errorf("queue notification %s: %w", n.ID, err)
 			}
 		}
+		if err := applyCustomerSide(ctx, tx, c); err != nil {
+			return err
+		}
 		if c.IssueLinkUntil != nil && codeHash != nil {
 			if _, err := tx.ExecContext(ctx, `
 				INSERT INTO authorization_codes (code_hash, subscription_id, expires_at)

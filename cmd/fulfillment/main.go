@@ -27,6 +27,10 @@ commands:
   reconcile   run the reconciliation schedule now (creating or updating it first)
   keys ...    create, rotate and revoke agent API keys and publisher signing secrets
               (fulfillment keys -h)
+  contacts set-primary --partner ID --customer ID --email ADDRESS --operator NAME [--reason TEXT]
+              reassign a customer's primary contact (operators; audited)
+  billing payment-failed|payment-received --subscription ID --operator NAME [--reason TEXT]
+              suspend a subscription for non-payment, or reinstate it (operators; audited)
 `
 
 func main() {
@@ -67,6 +71,10 @@ func run(ctx context.Context, command string, args []string, cfg config.Config, 
 		return service.Seed(ctx, cfg, f)
 	case "keys":
 		return service.Keys(ctx, cfg, logger, args, os.Stdout)
+	case "contacts":
+		return service.Contacts(ctx, cfg, args, os.Stdout, logger)
+	case "billing":
+		return service.Billing(ctx, cfg, args, os.Stdout, logger)
 	case "reconcile":
 		d, err := service.Connect(ctx, cfg, logger)
 		if err != nil {

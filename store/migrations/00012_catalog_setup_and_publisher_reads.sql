@@ -1,7 +1,5 @@
 -- +goose Up
--- What the customer's admin does after the purchase (shown by GET /v1/offers);
--- free text or a URL, optional.
-ALTER TABLE offers ADD COLUMN setup_instructions text;
+-- offers.setup_instructions (shown by GET /v1/offers) comes with 00006.
 
 -- GET /v1/publisher/subscriptions pages a publisher's subscriptions newest
 -- first, optionally by status, like the partner list does per partner.
@@ -11,4 +9,3 @@ CREATE INDEX subscriptions_publisher_status_seq ON subscriptions (publisher_id, 
 -- +goose Down
 DROP INDEX subscriptions_publisher_status_seq;
 DROP INDEX subscriptions_publisher_seq;
-ALTER TABLE offers DROP COLUMN setup_instructions;
