@@ -18,7 +18,7 @@ var monthPattern = regexp.MustCompile(`^[0-9]{4}-(0[1-9]|1[0-2])$`)
 
 // getStatement answers GET /v1/billing/statements?customer_id=&month=YYYY-MM:
 // the ledger rows of one of the partner's customers created in that UTC
-// month, per subscription, with sums per currency computed by PostgreSQL.
+// month, per billing account, with sums per currency computed by PostgreSQL.
 func (s *Server) getStatement(c *gin.Context) {
 	customerID, month := c.Query("customer_id"), c.Query("month")
 	if customerID == "" {
@@ -54,20 +54,25 @@ func (s *Server) getStatement(c *gin.Context) {
 
 func statementView(customerID, month string, from, to time.Time, st store.Statement) wire.Statement {
 	out := wire.Statement{CustomerID: customerID, Month: month, PeriodStart: from, PeriodEnd: to,
-		GroupedBy: "subscription", Groups: []wire.StatementGroup{}, Totals: statementTotals(st.Totals)}
-	byID := map[string]int{}
-	for _, l := range st.Lines { // lines come ordered by subscription
-		i, ok := byID[l.SubscriptionID]
+		GroupedBy: "billing_account", Groups: []wire.StatementGroup{}, Totals: statementTotals(st.Totals)}
+	byAccount := map[string]int{} // "" is the group of lines on no account
+	for _, l := range st.Lines {  // lines come ordered by account
+		key := ""
+		if l.BillingAccountID != nil {
+			key = *l.BillingAccountID
+		}
+		i, ok := byAccount[key]
 		if !ok {
 			i = len(out.Groups)
-			byID[l.SubscriptionID] = i
-			out.Groups = append(out.Groups, wire.StatementGroup{SubscriptionID: l.SubscriptionID, OfferID: l.OfferID, PlanID: l.PlanID,
-				Totals: []wire.StatementTotal{}, Lines: []wire.LedgerEntry{}})
+			byAccount[key] = i
+			out.Groups = append(out.Groups, wire.StatementGroup{BillingAccountID: l.BillingAccountID, BillingAccountName: l.BillingAccountName,
+				Totals: []wire.StatementTotal{}, Lines: []wire.StatementLine{}})
 		}
-		out.Groups[i].Lines = append(out.Groups[i].Lines, wire.Ledger([]domain.LedgerEntry{l.LedgerEntry})...)
+		out.Groups[i].Lines = append(out.Groups[i].Lines, wire.StatementLine{
+			LedgerEntry: wire.Ledger([]domain.LedgerEntry{l.LedgerEntry})[0], SubscriptionID: l.SubscriptionID, OfferID: l.OfferID, PlanID: l.PlanID})
 	}
 	for _, t := range st.GroupTotals {
-		if i, ok := byID[t.GroupID]; ok {
+		if i, ok := byAccount[t.GroupID]; ok {
 			out.Groups[i].Totals = append(out.Groups[i].Totals, statementTotals([]store.StatementTotal{t})...)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -13,8 +14,9 @@ import (
 
 // A customer's monthly statement lists exactly the ledger rows the
 // subscriptions wrote that month (charges, a proration, a refund; in two
-// currencies) and its sums match the ledger's to the cent. Other partners
-// get 404 for the customer, and a malformed month is a 400.
+// currencies), grouped by the billing account each landed on, and its sums
+// match the ledger's to the cent. Other partners get 404 for the customer,
+// and a malformed month is a 400.
 func TestStatementMatchesTheLedger(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, testenv.StackOptions{})
@@ -23,8 +25,13 @@ func TestStatementMatchesTheLedger(t *testing.T) {
 	w.fulfill(t, grown, 5)
 	r := w.admin.Do(http.MethodPatch, "/v1/subscriptions/"+grown.Str("id"), map[string]any{"quantity": 7})
 	require.Equal(t, http.StatusOK, r.Status, r.String())
-	refunded := w.buy(t, "docs", "annual", 2) // EUR, Litware
+	refunded := w.buy(t, "docs", "annual", 2) // EUR, Litware, billed to a second account
 	id := refunded.Str("id")
+	europe := w.admin.Do(http.MethodPost, "/v1/customers/woodgrove/billing-accounts", map[string]any{"name": "Europe"},
+		"Idempotency-Key", uuid.NewString())
+	require.Equal(t, http.StatusCreated, europe.Status, europe.String())
+	r = w.admin.Do(http.MethodPost, "/v1/subscriptions/"+id+"/transfer", map[string]any{"billing_account_id": europe.Str("id")})
+	require.Equal(t, http.StatusOK, r.Status, r.String())
 	link := refunded.Body["publisher_link"].(map[string]any)
 	for _, step := range []struct {
 		path string
@@ -73,7 +80,7 @@ func TestStatementMatchesTheLedger(t *testing.T) {
 
 	st := w.sales.Do(http.MethodGet, "/v1/billing/statements?customer_id=woodgrove&month="+month, nil) // both roles read statements
 	require.Equal(t, http.StatusOK, st.Status, st.String())
-	assert.Equal(t, "subscription", st.Str("grouped_by"))
+	assert.Equal(t, "billing_account", st.Str("grouped_by"))
 	assert.Equal(t, from.Format(time.RFC3339), st.Str("period_start"))
 	totals := st.Body["totals"].([]any)
 	require.Len(t, totals, len(ledger))
@@ -86,28 +93,37 @@ func TestStatementMatchesTheLedger(t *testing.T) {
 		assert.EqualValues(t, want.Total, got["total_minor"], want.Currency)
 	}
 	var lines []string
-	groups := map[string]map[string]any{}
+	groups := map[string]map[string]any{} // by account name
 	for _, g := range st.Body["groups"].([]any) {
 		g := g.(map[string]any)
-		groups[g["subscription_id"].(string)] = g
+		name, _ := g["billing_account_name"].(string)
+		groups[name] = g
 		var sum float64
 		for _, l := range g["lines"].([]any) {
-			lines = append(lines, l.(map[string]any)["id"].(string))
-			sum += l.(map[string]any)["amount_minor"].(float64)
+			l := l.(map[string]any)
+			lines = append(lines, l["id"].(string))
+			sum += l["amount_minor"].(float64)
+			var account string
+			require.NoError(t, w.Store.DB().Get(&account, `SELECT coalesce(billing_account_id, '') FROM ledger WHERE id = $1`, l["id"]))
+			assert.Equal(t, g["billing_account_id"], account, "line %s is on its group's account", l["id"])
 		}
 		var groupTotal float64
 		for _, tot := range g["totals"].([]any) {
 			groupTotal += tot.(map[string]any)["total_minor"].(float64)
 		}
-		assert.Equal(t, sum, groupTotal, "group %s sums its lines", g["subscription_id"])
+		assert.Equal(t, sum, groupTotal, "group %s sums its lines", name)
 	}
 	assert.ElementsMatch(t, ledgerIDs, lines, "exactly the month's ledger rows")
 	if first.UTC().Month() == time.Now().UTC().Month() { // all rows in one month (not run across midnight of a month's end)
-		require.Len(t, groups, 2, "the pending subscription billed nothing")
-		usd := groups[grown.Str("id")]["totals"].([]any)[0].(map[string]any)
+		require.Len(t, groups, 2, "Default and Europe; the pending subscription billed nothing")
+		usd := groups["Default"]["totals"].([]any)[0].(map[string]any)
 		assert.EqualValues(t, 5*1200, usd["charges_minor"])
 		assert.Greater(t, usd["prorations_minor"].(float64), 0.0, "two seats added for the rest of the term")
-		eur := groups[id]["totals"].([]any)[0].(map[string]any)
+		assert.Equal(t, europe.Str("id"), groups["Europe"]["billing_account_id"])
+		for _, l := range groups["Europe"]["lines"].([]any) {
+			assert.Equal(t, id, l.(map[string]any)["subscription_id"])
+		}
+		eur := groups["Europe"]["totals"].([]any)[0].(map[string]any)
 		assert.EqualValues(t, 2*900, eur["charges_minor"])
 		assert.EqualValues(t, -2*900, eur["refunds_minor"])
 		assert.EqualValues(t, 0, eur["total_minor"])

@@ -11,28 +11,34 @@ import (
 // StatementTotal sums one group's ledger rows of one currency, in minor units.
 // Refunds are negative, so Total is Charges + Prorations + Refunds.
 type StatementTotal struct {
-	GroupID    string `json:"-" db:"group_id"`
-	Currency   string `json:"currency" db:"currency"`
-	Charges    int64  `json:"charges_minor" db:"charges"`
-	Prorations int64  `json:"prorations_minor" db:"prorations"`
-	Refunds    int64  `json:"refunds_minor" db:"refunds"`
-	Total      int64  `json:"total_minor" db:"total"`
-	Lines      int    `json:"lines" db:"lines"`
+	// GroupID is the billing account id ("" for lines on no account).
+	GroupID    string `db:"group_id"`
+	Currency   string `db:"currency"`
+	Charges    int64  `db:"charges"`
+	Prorations int64  `db:"prorations"`
+	Refunds    int64  `db:"refunds"`
+	Total      int64  `db:"total"`
+	Lines      int    `db:"lines"`
 }
 
-// StatementLine is one ledger row of a statement, with its subscription's offer and plan.
+// StatementLine is one ledger row of a statement, with the billing account it
+// landed on and its subscription's offer and plan.
 type StatementLine struct {
 	domain.LedgerEntry
-	OfferID string `json:"offer_id" db:"offer_id"`
-	PlanID  string `json:"plan_id" db:"plan_id"`
+	BillingAccountID   *string `db:"billing_account_id"`
+	BillingAccountName *string `db:"billing_account_name"`
+	OfferID            string  `db:"offer_id"`
+	PlanID             string  `db:"plan_id"`
 }
 
 // Statement is a customer's ledger rows created in [From, To), grouped per
-// subscription (the schema has no billing accounts yet), with sums per group
-// and currency and per currency overall, all computed by PostgreSQL.
+// billing account the row landed on (ledger.billing_account_id, stamped when
+// the row is written; a subscription moved to another account later leaves
+// its earlier rows where they were), with sums per account and currency and
+// per currency overall, all computed by PostgreSQL.
 type Statement struct {
-	Lines       []StatementLine
-	GroupTotals []StatementTotal // GroupID is the subscription id
+	Lines       []StatementLine // by account (no account last), then subscription, time and id
+	GroupTotals []StatementTotal
 	Totals      []StatementTotal // GroupID is empty
 }
 
@@ -50,8 +56,11 @@ func (s *Store) CustomerStatement(ctx context.Context, partnerID, customerID str
 	args := []any{partnerID, customerID, from, to}
 	if err := s.db.SelectContext(ctx, &st.Lines, `
 		SELECT l.id, l.subscription_id, l.term_number, l.kind, l.amount_minor, l.currency, l.period_start,
-		       l.period_end, l.created_at, s.offer_id, s.plan_id`+rows+`
-		ORDER BY l.subscription_id, l.created_at, l.id`, args...); err != nil {
+		       l.period_end, l.created_at, l.billing_account_id, ba.name AS billing_account_name, s.offer_id, s.plan_id
+		FROM ledger l JOIN subscriptions s ON s.id = l.subscription_id
+		LEFT JOIN billing_accounts ba ON ba.id = l.billing_account_id
+		WHERE s.partner_id = $1 AND s.customer_id = $2 AND l.created_at >= $3 AND l.created_at < $4
+		ORDER BY l.billing_account_id NULLS LAST, l.subscription_id, l.created_at, l.id`, args...); err != nil {
 		return st, fmt.Errorf("statement lines of %s/%s: %w", partnerID, customerID, err)
 	}
 	for i := range st.Lines {
@@ -59,8 +68,8 @@ func (s *Store) CustomerStatement(ctx context.Context, partnerID, customerID str
 		e.PeriodStart, e.PeriodEnd, e.CreatedAt = e.PeriodStart.UTC(), e.PeriodEnd.UTC(), e.CreatedAt.UTC()
 	}
 	if err := s.db.SelectContext(ctx, &st.GroupTotals, `
-		SELECT l.subscription_id AS group_id, l.currency,`+sums+rows+`
-		GROUP BY l.subscription_id, l.currency ORDER BY l.subscription_id, l.currency`, args...); err != nil {
+		SELECT coalesce(l.billing_account_id, '') AS group_id, l.currency,`+sums+rows+`
+		GROUP BY l.billing_account_id, l.currency ORDER BY l.billing_account_id NULLS LAST, l.currency`, args...); err != nil {
 		return st, fmt.Errorf("statement sums of %s/%s: %w", partnerID, customerID, err)
 	}
 	if err := s.db.SelectContext(ctx, &st.Totals, `
