@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
@@ -22,6 +24,9 @@ import (
 type Reconciler struct {
 	Store    *store.Store
 	Temporal client.Client
+	// TaskQueue is the deployment's task queue: the running subscription
+	// workflows checked in the second pass are those on it.
+	TaskQueue string
 	// Observe, when set, sees each completed report (metrics, logs).
 	Observe func(workflows.ReconciliationFinish)
 }
@@ -49,44 +54,98 @@ func (r *Reconciler) ReconcileBatch(ctx context.Context, req workflows.Reconcile
 		return res, nil
 	}
 	res.LastID = subs[len(subs)-1].ID
-	findings := make([][]domain.Finding, len(subs))
-	errs := make([]error, len(subs))
+	ids := make([]string, 0, len(subs))
+	for _, sub := range subs {
+		ids = append(ids, sub.ID)
+	}
+	return res, r.checkAll(ctx, req.ReportID, ids, false, req.AsOf, req.PendingThreshold, req.SampleRoom, &res)
+}
+
+// ReconcileRunningWorkflows checks the next page of running subscription
+// workflows (Temporal visibility, so a workflow that just started or ended
+// may be missing or still listed: the next run sees it) whose read-model row
+// is terminal or missing: the read-model pass cannot see those.
+func (r *Reconciler) ReconcileRunningWorkflows(ctx context.Context, req workflows.ReconcileWorkflowsRequest) (workflows.ReconcileBatchResult, error) {
+	res := workflows.ReconcileBatchResult{Counts: map[string]int{}}
+	if strings.ContainsAny(r.TaskQueue, `'"\`) {
+		return res, fmt.Errorf("task queue %q cannot be named in a visibility query", r.TaskQueue)
+	}
+	page, err := r.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		PageSize: int32(req.Limit), NextPageToken: req.PageToken,
+		Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND TaskQueue = '%s'", workflows.WorkflowType, r.TaskQueue),
+	})
+	if err != nil {
+		return res, fmt.Errorf("list running subscription workflows: %w", err)
+	}
+	res.NextPageToken, res.Done = page.GetNextPageToken(), len(page.GetNextPageToken()) == 0
+	var ids []string
+	for _, e := range page.GetExecutions() {
+		if id, ok := strings.CutPrefix(e.GetExecution().GetWorkflowId(), "subscription/"); ok {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return res, nil
+	}
+	statuses, err := r.Store.SubscriptionStatuses(ctx, ids)
+	if err != nil {
+		return res, err
+	}
+	var closedOrMissing []string // open rows were checked by the first pass
+	for _, id := range ids {
+		if st, ok := statuses[id]; !ok || st.Terminal() {
+			closedOrMissing = append(closedOrMissing, id)
+		}
+	}
+	res.Checked = len(closedOrMissing)
+	if len(closedOrMissing) == 0 {
+		return res, nil
+	}
+	return res, r.checkAll(ctx, req.ReportID, closedOrMissing, true, req.AsOf, req.PendingThreshold, req.SampleRoom, &res)
+}
+
+// checkAll compares subscriptions (8 at once), saves their findings in the
+// report (replacing what an earlier attempt saved for them) and counts them
+// into res. wantRow: a missing read-model row is a finding (else the row
+// went away since the page was read, and there is nothing to compare).
+func (r *Reconciler) checkAll(ctx context.Context, reportID string, ids []string, wantRow bool, asOf time.Time, threshold time.Duration,
+	sampleRoom int, res *workflows.ReconcileBatchResult) error {
+	findings := make([][]domain.Finding, len(ids))
+	errs := make([]error, len(ids))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, queryParallelism)
-	for i, sub := range subs {
+	for i, id := range ids {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			findings[i], errs[i] = r.check(ctx, sub.ID, req)
+			findings[i], errs[i] = r.check(ctx, id, wantRow, asOf, threshold)
 			activity.RecordHeartbeat(ctx, i)
 		}()
 	}
 	wg.Wait()
 	var all []domain.Finding
-	ids := make([]string, 0, len(subs))
-	for i, sub := range subs {
+	for i := range ids {
 		if errs[i] != nil {
-			return res, errs[i]
+			return errs[i]
 		}
-		ids = append(ids, sub.ID)
 		all = append(all, findings[i]...)
 	}
-	if err := r.Store.SaveFindings(ctx, req.ReportID, ids, all); err != nil {
-		return res, err
+	if err := r.Store.SaveFindings(ctx, reportID, ids, all); err != nil {
+		return err
 	}
 	for _, f := range all {
 		res.Counts[f.Kind]++
 	}
-	res.Sample = all[:min(len(all), max(0, req.SampleRoom))]
-	return res, nil
+	res.Sample = all[:min(len(all), max(0, sampleRoom))]
+	return nil
 }
 
 // check compares one subscription. Workflow and read model may be a write
 // apart for an instant (the read model is written before the workflow
 // adopts the change): a disagreement is reported only if it survives a
 // second look a moment later.
-func (r *Reconciler) check(ctx context.Context, id string, req workflows.ReconcileBatchRequest) ([]domain.Finding, error) {
+func (r *Reconciler) check(ctx context.Context, id string, wantRow bool, asOf time.Time, threshold time.Duration) ([]domain.Finding, error) {
 	var findings []domain.Finding
 	for attempt := range 3 {
 		if attempt > 0 {
@@ -102,7 +161,15 @@ func (r *Reconciler) check(ctx context.Context, id string, req workflows.Reconci
 		}
 		row, err := r.Store.Subscription(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil // gone from the read model since the page was read
+			if !wantRow {
+				return nil, nil // gone from the read model since the page was read
+			}
+			findings = []domain.Finding{{SubscriptionID: id, Kind: domain.FindingReadModelMissing,
+				Detail: "workflow " + workflows.WorkflowID(id) + " runs without a read-model row"}}
+			if state != nil {
+				findings[0].WorkflowValue = ptr(string(state.Status))
+			}
+			continue
 		}
 		if err != nil {
 			return nil, err
@@ -115,13 +182,15 @@ func (r *Reconciler) check(ctx context.Context, id string, req workflows.Reconci
 			findings = []domain.Finding{{SubscriptionID: id, Kind: domain.FindingWorkflowUnreadable, Detail: unreadable}}
 			continue
 		}
-		findings = domain.Reconcile(state, row, ledger[id], req.AsOf, req.PendingThreshold)
+		findings = domain.Reconcile(state, row, ledger[id], asOf, threshold)
 		if len(findings) == 0 || onlyOverdue(findings) {
 			return findings, nil
 		}
 	}
 	return findings, nil
 }
+
+func ptr(s string) *string { return &s }
 
 func onlyOverdue(fs []domain.Finding) bool {
 	for _, f := range fs {

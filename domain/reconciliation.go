@@ -15,6 +15,7 @@ const (
 	FindingTermMismatch         = "term_mismatch"
 	FindingQuantityMismatch     = "quantity_mismatch"
 	FindingWorkflowMissing      = "workflow_missing"
+	FindingReadModelMissing     = "read_model_missing"
 	FindingWorkflowUnreadable   = "workflow_unreadable"
 	FindingChargeMissing        = "charge_missing"
 	FindingChargeDuplicate      = "charge_duplicate"
@@ -26,7 +27,7 @@ const (
 // FindingKinds lists every kind, in the order reports and metrics show them.
 var FindingKinds = []string{
 	FindingStatusMismatch, FindingVersionMismatch, FindingTermMismatch, FindingQuantityMismatch,
-	FindingWorkflowMissing, FindingWorkflowUnreadable, FindingChargeMissing, FindingChargeDuplicate,
+	FindingWorkflowMissing, FindingReadModelMissing, FindingWorkflowUnreadable, FindingChargeMissing, FindingChargeDuplicate,
 	FindingRefundExceedsCharges, FindingLedgerBeyondTerm, FindingPendingOverdue,
 }
 

@@ -70,7 +70,8 @@ func (w *world) dump(t *testing.T, query string, args ...any) string {
 }
 
 // The reconciliation finds what was broken behind the workflows' backs (a
-// charge row deleted, a read-model status rewritten) and a subscription left
+// charge row deleted, a read-model status rewritten to another open one and
+// one rewritten to a terminal one) and a subscription left
 // waiting on its publisher, reports them over the ops endpoint, in the
 // metrics and as the workflow's result, and changes nothing.
 func TestReconciliationFindsMismatchesAndRepairsNothing(t *testing.T) {
@@ -92,6 +93,8 @@ func TestReconciliationFindsMismatchesAndRepairsNothing(t *testing.T) {
 	w.fulfill(t, rewritten, 3)
 	healthy := w.buy(t, "analytics", "annual", 1)
 	w.fulfill(t, healthy, 1)
+	closedRow := w.buy(t, "analytics", "annual", 4) // its row will say cancelled while its workflow runs
+	w.fulfill(t, closedRow, 4)
 	waiting := w.buy(t, "analytics", "annual", 1) // the publisher never calls back
 	require.Equal(t, 1, w.ledgerRows(t, uncharged.Str("id"), domain.LedgerCharge))
 
@@ -100,12 +103,14 @@ func TestReconciliationFindsMismatchesAndRepairsNothing(t *testing.T) {
 	require.NoError(t, err)
 	_, err = db.Exec(`UPDATE subscriptions SET status = 'pending_fulfillment' WHERE id = $1`, rewritten.Str("id"))
 	require.NoError(t, err)
+	_, err = db.Exec(`UPDATE subscriptions SET status = 'cancelled' WHERE id = $1`, closedRow.Str("id"))
+	require.NoError(t, err)
 	const subscriptionsQuery = `SELECT * FROM subscriptions ORDER BY id`
 	const ledgerQuery = `SELECT * FROM ledger ORDER BY id`
 	const eventsQuery = `SELECT id, dedup_key, type FROM events ORDER BY id`
 	subsBefore, ledgerBefore, eventsBefore := w.dump(t, subscriptionsQuery), w.dump(t, ledgerQuery), w.dump(t, eventsQuery)
 	statesBefore := map[string]domain.Subscription{}
-	for _, r := range []testenv.Response{uncharged, rewritten, healthy, waiting} {
+	for _, r := range []testenv.Response{uncharged, rewritten, healthy, waiting, closedRow} {
 		statesBefore[r.Str("id")] = w.workflowState(t, r.Str("id"))
 	}
 
@@ -115,7 +120,7 @@ func TestReconciliationFindsMismatchesAndRepairsNothing(t *testing.T) {
 	require.Equal(t, http.StatusOK, report.Status, report.String())
 	assert.Equal(t, reportID, report.Str("id"))
 	assert.Equal(t, "completed", report.Str("status"))
-	assert.EqualValues(t, 4, report.Body["checked"], "four open subscriptions (the rewritten one reads pending)")
+	assert.EqualValues(t, 5, report.Body["checked"], "four open rows (the rewritten one reads pending), and the running workflow whose row reads cancelled")
 	counts := map[string]int{}
 	for k, v := range report.Body["counts"].(map[string]any) {
 		counts[k] = int(v.(float64))
@@ -125,29 +130,31 @@ func TestReconciliationFindsMismatchesAndRepairsNothing(t *testing.T) {
 		want[k] = 0
 	}
 	want[domain.FindingChargeMissing] = 1
-	want[domain.FindingStatusMismatch] = 1
+	want[domain.FindingStatusMismatch] = 2
 	want[domain.FindingPendingOverdue] = 1
 	assert.Equal(t, want, counts, report.String())
-	assert.EqualValues(t, 3, report.Body["findings_total"])
-	found := map[string]string{}
+	assert.EqualValues(t, 4, report.Body["findings_total"])
+	found := map[string]string{} // subscription → kind
 	for _, f := range report.Body["findings"].([]any) {
 		f := f.(map[string]any)
-		found[f["kind"].(string)] = f["subscription_id"].(string)
+		found[f["subscription_id"].(string)] = f["kind"].(string)
 		if f["kind"] == domain.FindingStatusMismatch {
 			assert.Equal(t, "active", f["workflow_value"])
-			assert.Equal(t, "pending_fulfillment", f["read_model_value"])
+			want := map[string]string{rewritten.Str("id"): "pending_fulfillment", closedRow.Str("id"): "cancelled"}[f["subscription_id"].(string)]
+			assert.Equal(t, want, f["read_model_value"])
 		}
 		if f["kind"] == domain.FindingChargeMissing {
 			assert.EqualValues(t, 1, f["term_number"])
 		}
 	}
 	assert.Equal(t, map[string]string{
-		domain.FindingChargeMissing:  uncharged.Str("id"),
-		domain.FindingStatusMismatch: rewritten.Str("id"),
-		domain.FindingPendingOverdue: waiting.Str("id"),
+		uncharged.Str("id"): domain.FindingChargeMissing,
+		rewritten.Str("id"): domain.FindingStatusMismatch,
+		closedRow.Str("id"): domain.FindingStatusMismatch,
+		waiting.Str("id"):   domain.FindingPendingOverdue,
 	}, found)
 
-	// Paged one finding at a time, the same three.
+	// Paged one finding at a time, the same four.
 	var paged []string
 	cursor := ""
 	for range 5 {
@@ -165,7 +172,7 @@ func TestReconciliationFindsMismatchesAndRepairsNothing(t *testing.T) {
 			break
 		}
 	}
-	assert.Len(t, paged, 3)
+	assert.Len(t, paged, 4)
 
 	// Nothing was repaired: rows and workflows are as the test left them.
 	assert.Equal(t, subsBefore, w.dump(t, subscriptionsQuery), "read model untouched")
@@ -185,7 +192,7 @@ func TestReconciliationFindsMismatchesAndRepairsNothing(t *testing.T) {
 	for _, k := range domain.FindingKinds {
 		assert.Contains(t, metrics, fmt.Sprintf("fulfillment_reconciliation_findings{kind=%q} %d\n", k, want[k]))
 	}
-	assert.Contains(t, metrics, "fulfillment_reconciliation_checked_subscriptions 4\n")
+	assert.Contains(t, metrics, "fulfillment_reconciliation_checked_subscriptions 5\n")
 
 	// The workflow's result (what the Temporal UI shows) carries the counts and the findings.
 	tc := w.Temporal.Client(t)
@@ -197,9 +204,9 @@ func TestReconciliationFindsMismatchesAndRepairsNothing(t *testing.T) {
 	var result workflows.ReconciliationResult
 	require.NoError(t, tc.GetWorkflow(ctx, workflowID, reportID).Get(ctx, &result))
 	assert.Equal(t, reportID, result.ReportID)
-	assert.Equal(t, 3, result.Findings)
-	assert.Equal(t, 4, result.Checked)
-	assert.Len(t, result.Sample, 3)
+	assert.Equal(t, 4, result.Findings)
+	assert.Equal(t, 5, result.Checked)
+	assert.Len(t, result.Sample, 4)
 	raw, _ := json.Marshal(result)
 	assert.Less(t, len(raw), 4096, "the result stays small")
 

@@ -130,7 +130,7 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 	if observe != nil {
 		acts.Observe = func(e domain.Event) { observe(e.Type) }
 	}
-	rec := &activities.Reconciler{Store: d.Store, Temporal: d.Temporal, Observe: func(f workflows.ReconciliationFinish) {
+	rec := &activities.Reconciler{Store: d.Store, Temporal: d.Temporal, TaskQueue: d.Config.TaskQueue, Observe: func(f workflows.ReconciliationFinish) {
 		d.Logger.Info("reconciliation completed", "report_id", f.ReportID, "checked", f.Checked, "counts", f.Counts)
 	}}
 	var polling atomic.Bool

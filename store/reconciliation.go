@@ -54,6 +54,22 @@ func (s *Store) OpenSubscriptions(ctx context.Context, afterID string, limit int
 	return subs, nil
 }
 
+// SubscriptionStatuses reads the read model's status of each id it holds.
+func (s *Store) SubscriptionStatuses(ctx context.Context, ids []string) (map[string]domain.Status, error) {
+	var rows []struct {
+		ID     string        `db:"id"`
+		Status domain.Status `db:"status"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, `SELECT id, status FROM subscriptions WHERE id = ANY($1)`, pq.StringArray(ids)); err != nil {
+		return nil, fmt.Errorf("read statuses of %d subscriptions: %w", len(ids), err)
+	}
+	out := make(map[string]domain.Status, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.Status
+	}
+	return out, nil
+}
+
 // LedgerOf reads the ledger rows of several subscriptions, by subscription.
 func (s *Store) LedgerOf(ctx context.Context, subscriptionIDs []string) (map[string][]domain.LedgerEntry, error) {
 	var rows []domain.LedgerEntry

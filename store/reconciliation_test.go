@@ -31,6 +31,11 @@ func TestOpenSubscriptionsPageByIDWithTheirLedger(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, page)
 
+	statuses, err := f.st.SubscriptionStatuses(f.ctx, []string{"sub-b", "sub-d", "sub-unknown"})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]domain.Status{"sub-b": domain.StatusActive, "sub-d": domain.StatusCancelled}, statuses,
+		"an id without a row is absent")
+
 	ledger, err := f.st.LedgerOf(f.ctx, []string{"sub-a", "sub-b"})
 	require.NoError(t, err)
 	assert.Empty(t, ledger["sub-a"])

@@ -18,6 +18,7 @@ func RegisterReconciliation(r interface {
 	if rec != nil {
 		r.RegisterActivityWithOptions(rec.BeginReconciliation, activity.RegisterOptions{Name: workflows.ActivityBeginReconciliation})
 		r.RegisterActivityWithOptions(rec.ReconcileBatch, activity.RegisterOptions{Name: workflows.ActivityReconcileBatch})
+		r.RegisterActivityWithOptions(rec.ReconcileRunningWorkflows, activity.RegisterOptions{Name: workflows.ActivityReconcileWorkflows})
 		r.RegisterActivityWithOptions(rec.FinishReconciliation, activity.RegisterOptions{Name: workflows.ActivityFinishReconciliation})
 	}
 }

@@ -18,6 +18,7 @@ const (
 	ReconciliationWorkflowType   = "ReconciliationWorkflow"
 	ActivityBeginReconciliation  = "BeginReconciliation"
 	ActivityReconcileBatch       = "ReconcileBatch"
+	ActivityReconcileWorkflows   = "ReconcileRunningWorkflows"
 	ActivityFinishReconciliation = "FinishReconciliation"
 )
 
@@ -54,7 +55,15 @@ type ReconciliationProgress struct {
 	Counts    map[string]int   `json:"counts"`
 	Sample    []domain.Finding `json:"sample"`
 	Runs      int              `json:"runs"`
+	// Phase is "" while the read model's open rows are paged, then
+	// PhaseRunningWorkflows while Temporal's running subscription workflows
+	// are (those the read model calls terminal, or lacks), by PageToken.
+	Phase     string `json:"phase,omitempty"`
+	PageToken []byte `json:"page_token,omitempty"`
 }
+
+// PhaseRunningWorkflows is the second pass of a reconciliation.
+const PhaseRunningWorkflows = "running_workflows"
 
 // ReconcileBatchRequest asks the activity to check the next page.
 type ReconcileBatchRequest struct {
@@ -67,13 +76,26 @@ type ReconcileBatchRequest struct {
 	SampleRoom int `json:"sample_room"`
 }
 
+// ReconcileWorkflowsRequest asks the activity to check the next page of
+// running subscription workflows (Temporal visibility).
+type ReconcileWorkflowsRequest struct {
+	ReportID         string        `json:"report_id"`
+	PageToken        []byte        `json:"page_token,omitempty"`
+	Limit            int           `json:"limit"`
+	PendingThreshold time.Duration `json:"pending_threshold"`
+	AsOf             time.Time     `json:"as_of"`
+	SampleRoom       int           `json:"sample_room"`
+}
+
 // ReconcileBatchResult is what one page found (all of it is saved in the report).
 type ReconcileBatchResult struct {
-	Checked int              `json:"checked"`
-	LastID  string           `json:"last_id"`
-	Done    bool             `json:"done"`
-	Counts  map[string]int   `json:"counts"`
-	Sample  []domain.Finding `json:"sample,omitempty"`
+	Checked int    `json:"checked"`
+	LastID  string `json:"last_id,omitempty"`
+	// NextPageToken continues a page of running workflows.
+	NextPageToken []byte           `json:"next_page_token,omitempty"`
+	Done          bool             `json:"done"`
+	Counts        map[string]int   `json:"counts"`
+	Sample        []domain.Finding `json:"sample,omitempty"`
 }
 
 // ReconciliationStart opens a report.
@@ -105,7 +127,9 @@ type ReconciliationResult struct {
 	SampleTruncated bool `json:"sample_truncated"`
 }
 
-// ReconciliationWorkflow checks every open subscription once and reports.
+// ReconciliationWorkflow checks every open subscription once and reports:
+// first the read model's open rows by id, then the running subscription
+// workflows whose rows are terminal or missing (found through visibility).
 func ReconciliationWorkflow(ctx workflow.Context, in ReconciliationInput) (ReconciliationResult, error) {
 	if in.BatchSize <= 0 {
 		in.BatchSize = DefaultReconcileBatchSize
@@ -145,11 +169,20 @@ func ReconciliationWorkflow(ctx workflow.Context, in ReconciliationInput) (Recon
 			in.Progress = p
 			return ReconciliationResult{}, workflow.NewContinueAsNewError(ctx, ReconciliationWorkflowType, in)
 		}
-		req := ReconcileBatchRequest{ReportID: p.ReportID, AfterID: p.AfterID, Limit: in.BatchSize,
-			PendingThreshold: in.PendingThreshold, AsOf: workflow.Now(ctx).UTC(), SampleRoom: ReconciliationSampleLimit - len(p.Sample)}
 		var res ReconcileBatchResult
-		if err := workflow.ExecuteActivity(ctx, ActivityReconcileBatch, req).Get(ctx, &res); err != nil {
-			return ReconciliationResult{}, err
+		room := ReconciliationSampleLimit - len(p.Sample)
+		if p.Phase == "" {
+			req := ReconcileBatchRequest{ReportID: p.ReportID, AfterID: p.AfterID, Limit: in.BatchSize,
+				PendingThreshold: in.PendingThreshold, AsOf: workflow.Now(ctx).UTC(), SampleRoom: room}
+			if err := workflow.ExecuteActivity(ctx, ActivityReconcileBatch, req).Get(ctx, &res); err != nil {
+				return ReconciliationResult{}, err
+			}
+		} else {
+			req := ReconcileWorkflowsRequest{ReportID: p.ReportID, PageToken: p.PageToken, Limit: in.BatchSize,
+				PendingThreshold: in.PendingThreshold, AsOf: workflow.Now(ctx).UTC(), SampleRoom: room}
+			if err := workflow.ExecuteActivity(ctx, ActivityReconcileWorkflows, req).Get(ctx, &res); err != nil {
+				return ReconciliationResult{}, err
+			}
 		}
 		p.Checked += res.Checked
 		for _, kind := range domain.FindingKinds { // a slice: no map iteration in workflow code
@@ -157,10 +190,17 @@ func ReconciliationWorkflow(ctx workflow.Context, in ReconciliationInput) (Recon
 				p.Counts[kind] += n
 			}
 		}
-		p.Sample = append(p.Sample, res.Sample[:min(len(res.Sample), max(0, ReconciliationSampleLimit-len(p.Sample)))]...)
-		if res.LastID != "" {
-			p.AfterID = res.LastID
+		p.Sample = append(p.Sample, res.Sample[:min(len(res.Sample), max(0, room))]...)
+		if p.Phase == "" {
+			if res.LastID != "" {
+				p.AfterID = res.LastID
+			}
+			if res.Done { // the read model is done: now the workflows it may not know as open
+				p.Phase = PhaseRunningWorkflows
+			}
+			continue
 		}
+		p.PageToken = res.NextPageToken
 		if res.Done {
 			break
 		}

@@ -31,6 +31,10 @@ type fakeReconciler struct {
 	begun    []ReconciliationStart
 	batches  []ReconcileBatchRequest
 	finished []ReconciliationFinish
+	// running holds the pages of the second pass (running workflows the
+	// read model calls closed), each a list of findings; tokens are page numbers.
+	running      [][]domain.Finding
+	runningCalls []ReconcileWorkflowsRequest
 }
 
 func newFakeReconciler(n int, findingsOf func(i int, id string) []domain.Finding) *fakeReconciler {
@@ -72,6 +76,30 @@ func (f *fakeReconciler) batch(_ context.Context, req ReconcileBatchRequest) (Re
 	return res, nil
 }
 
+func (f *fakeReconciler) runningWorkflows(_ context.Context, req ReconcileWorkflowsRequest) (ReconcileBatchResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.runningCalls = append(f.runningCalls, req)
+	page := 0
+	if len(req.PageToken) > 0 {
+		page = int(req.PageToken[0])
+	}
+	res := ReconcileBatchResult{Counts: map[string]int{}, Done: page+1 >= len(f.running)}
+	if !res.Done {
+		res.NextPageToken = []byte{byte(page + 1)}
+	}
+	if page < len(f.running) {
+		res.Checked = len(f.running[page])
+		for _, fd := range f.running[page] {
+			res.Counts[fd.Kind]++
+			if len(res.Sample) < req.SampleRoom {
+				res.Sample = append(res.Sample, fd)
+			}
+		}
+	}
+	return res, nil
+}
+
 func (f *fakeReconciler) finish(_ context.Context, in ReconciliationFinish) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -90,6 +118,7 @@ func (f *fakeReconciler) env(t *testing.T) (*testsuite.TestWorkflowEnvironment, 
 	env.RegisterWorkflowWithOptions(ReconciliationWorkflow, workflow.RegisterOptions{Name: ReconciliationWorkflowType})
 	env.RegisterActivityWithOptions(f.begin, activity.RegisterOptions{Name: ActivityBeginReconciliation})
 	env.RegisterActivityWithOptions(f.batch, activity.RegisterOptions{Name: ActivityReconcileBatch})
+	env.RegisterActivityWithOptions(f.runningWorkflows, activity.RegisterOptions{Name: ActivityReconcileWorkflows})
 	env.RegisterActivityWithOptions(f.finish, activity.RegisterOptions{Name: ActivityFinishReconciliation})
 	var called []string
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
@@ -117,6 +146,8 @@ func TestReconciliationReportsFindingsAndRepairsNothing(t *testing.T) {
 		}
 		return nil
 	})
+	// The second pass finds a running workflow whose row says it ended.
+	f.running = [][]domain.Finding{{mismatch("sub-closed-row", domain.FindingStatusMismatch)}}
 	env, called := f.env(t)
 	env.ExecuteWorkflow(ReconciliationWorkflowType, ReconciliationInput{PendingThreshold: time.Hour})
 	require.True(t, env.IsWorkflowCompleted())
@@ -124,22 +155,23 @@ func TestReconciliationReportsFindingsAndRepairsNothing(t *testing.T) {
 	var res ReconciliationResult
 	require.NoError(t, env.GetWorkflowResult(&res))
 
-	assert.Equal(t, 250, res.Checked)
-	assert.Equal(t, 4, res.Findings)
-	assert.Equal(t, map[string]int{domain.FindingStatusMismatch: 1, domain.FindingChargeMissing: 1,
+	assert.Equal(t, 251, res.Checked)
+	assert.Equal(t, 5, res.Findings)
+	assert.Equal(t, map[string]int{domain.FindingStatusMismatch: 2, domain.FindingChargeMissing: 1,
 		domain.FindingLedgerBeyondTerm: 1, domain.FindingPendingOverdue: 1}, res.Counts)
-	require.Len(t, res.Sample, 4)
+	require.Len(t, res.Sample, 5)
+	assert.Equal(t, "sub-closed-row", res.Sample[4].SubscriptionID)
 	assert.Equal(t, "sub-0007", res.Sample[0].SubscriptionID)
 	assert.False(t, res.SampleTruncated)
 	assert.NotEmpty(t, res.ReportID)
 
 	assert.Equal(t, []string{ActivityBeginReconciliation, ActivityReconcileBatch, ActivityReconcileBatch, ActivityReconcileBatch,
-		ActivityFinishReconciliation}, *called, "the report's activities and nothing else")
+		ActivityReconcileWorkflows, ActivityFinishReconciliation}, *called, "the report's activities and nothing else")
 	require.Len(t, f.begun, 1)
 	assert.Equal(t, res.ReportID, f.begun[0].ReportID)
 	assert.Equal(t, time.Hour.String(), f.begun[0].PendingThreshold)
 	require.Len(t, f.finished, 1)
-	assert.Equal(t, ReconciliationFinish{ReportID: res.ReportID, FinishedAt: res.FinishedAt, Checked: 250, Counts: res.Counts}, f.finished[0])
+	assert.Equal(t, ReconciliationFinish{ReportID: res.ReportID, FinishedAt: res.FinishedAt, Checked: 251, Counts: res.Counts}, f.finished[0])
 	// Pages follow each other by id, every batch with the same threshold and report.
 	assert.Equal(t, []string{"", "sub-0099", "sub-0199"}, []string{f.batches[0].AfterID, f.batches[1].AfterID, f.batches[2].AfterID})
 	for _, b := range f.batches {
@@ -178,6 +210,7 @@ func TestReconciliationContinuesAsNewBeyondItsBound(t *testing.T) {
 		}
 		return nil
 	})
+	f.running = [][]domain.Finding{{}, {mismatch("sub-x", domain.FindingStatusMismatch)}, {}}
 	in := ReconciliationInput{PendingThreshold: time.Hour, BatchSize: 10, BatchesPerRun: 2}
 	var runs int
 	for runs = 1; runs < 10; runs++ {
@@ -188,9 +221,9 @@ func TestReconciliationContinuesAsNewBeyondItsBound(t *testing.T) {
 		if err == nil {
 			var res ReconciliationResult
 			require.NoError(t, env.GetWorkflowResult(&res))
-			assert.Equal(t, 45, res.Checked)
-			assert.Equal(t, 5, res.Findings)
-			assert.Len(t, res.Sample, 5)
+			assert.Equal(t, 46, res.Checked)
+			assert.Equal(t, 6, res.Findings)
+			assert.Len(t, res.Sample, 6)
 			assert.Equal(t, f.begun[0].ReportID, res.ReportID)
 			break
 		}
@@ -201,15 +234,26 @@ func TestReconciliationContinuesAsNewBeyondItsBound(t *testing.T) {
 		require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 		require.NotNil(t, next.Progress)
 		assert.Equal(t, runs, next.Progress.Runs)
-		assert.Equal(t, runs*20, next.Progress.Checked, "run %d checked two pages of ten", runs)
-		assert.Equal(t, fmt.Sprintf("sub-%04d", runs*20-1), next.Progress.AfterID)
-		assert.Equal(t, 2*runs, next.Progress.Counts[domain.FindingQuantityMismatch])
+		switch runs {
+		case 1, 2: // the read model's pages
+			assert.Empty(t, next.Progress.Phase)
+			assert.Equal(t, runs*20, next.Progress.Checked, "run %d checked two pages of ten", runs)
+			assert.Equal(t, fmt.Sprintf("sub-%04d", runs*20-1), next.Progress.AfterID)
+			assert.Equal(t, 2*runs, next.Progress.Counts[domain.FindingQuantityMismatch])
+		case 3: // the last read-model page, then the first page of running workflows
+			assert.Equal(t, PhaseRunningWorkflows, next.Progress.Phase)
+			assert.Equal(t, []byte{1}, next.Progress.PageToken, "the next run continues the visibility pages")
+			assert.Equal(t, 45, next.Progress.Checked)
+		}
 		assert.Empty(t, f.finished, "nothing finished before the last run")
 		in = next
 	}
-	assert.Equal(t, 3, runs, "45 subscriptions, 10 a page, 2 pages a run: three runs")
+	assert.Equal(t, 4, runs, "5 read-model pages and 3 pages of running workflows, 2 pages a run: four runs")
 	assert.Len(t, f.begun, 1, "one report across runs")
 	assert.Len(t, f.batches, 5)
+	require.Len(t, f.runningCalls, 3)
+	assert.Nil(t, f.runningCalls[0].PageToken)
+	assert.Equal(t, []byte{2}, f.runningCalls[2].PageToken)
 	require.Len(t, f.finished, 1)
-	assert.Equal(t, 45, f.finished[0].Checked)
+	assert.Equal(t, 46, f.finished[0].Checked)
 }
