@@ -41,10 +41,11 @@ func (s *Store) OpenSubscriptions(ctx context.Context, afterID string, limit int
 		terminal = append(terminal, string(st))
 	}
 	var rows []subscriptionRow
+	// The primary key's order (the database's collation), so cursor and index agree.
 	if err := s.db.SelectContext(ctx, &rows, `
 		SELECT seq, `+subscriptionColumns+` FROM subscriptions
 		WHERE id > $1 AND status <> ALL($2)
-		ORDER BY id LIMIT $3`, /* the primary key's order: cursor and index agree */ afterID, terminal, limit); err != nil {
+		ORDER BY id LIMIT $3`, afterID, terminal, limit); err != nil {
 		return nil, fmt.Errorf("list open subscriptions: %w", err)
 	}
 	subs := make([]domain.Subscription, 0, len(rows))
