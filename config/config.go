@@ -50,6 +50,15 @@ type Config struct {
 	SMTPURL   string
 	SMTPFrom  string
 	PortalURL string
+	// ReconcileEvery (RECONCILE_EVERY, default 24h) is the interval of the
+	// reconciliation schedule; ReconcilePendingAfter
+	// (RECONCILE_PENDING_THRESHOLD, default 24h) is how long a subscription may
+	// wait on its publisher before a reconciliation lists it.
+	ReconcileEvery        time.Duration
+	ReconcilePendingAfter time.Duration
+	// OpsAPIKey (OPS_API_KEY) is the bearer key of the ops endpoints
+	// (/v1/ops/...); unset, they refuse everyone.
+	OpsAPIKey string
 	// Dev mode only.
 	TemporalCLI     string
 	TemporalUIPort  int
@@ -77,6 +86,7 @@ func FromEnv() (Config, error) {
 		SecretKey:         os.Getenv("SECRET_KEY"),
 		LogLevel:          env("LOG_LEVEL", "info"),
 		WorkerMetricsAddr: env("WORKER_METRICS_ADDR", ""),
+		OpsAPIKey:         os.Getenv("OPS_API_KEY"),
 		TemporalCLI:       env("TEMPORAL_CLI", "bin/temporal"),
 		DataDir:           env("DATA_DIR", "data"),
 		Mailpit:           env("MAILPIT", "bin/mailpit"),
@@ -104,6 +114,8 @@ func FromEnv() (Config, error) {
 	parse("SHUTDOWN_TIMEOUT", "20s", func(s string) (e error) { c.ShutdownTimeout, e = time.ParseDuration(s); return })
 	parse("UPDATE_TIMEOUT", "30s", func(s string) (e error) { c.UpdateTimeout, e = time.ParseDuration(s); return })
 	parse("MESSAGE_RETENTION", "48h", func(s string) (e error) { c.MessageRetention, e = time.ParseDuration(s); return })
+	parse("RECONCILE_EVERY", "24h", positiveDuration(&c.ReconcileEvery))
+	parse("RECONCILE_PENDING_THRESHOLD", "24h", positiveDuration(&c.ReconcilePendingAfter))
 	parse("WEBHOOK_ALLOW_PRIVATE", "false", func(s string) (e error) { c.WebhookAllowPrivate, e = strconv.ParseBool(s); return })
 	if err == nil {
 		c.TrustedProxies, err = parseProxies(os.Getenv("TRUSTED_PROXIES"))
@@ -137,6 +149,17 @@ func env(name, def string) string {
 		return v
 	}
 	return def
+}
+
+func positiveDuration(p *time.Duration) func(string) error {
+	return func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err == nil && d <= 0 {
+			err = fmt.Errorf("must be positive")
+		}
+		*p = d
+		return err
+	}
 }
 
 func floatInto(p *float64) func(string) error {
@@ -174,6 +197,8 @@ func (c Config) Masked() []any {
 		"worker_metrics_addr", c.WorkerMetricsAddr, "shutdown_timeout", c.ShutdownTimeout.String(),
 		"webhook_allow_private", c.WebhookAllowPrivate,
 		"smtp_url", maskURLPassword(c.SMTPURL), "smtp_from", c.SMTPFrom,
+		"reconcile_every", c.ReconcileEvery.String(), "reconcile_pending_threshold", c.ReconcilePendingAfter.String(),
+		"ops_api_key", mask(c.OpsAPIKey),
 	}
 }
 

@@ -61,6 +61,7 @@ func Connect(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Deps
 		return nil, err
 	}
 	reg := metrics.New(logger)
+	reg.WatchReconciliation(domain.FindingKinds, latestReconciliation(st))
 	opts.MetricsHandler = reg.TemporalHandler()
 	tc, err := client.NewLazyClient(opts)
 	if err != nil {
@@ -91,6 +92,7 @@ func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
 			FailedAuthRPS: d.Config.FailedAuthRPS, FailedAuthBurst: d.Config.FailedAuthBurst,
 		},
 		TrustedProxies: d.Config.TrustedProxies,
+		OpsKey:         d.Config.OpsAPIKey,
 	}
 	httpServer := newHTTPServer(d.Config.HTTPAddr, srv.Handler(), timeoutsFor(d.Config.UpdateTimeout))
 	errs := make(chan error, 1)
@@ -128,6 +130,9 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 	if observe != nil {
 		acts.Observe = func(e domain.Event) { observe(e.Type) }
 	}
+	rec := &activities.Reconciler{Store: d.Store, Temporal: d.Temporal, TaskQueue: d.Config.TaskQueue, Observe: func(f workflows.ReconciliationFinish) {
+		d.Logger.Info("reconciliation completed", "report_id", f.ReportID, "checked", f.Checked, "counts", f.Counts)
+	}}
 	var polling atomic.Bool
 	stopMetrics, err := serveWorkerMetrics(d, polling.Load)
 	if err != nil {
@@ -145,14 +150,16 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 	if err != nil {
 		return err
 	}
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
 	go func() { notifier.Run(ctx); done <- struct{}{} }()
 	go func() { purgeMessages(ctx, d); done <- struct{}{} }()
-	if w := startWorker(ctx, d, acts); w != nil {
+	if w := startWorker(ctx, d, acts, rec); w != nil {
 		polling.Store(true)
 		d.Logger.Info("worker started", "task_queue", d.Config.TaskQueue)
+		go func() { ensureScheduleWhenReachable(ctx, d); done <- struct{}{} }()
 		<-ctx.Done()
 		w.Stop()
+		<-done
 	}
 	stopMailer()
 	<-done
@@ -164,10 +171,11 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 // startWorker starts polling once both dependencies answer, and tries again
 // (a new worker: an SDK worker's Start is memoized) if Temporal goes away in
 // between. It returns nil when ctx ends first.
-func startWorker(ctx context.Context, d *Deps, acts *activities.Activities) sdkworker.Worker {
+func startWorker(ctx context.Context, d *Deps, acts *activities.Activities, rec *activities.Reconciler) sdkworker.Worker {
 	var r retry
 	for d.WaitForDependencies(ctx) {
 		w := worker.New(d.Temporal, d.Config.TaskQueue, acts, sdkworker.Options{})
+		worker.RegisterReconciliation(w, rec)
 		started := make(chan error, 1)
 		go func() { started <- w.Start() }() // Start retries server calls for a while; a signal must not wait for it
 		select {
