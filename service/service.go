@@ -77,6 +77,7 @@ func (d *Deps) Close() {
 
 // RunAPI serves HTTP until ctx ends, then drains in-flight requests.
 func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
+	servePprof(d.Logger)
 	srv := &api.Server{
 		Store: d.Store, Temporal: d.Temporal, Vault: d.Vault, Logger: d.Logger, Metrics: metrics,
 		TaskQueue: d.Config.TaskQueue, UpdateTimeout: d.Config.UpdateTimeout,
@@ -113,6 +114,7 @@ func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
 // set, sees the type of every subscription event a transition wrote. With
 // WORKER_METRICS_ADDR set it serves /metrics and /healthz there.
 func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
+	servePprof(d.Logger)
 	acts := &activities.Activities{Store: d.Store, Vault: d.Vault}
 	if observe != nil {
 		acts.Observe = func(e domain.Event) { observe(e.Type) }

@@ -1,0 +1,349 @@
+// Command bench is the service's load benchmark (make bench). In one run, on
+// one Temporal server, it measures the ceiling (a no-op workflow of the
+// purchase's message shape, with regular and with local activities, driven
+// in-process) and the service (the real api and worker processes driven over
+// HTTP as partner and signing publisher, closed-loop and open-loop), then the
+// subscription list over a bulk-loaded read model, and prints one table.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/partnerhub/fulfillment/store"
+	"github.com/partnerhub/fulfillment/testenv"
+)
+
+type options struct {
+	binary          string
+	temporalAddress string
+	engine          string
+	concurrency     int
+	warmup          time.Duration
+	ceilingDuration time.Duration
+	serviceDuration time.Duration
+	openRate        float64
+	phases          string
+	listRows        int
+	listRequests    int
+	pprof           bool
+	out             string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.binary, "binary", "bin/fulfillment", "the service binary (make build)")
+	flag.StringVar(&o.temporalAddress, "temporal-address", "", "an already running Temporal server (make bench-pg); empty: start a dev server")
+	flag.StringVar(&o.engine, "engine", "", "how the table names the Temporal server (default: dev server, or the address)")
+	flag.IntVar(&o.concurrency, "concurrency", 32, "closed-loop flows in flight (ceiling and service)")
+	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "unrecorded load before each phase")
+	flag.DurationVar(&o.ceilingDuration, "ceiling-duration", 20*time.Second, "recorded time of each ceiling phase")
+	flag.DurationVar(&o.serviceDuration, "service-duration", 30*time.Second, "recorded time of each service phase")
+	flag.Float64Var(&o.openRate, "open-rate", 0, "open-loop arrivals per second (0: half the regular-activity ceiling)")
+	flag.StringVar(&o.phases, "phases", "ceiling,local,closed,open,list", "phases to run, comma-separated")
+	flag.IntVar(&o.listRows, "list-rows", 100000, "subscriptions bulk-loaded for the list phase")
+	flag.IntVar(&o.listRequests, "list-requests", 200, "requests per list case")
+	flag.BoolVar(&o.pprof, "pprof", false, "CPU-profile api and worker (PPROF_ADDR) for 10 s of the closed-loop phase")
+	flag.StringVar(&o.out, "out", ".tmp/bench", "directory for logs and profiles")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func (o options) has(phase string) bool {
+	for _, p := range strings.Split(o.phases, ",") {
+		if strings.TrimSpace(p) == phase {
+			return true
+		}
+	}
+	return false
+}
+
+// quiet drops the SDK's logging below warnings.
+type quiet struct{}
+
+func (quiet) Debug(string, ...any) {}
+func (quiet) Info(string, ...any)  {}
+func (quiet) Warn(string, ...any)  {}
+func (quiet) Error(string, ...any) {}
+
+var _ sdklog.Logger = quiet{}
+
+func run(ctx context.Context, o options) error {
+	began := time.Now()
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	binary, err := filepath.Abs(o.binary)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(binary); err != nil {
+		return fmt.Errorf("service binary: %w (make build)", err)
+	}
+	address, engine := o.temporalAddress, o.engine
+	if address == "" {
+		logf("starting a Temporal dev server (in-memory, %s)", testenv.TemporalCLI())
+		srv, err := testenv.StartTemporal(ctx, "", "")
+		if err != nil {
+			return err
+		}
+		defer func() { _ = srv.Stop() }()
+		address = srv.Address
+		if engine == "" {
+			engine = "dev server (SQLite in memory)"
+		}
+	} else if engine == "" {
+		engine = "server at " + address
+	}
+	c, err := client.Dial(client.Options{HostPort: address, Namespace: "default", Logger: quiet{}})
+	if err != nil {
+		return fmt.Errorf("dial Temporal: %w", err)
+	}
+	defer c.Close()
+
+	var results []*result
+	var ceiling *result
+	for _, p := range []struct {
+		phase string
+		local bool
+	}{{"ceiling", false}, {"local", true}} {
+		if !o.has(p.phase) {
+			continue
+		}
+		name := "ceiling: no-op, regular activities"
+		if p.local {
+			name = "ceiling: no-op, local activities (old shape)"
+		}
+		r, err := runCeiling(ctx, c, o, name, p.local)
+		if err != nil {
+			return err
+		}
+		if !p.local {
+			ceiling = r
+		}
+		results = append(results, r)
+	}
+
+	var st *stack
+	var dbURL string
+	var lists []*listCase
+	var plan string
+	if o.has("closed") || o.has("open") || o.has("list") {
+		dbURL = fmt.Sprintf("postgres://postgres@127.0.0.1:5432/fulfillment_bench_%s?sslmode=disable", strings.ReplaceAll(uuid.NewString()[:13], "-", ""))
+		if err := migrate(ctx, dbURL); err != nil {
+			return err
+		}
+		defer func() {
+			if err := store.DropDatabase(context.Background(), dbURL); err != nil {
+				logf("drop database: %v", err)
+			}
+		}()
+		logf("starting the service: api and worker processes of %s", binary)
+		st, err = startStack(ctx, binary, dbURL, address, o.out, o.pprof)
+		if err != nil {
+			return err
+		}
+		defer st.stop()
+	}
+	if o.has("closed") {
+		r := newResult("service: HTTP, closed loop", fmt.Sprintf("c=%d", o.concurrency))
+		logf("%s at %s for %s", r.name, r.load, o.serviceDuration)
+		if o.pprof {
+			go func() {
+				time.Sleep(o.warmup + o.serviceDuration/3)
+				for _, p := range []struct{ addr, file string }{{st.apiPprof, "api.cpu.pprof"}, {st.workerPprof, "worker.cpu.pprof"}} {
+					go func() {
+						if err := profile(ctx, p.addr, 10, filepath.Join(o.out, p.file)); err != nil {
+							logf("profile: %v", err)
+						}
+					}()
+				}
+			}()
+		}
+		closedLoop(ctx, r, st.serviceFlow(), o.concurrency, o.warmup, o.serviceDuration)
+		results = append(results, r)
+	}
+	if o.has("open") {
+		rate := o.openRate
+		if rate <= 0 && ceiling != nil {
+			rate = ceiling.rate() / 2
+		}
+		if rate <= 0 {
+			rate = 5
+		}
+		r := newResult("service: HTTP, open loop", fmt.Sprintf("%.1f/s", rate))
+		logf("%s at %s for %s", r.name, r.load, o.serviceDuration)
+		openLoop(ctx, r, st.serviceFlow(), rate, o.warmup, o.serviceDuration, 2000)
+		results = append(results, r)
+	}
+	for _, r := range results {
+		countHistories(ctx, c, r)
+	}
+	var apiPeak, apiNow, workerPeak, workerNow float64
+	if st != nil {
+		apiPeak, apiNow = rss(st.api.Process.Pid)
+		workerPeak, workerNow = rss(st.worker.Process.Pid)
+	}
+	if o.has("list") {
+		logf("bulk-loading %d subscriptions into the read model", o.listRows)
+		t := time.Now()
+		if err := loadSubscriptions(ctx, dbURL, o.listRows); err != nil {
+			return err
+		}
+		logf("loaded in %s; measuring GET /v1/subscriptions", time.Since(t).Round(time.Millisecond))
+		if lists, err = measureList(ctx, st, o.listRequests); err != nil {
+			return err
+		}
+		plan, err = explainList(ctx, dbURL, "bulk-0040", []string{"pending_fulfillment"}, 0)
+		if err != nil {
+			return err
+		}
+	}
+	printTable(os.Stdout, o, engine, results, ceiling, lists, plan, apiPeak, apiNow, workerPeak, workerNow, time.Since(began))
+	return nil
+}
+
+func migrate(ctx context.Context, dbURL string) error {
+	if err := store.CreateDatabase(ctx, dbURL); err != nil {
+		return err
+	}
+	s, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Migrate(ctx)
+}
+
+func runCeiling(ctx context.Context, c client.Client, o options, name string, local bool) (*result, error) {
+	tq := "bench-ceiling-" + uuid.NewString()[:8]
+	w := sdkworker.New(c, tq, sdkworker.Options{})
+	w.RegisterWorkflowWithOptions(CeilingWorkflow, workflow.RegisterOptions{Name: ceilingWorkflowType})
+	w.RegisterActivityWithOptions(noopActivity, activity.RegisterOptions{Name: noopActivityName})
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("ceiling worker: %w", err)
+	}
+	defer w.Stop()
+	r := newResult(name, fmt.Sprintf("c=%d", o.concurrency))
+	logf("%s at %s for %s", name, r.load, o.ceilingDuration)
+	closedLoop(ctx, r, ceilingFlow(c, tq, local), o.concurrency, o.warmup, o.ceilingDuration)
+	return r, nil
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench %s: %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func sdkVersion() string {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range info.Deps {
+			if d.Path == "go.temporal.io/sdk" {
+				return d.Version
+			}
+		}
+	}
+	return "?"
+}
+
+func temporalVersion() string {
+	out, err := exec.Command(testenv.TemporalCLI(), "--version").Output()
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func loadAverage() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(raw))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func printTable(w io.Writer, o options, engine string, results []*result, ceiling *result, lists []*listCase, plan string,
+	apiPeak, apiNow, workerPeak, workerNow float64, took time.Duration) {
+	fmt.Fprintf(w, "\n%s, %d cores, load average %s, %s, SDK %s, %s; took %s\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), loadAverage(), runtime.Version(), sdkVersion(),
+		temporalVersion(), took.Round(time.Second))
+	fmt.Fprintf(w, "Temporal: %s; warmup %s, ceiling %s, service %s per phase\n\n", engine, o.warmup, o.ceilingDuration, o.serviceDuration)
+	fmt.Fprintf(w, "| %-44s | %-7s | %5s | %7s | %5s | %6s | %6s | %6s | %8s | %8s | %8s | %8s | %6s | %5s | %5s |\n",
+		"phase", "load", "flows", "flows/s", "errs", "p50", "p95", "p99", "p99 buy", "p99 res", "p99 lic", "p99 act", "events", "wft", "acts")
+	fmt.Fprintf(w, "|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", dash(46), dash(9), dash(7), dash(9), dash(7),
+		dash(8), dash(8), dash(8), dash(10), dash(10), dash(10), dash(10), dash(8), dash(7), dash(7))
+	for _, r := range results {
+		fmt.Fprintf(w, "| %-44s | %-7s | %5d | %7.1f | %5d | %6s | %6s | %6s | %8s | %8s | %8s | %8s | %6.1f | %5.1f | %5.1f |\n",
+			r.name, r.load, r.flows, r.rate(), r.errors, ms(r.latency.pct(50)), ms(r.latency.pct(95)), ms(r.latency.pct(99)),
+			ms(r.calls["purchase"].pct(99)), ms(r.calls["resolve"].pct(99)), ms(r.calls["licenses"].pct(99)), ms(r.calls["activate"].pct(99)),
+			r.events, r.tasks, r.activities)
+	}
+	fmt.Fprintln(w, "\nlatencies in ms: p50/p95/p99 purchase→active; p99 per call (buy = POST /v1/subscriptions, res = resolve,")
+	fmt.Fprintln(w, "lic = licenses, act = activate; the ceiling has no resolve). events / wft / acts: history events, workflow")
+	fmt.Fprintln(w, "tasks completed and activities scheduled per flow, from GetWorkflowHistory of sampled flows.")
+	for _, r := range results {
+		if r.ceilingRatio(ceiling) != "" {
+			fmt.Fprintf(w, "ratio %s / ceiling (regular activities, same concurrency): %s\n", r.name, r.ceilingRatio(ceiling))
+		}
+		if e, ok := r.lastErr.Load().(string); ok {
+			fmt.Fprintf(w, "last error of %s: %s\n", r.name, e)
+		}
+	}
+	if apiPeak > 0 {
+		fmt.Fprintf(w, "RSS MiB: api peak %.0f (now %.0f), worker peak %.0f (now %.0f)\n", apiPeak, apiNow, workerPeak, workerNow)
+	}
+	if len(lists) > 0 {
+		fmt.Fprintf(w, "\nGET /v1/subscriptions, %d subscriptions of one partner in the read model, %d sequential requests per case:\n\n", o.listRows, o.listRequests)
+		fmt.Fprintf(w, "| %-28s | %6s | %6s | %6s | %9s |\n|%s|%s|%s|%s|%s|\n", "case", "p50", "p95", "p99", "items/req", dash(30), dash(8), dash(8), dash(8), dash(11))
+		for _, l := range lists {
+			fmt.Fprintf(w, "| %-28s | %6s | %6s | %6s | %9.1f |\n", l.name, ms(l.latency.pct(50)), ms(l.latency.pct(95)), ms(l.latency.pct(99)),
+				float64(l.items)/float64(max(1, l.latency.count())))
+		}
+		fmt.Fprintf(w, "\nplan of the list query (customer_id + tab=upcoming):\n%s", plan)
+	}
+	for _, r := range results {
+		if r.eventTypes != nil && strings.HasPrefix(r.name, "service: HTTP, closed") {
+			fmt.Fprintf(w, "\none purchase→active history (%d events):\n", len(r.eventTypes))
+			for i, t := range r.eventTypes {
+				fmt.Fprintf(w, "  %2d %s\n", i+1, strings.TrimPrefix(t, "EVENT_TYPE_"))
+			}
+		}
+	}
+}
+
+// ceilingRatio is this phase's throughput over the ceiling's, for closed-loop
+// service phases at the ceiling's concurrency.
+func (r *result) ceilingRatio(ceiling *result) string {
+	if ceiling == nil || !strings.HasPrefix(r.name, "service") || r.load != ceiling.load || ceiling.rate() == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f (%.1f / %.1f flows/s)", r.rate()/ceiling.rate(), r.rate(), ceiling.rate())
+}
+
+func dash(n int) string { return strings.Repeat("-", n) }
