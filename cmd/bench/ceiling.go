@@ -27,8 +27,22 @@ const (
 
 func noopActivity(context.Context) error { return nil }
 
+// ceilingInput picks the variant. Extras adds what the service's workflow
+// does beside its three writes, to tell the engine's share of the gap from
+// the service's own: a GetVersion (a marker and a TemporalChangeVersion
+// search attribute upsert), the status search attribute upserted at
+// activation, and a state-sized input (Pad) and memo.
+type ceilingInput struct {
+	Local  bool
+	Extras bool
+	Pad    []byte
+}
+
+var ceilingStatusKey = temporal.NewSearchAttributeKeyKeyword(workflows.SearchSubscriptionStatus)
+
 // CeilingWorkflow is the no-op subscription.
-func CeilingWorkflow(ctx workflow.Context, local bool) error {
+func CeilingWorkflow(ctx workflow.Context, in ceilingInput) error {
+	local := in.Local
 	var recorded, licensed, confirmed bool
 	lock := workflow.NewMutex(ctx)
 	step := func(ctx workflow.Context) error {
@@ -72,6 +86,9 @@ func CeilingWorkflow(ctx workflow.Context, local bool) error {
 	if err := workflow.SetUpdateHandler(ctx, workflows.UpdateConfirmFulfillment, message(&confirmed)); err != nil {
 		return err
 	}
+	if in.Extras {
+		_ = workflow.GetVersion(ctx, "bench-extras", workflow.DefaultVersion, 1)
+	}
 	if err := step(ctx); err != nil {
 		return err
 	}
@@ -79,18 +96,32 @@ func CeilingWorkflow(ctx workflow.Context, local bool) error {
 	if err := workflow.Await(ctx, func() bool { return licensed && confirmed }); err != nil {
 		return err
 	}
+	if in.Extras {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, ceilingStatusKey.ValueSet("active")); err != nil {
+			return err
+		}
+	}
 	return workflow.Sleep(ctx, 365*24*time.Hour)
 }
 
 // ceilingFlow drives one no-op subscription through its three messages.
-func ceilingFlow(c client.Client, taskQueue string, local bool) flow {
+func ceilingFlow(c client.Client, taskQueue string, in ceilingInput) flow {
 	return func(ctx context.Context, timed func(string, time.Duration)) (string, error) {
 		id := "bench-ceiling/" + uuid.NewString()
 		t := time.Now()
-		start := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		opts := client.StartWorkflowOptions{
 			ID: id, TaskQueue: taskQueue,
 			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		}, ceilingWorkflowType, local)
+		}
+		if in.Extras {
+			opts.TypedSearchAttributes = temporal.NewSearchAttributes(
+				temporal.NewSearchAttributeKeyKeyword(workflows.SearchPartnerID).ValueSet("fabrikam"),
+				temporal.NewSearchAttributeKeyKeyword(workflows.SearchCustomerID).ValueSet("woodgrove"),
+				temporal.NewSearchAttributeKeyKeyword(workflows.SearchOfferID).ValueSet("analytics"),
+				ceilingStatusKey.ValueSet("pending_fulfillment"))
+			opts.Memo = map[string]any{"nickname": "", "offer": "analytics", "plan": "Annual"}
+		}
+		start := c.NewWithStartWorkflowOperation(opts, ceilingWorkflowType, in)
 		h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 			StartWorkflowOperation: start,
 			UpdateOptions: client.UpdateWorkflowOptions{

@@ -32,6 +32,31 @@ type result struct {
 	// From GetWorkflowHistory over ids.
 	events, tasks, activities float64
 	eventTypes                []string // one flow's history, in order
+	// CPU time of each process over the recorded part of the phase.
+	procs    procs
+	cpuStart []time.Duration
+	cpu      []time.Duration
+}
+
+// measuring marks the start of the recorded part; measured its end.
+func (r *result) measuring() { r.cpuStart = r.procs.snapshot() }
+
+func (r *result) measured() {
+	end := r.procs.snapshot()
+	r.cpu = make([]time.Duration, len(end))
+	for i := range end {
+		if r.cpuStart != nil {
+			r.cpu[i] = end[i] - r.cpuStart[i]
+		}
+	}
+}
+
+// cpuPerFlow is a process's CPU milliseconds per recorded flow.
+func (r *result) cpuPerFlow(i int) float64 {
+	if r.flows == 0 || i >= len(r.cpu) {
+		return 0
+	}
+	return float64(r.cpu[i]) / float64(time.Millisecond) / float64(r.flows)
 }
 
 func newResult(name, load string) *result {
@@ -81,6 +106,7 @@ func closedLoop(ctx context.Context, r *result, f flow, concurrency int, warmup,
 	var wg sync.WaitGroup
 	begin := time.Now()
 	measureFrom, end := begin.Add(warmup), begin.Add(warmup+duration)
+	time.AfterFunc(warmup, r.measuring)
 	for range concurrency {
 		wg.Add(1)
 		go func() {
@@ -97,6 +123,7 @@ func closedLoop(ctx context.Context, r *result, f flow, concurrency int, warmup,
 	wg.Wait()
 	// Flows started before end and finished after it count: measure to the last one.
 	r.elapsed = time.Since(measureFrom)
+	r.measured()
 }
 
 // openLoop starts flows at a fixed arrival rate whatever the system does;
@@ -107,6 +134,7 @@ func openLoop(ctx context.Context, r *result, f flow, rate float64, warmup, dura
 	interval := time.Duration(float64(time.Second) / rate)
 	begin := time.Now()
 	measureFrom, end := begin.Add(warmup), begin.Add(warmup+duration)
+	time.AfterFunc(warmup, r.measuring)
 	for i := 0; ; i++ {
 		at := begin.Add(time.Duration(i) * interval)
 		if !at.Before(end) || ctx.Err() != nil {
@@ -131,6 +159,7 @@ func openLoop(ctx context.Context, r *result, f flow, rate float64, warmup, dura
 	}
 	wg.Wait()
 	r.elapsed = time.Since(measureFrom)
+	r.measured()
 }
 
 // countHistories reads the sampled flows' histories: events, workflow tasks

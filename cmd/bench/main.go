@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +48,7 @@ type options struct {
 	listRequests    int
 	pprof           bool
 	out             string
+	serverPID       int
 }
 
 func main() {
@@ -59,11 +61,12 @@ func main() {
 	flag.DurationVar(&o.ceilingDuration, "ceiling-duration", 20*time.Second, "recorded time of each ceiling phase")
 	flag.DurationVar(&o.serviceDuration, "service-duration", 30*time.Second, "recorded time of each service phase")
 	flag.Float64Var(&o.openRate, "open-rate", 0, "open-loop arrivals per second (0: half the regular-activity ceiling)")
-	flag.StringVar(&o.phases, "phases", "ceiling,local,closed,open,list", "phases to run, comma-separated")
+	flag.StringVar(&o.phases, "phases", "ceiling,local,extras,closed,open,list", "phases to run, comma-separated")
 	flag.IntVar(&o.listRows, "list-rows", 100000, "subscriptions bulk-loaded for the list phase")
 	flag.IntVar(&o.listRequests, "list-requests", 200, "requests per list case")
 	flag.BoolVar(&o.pprof, "pprof", false, "CPU-profile api and worker (PPROF_ADDR) for 10 s of the closed-loop phase")
 	flag.StringVar(&o.out, "out", ".tmp/bench", "directory for logs and profiles")
+	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of the external Temporal server, for its CPU time per flow")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -115,9 +118,12 @@ func run(ctx context.Context, o options) error {
 		if engine == "" {
 			engine = "dev server (SQLite in memory)"
 		}
+		_, port, _ := strings.Cut(address, ":")
+		o.serverPID = findProcess("start-dev", "--port "+port+" ")
 	} else if engine == "" {
 		engine = "server at " + address
 	}
+	base := procs{{"temporal", o.serverPID}, {"api", 0}, {"worker", 0}, {"bench", os.Getpid()}}
 	c, err := client.Dial(client.Options{HostPort: address, Namespace: "default", Logger: quiet{}})
 	if err != nil {
 		return fmt.Errorf("dial Temporal: %w", err)
@@ -127,21 +133,21 @@ func run(ctx context.Context, o options) error {
 	var results []*result
 	var ceiling *result
 	for _, p := range []struct {
-		phase string
-		local bool
-	}{{"ceiling", false}, {"local", true}} {
+		phase, name string
+		in          ceilingInput
+	}{
+		{"ceiling", "ceiling: no-op, regular activities", ceilingInput{}},
+		{"local", "ceiling: no-op, local activities (old shape)", ceilingInput{Local: true}},
+		{"extras", "ceiling + GetVersion, search attrs, 2 KB state", ceilingInput{Extras: true, Pad: make([]byte, 2048)}},
+	} {
 		if !o.has(p.phase) {
 			continue
 		}
-		name := "ceiling: no-op, regular activities"
-		if p.local {
-			name = "ceiling: no-op, local activities (old shape)"
-		}
-		r, err := runCeiling(ctx, c, o, name, p.local)
+		r, err := runCeiling(ctx, c, o, p.name, p.in, slices.Clone(base))
 		if err != nil {
 			return err
 		}
-		if !p.local {
+		if p.phase == "ceiling" {
 			ceiling = r
 		}
 		results = append(results, r)
@@ -167,9 +173,11 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		defer st.stop()
+		base[1].pid, base[2].pid = st.api.Process.Pid, st.worker.Process.Pid
 	}
 	if o.has("closed") {
 		r := newResult("service: HTTP, closed loop", fmt.Sprintf("c=%d", o.concurrency))
+		r.procs = base
 		logf("%s at %s for %s", r.name, r.load, o.serviceDuration)
 		if o.pprof {
 			go func() {
@@ -195,6 +203,7 @@ func run(ctx context.Context, o options) error {
 			rate = 5
 		}
 		r := newResult("service: HTTP, open loop", fmt.Sprintf("%.1f/s", rate))
+		r.procs = base
 		logf("%s at %s for %s", r.name, r.load, o.serviceDuration)
 		openLoop(ctx, r, st.serviceFlow(), rate, o.warmup, o.serviceDuration, 2000)
 		results = append(results, r)
@@ -217,9 +226,15 @@ func run(ctx context.Context, o options) error {
 		if lists, err = measureList(ctx, st, o.listRequests); err != nil {
 			return err
 		}
-		plan, err = explainList(ctx, dbURL, "bulk-0040", []string{"pending_fulfillment"}, 0)
-		if err != nil {
-			return err
+		for _, q := range []struct {
+			name, customer string
+			statuses       []string
+		}{{"default page", "", nil}, {"customer_id", "bulk-0042", nil}, {"customer_id + tab=upcoming", "bulk-0040", []string{"pending_fulfillment"}}} {
+			p, err := explainList(ctx, dbURL, q.customer, q.statuses, 0)
+			if err != nil {
+				return err
+			}
+			plan += "  " + q.name + ":\n" + p
 		}
 	}
 	printTable(os.Stdout, o, engine, results, ceiling, lists, plan, apiPeak, apiNow, workerPeak, workerNow, time.Since(began))
@@ -238,7 +253,7 @@ func migrate(ctx context.Context, dbURL string) error {
 	return s.Migrate(ctx)
 }
 
-func runCeiling(ctx context.Context, c client.Client, o options, name string, local bool) (*result, error) {
+func runCeiling(ctx context.Context, c client.Client, o options, name string, in ceilingInput, ps procs) (*result, error) {
 	tq := "bench-ceiling-" + uuid.NewString()[:8]
 	w := sdkworker.New(c, tq, sdkworker.Options{})
 	w.RegisterWorkflowWithOptions(CeilingWorkflow, workflow.RegisterOptions{Name: ceilingWorkflowType})
@@ -248,8 +263,9 @@ func runCeiling(ctx context.Context, c client.Client, o options, name string, lo
 	}
 	defer w.Stop()
 	r := newResult(name, fmt.Sprintf("c=%d", o.concurrency))
+	r.procs = ps
 	logf("%s at %s for %s", name, r.load, o.ceilingDuration)
-	closedLoop(ctx, r, ceilingFlow(c, tq, local), o.concurrency, o.warmup, o.ceilingDuration)
+	closedLoop(ctx, r, ceilingFlow(c, tq, in), o.concurrency, o.warmup, o.ceilingDuration)
 	return r, nil
 }
 
@@ -307,9 +323,21 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 	fmt.Fprintln(w, "\nlatencies in ms: p50/p95/p99 purchase→active; p99 per call (buy = POST /v1/subscriptions, res = resolve,")
 	fmt.Fprintln(w, "lic = licenses, act = activate; the ceiling has no resolve). events / wft / acts: history events, workflow")
 	fmt.Fprintln(w, "tasks completed and activities scheduled per flow, from GetWorkflowHistory of sampled flows.")
+	fmt.Fprintln(w, "\nCPU ms per flow (user+system, /proc/<pid>/stat; bench = load generator, and the ceiling's in-process worker):")
+	fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s |\n|%s|%s|%s|%s|%s|\n", "phase", "temporal", "api", "worker", "bench", dash(46), dash(10), dash(8), dash(8), dash(8))
+	for _, r := range results {
+		cell := func(i int) string {
+			if r.procs == nil || r.procs[i].pid == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.1f", r.cpuPerFlow(i))
+		}
+		fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s |\n", r.name, cell(0), cell(1), cell(2), cell(3))
+	}
+	fmt.Fprintln(w)
 	for _, r := range results {
 		if r.ceilingRatio(ceiling) != "" {
-			fmt.Fprintf(w, "ratio %s / ceiling (regular activities, same concurrency): %s\n", r.name, r.ceilingRatio(ceiling))
+			fmt.Fprintf(w, "ratio %s / ceiling (regular, same concurrency): %s\n", r.name, r.ceilingRatio(ceiling))
 		}
 		if e, ok := r.lastErr.Load().(string); ok {
 			fmt.Fprintf(w, "last error of %s: %s\n", r.name, e)
@@ -325,7 +353,7 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 			fmt.Fprintf(w, "| %-28s | %6s | %6s | %6s | %9.1f |\n", l.name, ms(l.latency.pct(50)), ms(l.latency.pct(95)), ms(l.latency.pct(99)),
 				float64(l.items)/float64(max(1, l.latency.count())))
 		}
-		fmt.Fprintf(w, "\nplan of the list query (customer_id + tab=upcoming):\n%s", plan)
+		fmt.Fprintf(w, "\nplans of the store's list query (EXPLAIN ANALYZE):\n%s", plan)
 	}
 	for _, r := range results {
 		if r.eventTypes != nil && strings.HasPrefix(r.name, "service: HTTP, closed") {
@@ -340,7 +368,7 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 // ceilingRatio is this phase's throughput over the ceiling's, for closed-loop
 // service phases at the ceiling's concurrency.
 func (r *result) ceilingRatio(ceiling *result) string {
-	if ceiling == nil || !strings.HasPrefix(r.name, "service") || r.load != ceiling.load || ceiling.rate() == 0 {
+	if ceiling == nil || r == ceiling || r.load != ceiling.load || ceiling.rate() == 0 {
 		return ""
 	}
 	return fmt.Sprintf("%.2f (%.1f / %.1f flows/s)", r.rate()/ceiling.rate(), r.rate(), ceiling.rate())
