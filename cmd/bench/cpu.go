@@ -12,10 +12,14 @@ import (
 // clockTick is USER_HZ, the unit of utime and stime in /proc/<pid>/stat.
 const clockTick = 10 * time.Millisecond
 
-// procs names the processes whose CPU time a phase accounts for.
+// procs names the processes whose CPU time a phase accounts for; an entry
+// with match set sums every process whose command line holds it (the
+// PostgreSQL backends serving one database; one that exits between two
+// snapshots is missed).
 type procs []struct {
-	name string
-	pid  int
+	name  string
+	pid   int
+	match string
 }
 
 // cpuTime is a process's user+system CPU time so far (0 if unreadable).
@@ -38,6 +42,12 @@ func cpuTime(pid int) time.Duration {
 func (p procs) snapshot() []time.Duration {
 	out := make([]time.Duration, len(p))
 	for i, x := range p {
+		if x.match != "" {
+			for _, pid := range findProcesses(x.match) {
+				out[i] += cpuTime(pid)
+			}
+			continue
+		}
 		out[i] = cpuTime(x.pid)
 	}
 	return out
@@ -45,6 +55,15 @@ func (p procs) snapshot() []time.Duration {
 
 // findProcess is the first process whose command line holds every one of parts.
 func findProcess(parts ...string) int {
+	if pids := findProcesses(parts...); len(pids) > 0 {
+		return pids[0]
+	}
+	return 0
+}
+
+// findProcesses lists the processes whose command line holds every one of parts.
+func findProcesses(parts ...string) []int {
+	var pids []int
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		raw, err := os.ReadFile(filepath.Join(d, "cmdline"))
@@ -58,8 +77,8 @@ func findProcess(parts ...string) int {
 		}
 		if ok {
 			pid, _ := strconv.Atoi(filepath.Base(d))
-			return pid
+			pids = append(pids, pid)
 		}
 	}
-	return 0
+	return pids
 }

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"flag"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/lib/pq"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
@@ -49,6 +51,7 @@ type options struct {
 	pprof           bool
 	out             string
 	serverPID       int
+	asyncCommit     bool
 }
 
 func main() {
@@ -66,6 +69,7 @@ func main() {
 	flag.IntVar(&o.listRequests, "list-requests", 200, "requests per list case")
 	flag.BoolVar(&o.pprof, "pprof", false, "CPU-profile api and worker (PPROF_ADDR) for 10 s of the closed-loop phase")
 	flag.StringVar(&o.out, "out", ".tmp/bench", "directory for logs and profiles")
+	flag.BoolVar(&o.asyncCommit, "pg-async-commit", false, "experiment: synchronous_commit=off on the service's database (not how it runs in production)")
 	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of the external Temporal server, for its CPU time per flow")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -123,7 +127,7 @@ func run(ctx context.Context, o options) error {
 	} else if engine == "" {
 		engine = "server at " + address
 	}
-	base := procs{{"temporal", o.serverPID}, {"api", 0}, {"worker", 0}, {"bench", os.Getpid()}}
+	base := procs{{name: "temporal", pid: o.serverPID}, {name: "api"}, {name: "worker"}, {name: "bench", pid: os.Getpid()}, {name: "postgres"}}
 	c, err := client.Dial(client.Options{HostPort: address, Namespace: "default", Logger: quiet{}})
 	if err != nil {
 		return fmt.Errorf("dial Temporal: %w", err)
@@ -138,7 +142,7 @@ func run(ctx context.Context, o options) error {
 	}{
 		{"ceiling", "ceiling: no-op, regular activities", ceilingInput{}},
 		{"local", "ceiling: no-op, local activities (old shape)", ceilingInput{Local: true}},
-		{"extras", "ceiling + GetVersion, search attrs, 2 KB state", ceilingInput{Extras: true, Pad: make([]byte, 2048)}},
+		{"extras", "ceiling + GetVersion, SAs, 2 KB input", ceilingInput{Extras: true, Pad: make([]byte, 2048)}},
 	} {
 		if !o.has(p.phase) {
 			continue
@@ -158,9 +162,16 @@ func run(ctx context.Context, o options) error {
 	var lists []*listCase
 	var plan string
 	if o.has("closed") || o.has("open") || o.has("list") {
-		dbURL = fmt.Sprintf("postgres://postgres@127.0.0.1:5432/fulfillment_bench_%s?sslmode=disable", strings.ReplaceAll(uuid.NewString()[:13], "-", ""))
+		dbName := "fulfillment_bench_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
+		dbURL = fmt.Sprintf("postgres://postgres@127.0.0.1:5432/%s?sslmode=disable", dbName)
+		base[4].match = dbName + " "
 		if err := migrate(ctx, dbURL); err != nil {
 			return err
+		}
+		if o.asyncCommit {
+			if err := setDatabase(ctx, dbURL, dbName, "synchronous_commit", "off"); err != nil {
+				return err
+			}
 		}
 		defer func() {
 			if err := store.DropDatabase(context.Background(), dbURL); err != nil {
@@ -241,6 +252,17 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
+// setDatabase sets a parameter for new sessions of a database.
+func setDatabase(ctx context.Context, dbURL, name, param, value string) error {
+	db, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, fmt.Sprintf("ALTER DATABASE %s SET %s = %s", pq.QuoteIdentifier(name), param, value))
+	return err
+}
+
 func migrate(ctx context.Context, dbURL string) error {
 	if err := store.CreateDatabase(ctx, dbURL); err != nil {
 		return err
@@ -309,7 +331,11 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 	fmt.Fprintf(w, "\n%s, %d cores, load average %s, %s, SDK %s, %s; took %s\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), loadAverage(), runtime.Version(), sdkVersion(),
 		temporalVersion(), took.Round(time.Second))
-	fmt.Fprintf(w, "Temporal: %s; warmup %s, ceiling %s, service %s per phase\n\n", engine, o.warmup, o.ceilingDuration, o.serviceDuration)
+	fmt.Fprintf(w, "Temporal: %s; warmup %s, ceiling %s, service %s per phase\n", engine, o.warmup, o.ceilingDuration, o.serviceDuration)
+	if o.asyncCommit {
+		fmt.Fprintln(w, "EXPERIMENT: the service's database runs with synchronous_commit=off")
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "| %-44s | %-7s | %5s | %7s | %5s | %6s | %6s | %6s | %8s | %8s | %8s | %8s | %6s | %5s | %5s |\n",
 		"phase", "load", "flows", "flows/s", "errs", "p50", "p95", "p99", "p99 buy", "p99 res", "p99 lic", "p99 act", "events", "wft", "acts")
 	fmt.Fprintf(w, "|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", dash(46), dash(9), dash(7), dash(9), dash(7),
@@ -323,16 +349,22 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 	fmt.Fprintln(w, "\nlatencies in ms: p50/p95/p99 purchase→active; p99 per call (buy = POST /v1/subscriptions, res = resolve,")
 	fmt.Fprintln(w, "lic = licenses, act = activate; the ceiling has no resolve). events / wft / acts: history events, workflow")
 	fmt.Fprintln(w, "tasks completed and activities scheduled per flow, from GetWorkflowHistory of sampled flows.")
-	fmt.Fprintln(w, "\nCPU ms per flow (user+system, /proc/<pid>/stat; bench = load generator, and the ceiling's in-process worker):")
-	fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s |\n|%s|%s|%s|%s|%s|\n", "phase", "temporal", "api", "worker", "bench", dash(46), dash(10), dash(8), dash(8), dash(8))
+	fmt.Fprintln(w, "\nCPU ms per flow (user+system from /proc/<pid>/stat; bench = the load generator and the ceiling's in-process")
+	fmt.Fprintln(w, "worker; postgres = the backends serving the service's database, not Temporal's):")
+	fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s | %8s | %6s |\n|%s|%s|%s|%s|%s|%s|%s|\n", "phase", "temporal", "api", "worker", "bench", "postgres", "total",
+		dash(46), dash(10), dash(8), dash(8), dash(8), dash(10), dash(8))
 	for _, r := range results {
 		cell := func(i int) string {
-			if r.procs == nil || r.procs[i].pid == 0 {
+			if r.procs == nil || (r.procs[i].pid == 0 && r.procs[i].match == "") {
 				return "-"
 			}
 			return fmt.Sprintf("%.1f", r.cpuPerFlow(i))
 		}
-		fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s |\n", r.name, cell(0), cell(1), cell(2), cell(3))
+		total := 0.0
+		for i := range r.procs {
+			total += r.cpuPerFlow(i)
+		}
+		fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s | %8s | %6.1f |\n", r.name, cell(0), cell(1), cell(2), cell(3), cell(4), total)
 	}
 	fmt.Fprintln(w)
 	for _, r := range results {
