@@ -36,12 +36,24 @@ type result struct {
 	procs    procs
 	cpuStart []time.Duration
 	cpu      []time.Duration
+	// sessions counts PostgreSQL sessions opened on the service's database
+	// (pg_stat_database.sessions); nil for the ceiling.
+	sessions             func() int64
+	sessionsStart, opens int64
 }
 
 // measuring marks the start of the recorded part; measured its end.
-func (r *result) measuring() { r.cpuStart = r.procs.snapshot() }
+func (r *result) measuring() {
+	r.cpuStart = r.procs.snapshot()
+	if r.sessions != nil {
+		r.sessionsStart = r.sessions()
+	}
+}
 
 func (r *result) measured() {
+	if r.sessions != nil {
+		r.opens = r.sessions() - r.sessionsStart
+	}
 	end := r.procs.snapshot()
 	r.cpu = make([]time.Duration, len(end))
 	for i := range end {

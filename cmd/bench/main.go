@@ -159,6 +159,7 @@ func run(ctx context.Context, o options) error {
 
 	var st *stack
 	var dbURL string
+	var sessions func() int64
 	var lists []*listCase
 	var plan string
 	if o.has("closed") || o.has("open") || o.has("list") {
@@ -167,6 +168,17 @@ func run(ctx context.Context, o options) error {
 		base[4].match = dbName + " "
 		if err := migrate(ctx, dbURL); err != nil {
 			return err
+		}
+		admin, err := sql.Open("postgres", dbURL)
+		if err != nil {
+			return err
+		}
+		defer admin.Close()
+		admin.SetMaxIdleConns(1)
+		sessions = func() int64 {
+			var n int64
+			_ = admin.QueryRowContext(ctx, `SELECT sessions FROM pg_stat_database WHERE datname = $1`, dbName).Scan(&n)
+			return n
 		}
 		if o.asyncCommit {
 			if err := setDatabase(ctx, dbURL, dbName, "synchronous_commit", "off"); err != nil {
@@ -188,7 +200,7 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.has("closed") {
 		r := newResult("service: HTTP, closed loop", fmt.Sprintf("c=%d", o.concurrency))
-		r.procs = base
+		r.procs, r.sessions = base, sessions
 		logf("%s at %s for %s", r.name, r.load, o.serviceDuration)
 		if o.pprof {
 			go func() {
@@ -214,7 +226,7 @@ func run(ctx context.Context, o options) error {
 			rate = 5
 		}
 		r := newResult("service: HTTP, open loop", fmt.Sprintf("%.1f/s", rate))
-		r.procs = base
+		r.procs, r.sessions = base, sessions
 		logf("%s at %s for %s", r.name, r.load, o.serviceDuration)
 		openLoop(ctx, r, st.serviceFlow(), rate, o.warmup, o.serviceDuration, 2000)
 		results = append(results, r)
@@ -351,8 +363,9 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 	fmt.Fprintln(w, "tasks completed and activities scheduled per flow, from GetWorkflowHistory of sampled flows.")
 	fmt.Fprintln(w, "\nCPU ms per flow (user+system from /proc/<pid>/stat; bench = the load generator and the ceiling's in-process")
 	fmt.Fprintln(w, "worker; postgres = the backends serving the service's database, not Temporal's):")
-	fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s | %8s | %6s |\n|%s|%s|%s|%s|%s|%s|%s|\n", "phase", "temporal", "api", "worker", "bench", "postgres", "total",
-		dash(46), dash(10), dash(8), dash(8), dash(8), dash(10), dash(8))
+	fmt.Fprintln(w, "pg conns/flow = PostgreSQL sessions opened on that database per flow (pg_stat_database.sessions).")
+	fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s | %8s | %6s | %11s |\n|%s|%s|%s|%s|%s|%s|%s|%s|\n", "phase", "temporal", "api", "worker", "bench", "postgres", "total", "pg conns/fl",
+		dash(46), dash(10), dash(8), dash(8), dash(8), dash(10), dash(8), dash(13))
 	for _, r := range results {
 		cell := func(i int) string {
 			if r.procs == nil || (r.procs[i].pid == 0 && r.procs[i].match == "") {
@@ -364,7 +377,11 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 		for i := range r.procs {
 			total += r.cpuPerFlow(i)
 		}
-		fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s | %8s | %6.1f |\n", r.name, cell(0), cell(1), cell(2), cell(3), cell(4), total)
+		opens := "-"
+		if r.sessions != nil && r.flows > 0 {
+			opens = fmt.Sprintf("%.2f", float64(r.opens)/float64(r.flows))
+		}
+		fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s | %8s | %6.1f | %11s |\n", r.name, cell(0), cell(1), cell(2), cell(3), cell(4), total, opens)
 	}
 	fmt.Fprintln(w)
 	for _, r := range results {
