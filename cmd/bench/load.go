@@ -38,21 +38,23 @@ type result struct {
 	cpu      []time.Duration
 	// sessions counts PostgreSQL sessions opened on the service's database
 	// (pg_stat_database.sessions); nil for the ceiling.
-	sessions             func() int64
+	sessions             func() (sessions, xacts int64)
 	sessionsStart, opens int64
+	xactsStart, xacts    int64
 }
 
 // measuring marks the start of the recorded part; measured its end.
 func (r *result) measuring() {
 	r.cpuStart = r.procs.snapshot()
 	if r.sessions != nil {
-		r.sessionsStart = r.sessions()
+		r.sessionsStart, r.xactsStart = r.sessions()
 	}
 }
 
 func (r *result) measured() {
 	if r.sessions != nil {
-		r.opens = r.sessions() - r.sessionsStart
+		opens, xacts := r.sessions()
+		r.opens, r.xacts = opens-r.sessionsStart, xacts-r.xactsStart
 	}
 	end := r.procs.snapshot()
 	r.cpu = make([]time.Duration, len(end))

@@ -159,7 +159,7 @@ func run(ctx context.Context, o options) error {
 
 	var st *stack
 	var dbURL string
-	var sessions func() int64
+	var sessions func() (int64, int64)
 	var lists []*listCase
 	var plan string
 	if o.has("closed") || o.has("open") || o.has("list") {
@@ -175,10 +175,10 @@ func run(ctx context.Context, o options) error {
 		}
 		defer admin.Close()
 		admin.SetMaxIdleConns(1)
-		sessions = func() int64 {
-			var n int64
-			_ = admin.QueryRowContext(ctx, `SELECT sessions FROM pg_stat_database WHERE datname = $1`, dbName).Scan(&n)
-			return n
+		sessions = func() (n, x int64) {
+			_ = admin.QueryRowContext(ctx, `SELECT pg_stat_clear_snapshot()`).Err()
+			_ = admin.QueryRowContext(ctx, `SELECT sessions, xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1`, dbName).Scan(&n, &x)
+			return n, x
 		}
 		if o.asyncCommit {
 			if err := setDatabase(ctx, dbURL, dbName, "synchronous_commit", "off"); err != nil {
@@ -363,9 +363,10 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 	fmt.Fprintln(w, "tasks completed and activities scheduled per flow, from GetWorkflowHistory of sampled flows.")
 	fmt.Fprintln(w, "\nCPU ms per flow (user+system from /proc/<pid>/stat; bench = the load generator and the ceiling's in-process")
 	fmt.Fprintln(w, "worker; postgres = the backends serving the service's database, not Temporal's):")
-	fmt.Fprintln(w, "pg conns/flow = PostgreSQL sessions opened on that database per flow (pg_stat_database.sessions).")
-	fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s | %8s | %6s | %11s |\n|%s|%s|%s|%s|%s|%s|%s|%s|\n", "phase", "temporal", "api", "worker", "bench", "postgres", "total", "pg conns/fl",
-		dash(46), dash(10), dash(8), dash(8), dash(8), dash(10), dash(8), dash(13))
+	fmt.Fprintln(w, "pg conns/fl and pg xacts/fl: sessions opened and transactions (each autocommit statement is one) on that")
+	fmt.Fprintln(w, "database per flow, from pg_stat_database (approximate: statistics are flushed about once a second).")
+	fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s | %8s | %6s | %11s | %11s |\n|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "phase", "temporal", "api", "worker", "bench", "postgres", "total", "pg conns/fl", "pg xacts/fl",
+		dash(46), dash(10), dash(8), dash(8), dash(8), dash(10), dash(8), dash(13), dash(13))
 	for _, r := range results {
 		cell := func(i int) string {
 			if r.procs == nil || (r.procs[i].pid == 0 && r.procs[i].match == "") {
@@ -377,11 +378,12 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 		for i := range r.procs {
 			total += r.cpuPerFlow(i)
 		}
-		opens := "-"
+		opens, xacts := "-", "-"
 		if r.sessions != nil && r.flows > 0 {
 			opens = fmt.Sprintf("%.2f", float64(r.opens)/float64(r.flows))
+			xacts = fmt.Sprintf("%.1f", float64(r.xacts)/float64(r.flows))
 		}
-		fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s | %8s | %6.1f | %11s |\n", r.name, cell(0), cell(1), cell(2), cell(3), cell(4), total, opens)
+		fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s | %8s | %6.1f | %11s | %11s |\n", r.name, cell(0), cell(1), cell(2), cell(3), cell(4), total, opens, xacts)
 	}
 	fmt.Fprintln(w)
 	for _, r := range results {
