@@ -124,6 +124,7 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 		return err
 	}
 	defer stopMetrics()
+	tuneWorkerCache(d.Logger)
 	w := worker.New(d.Temporal, d.Config.TaskQueue, acts, sdkworker.Options{})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)

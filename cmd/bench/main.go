@@ -52,6 +52,9 @@ type options struct {
 	out             string
 	serverPID       int
 	asyncCommit     bool
+	scaleN          int
+	scaleSample     int
+	cacheSize       string
 }
 
 func main() {
@@ -70,6 +73,9 @@ func main() {
 	flag.BoolVar(&o.pprof, "pprof", false, "CPU-profile api and worker (PPROF_ADDR) for 10 s of the closed-loop phase")
 	flag.StringVar(&o.out, "out", ".tmp/bench", "directory for logs and profiles")
 	flag.BoolVar(&o.asyncCommit, "pg-async-commit", false, "experiment: synchronous_commit=off on the service's database (not how it runs in production)")
+	flag.IntVar(&o.scaleN, "scale-open", 10000, "scale phase: open subscriptions bought")
+	flag.IntVar(&o.scaleSample, "scale-callbacks", 300, "scale phase: subscriptions picked at random to take the three callbacks")
+	flag.StringVar(&o.cacheSize, "worker-cache-size", "", "WORKFLOW_CACHE_SIZE of the service's worker (empty: the SDK's default, 10,000)")
 	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of the external Temporal server, for its CPU time per flow")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -162,7 +168,7 @@ func run(ctx context.Context, o options) error {
 	var sessions func() (int64, int64)
 	var lists []*listCase
 	var plan string
-	if o.has("closed") || o.has("open") || o.has("list") {
+	if o.has("closed") || o.has("open") || o.has("list") || o.has("scale") {
 		dbName := "fulfillment_bench_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
 		dbURL = fmt.Sprintf("postgres://postgres@127.0.0.1:5432/%s?sslmode=disable", dbName)
 		base[4].match = dbName + " "
@@ -191,7 +197,7 @@ func run(ctx context.Context, o options) error {
 			}
 		}()
 		logf("starting the service: api and worker processes of %s", binary)
-		st, err = startStack(ctx, binary, dbURL, address, o.out, o.pprof)
+		st, err = startStack(ctx, binary, dbURL, address, o.out, o.pprof, o.cacheSize)
 		if err != nil {
 			return err
 		}
@@ -231,6 +237,11 @@ func run(ctx context.Context, o options) error {
 		openLoop(ctx, r, st.serviceFlow(), rate, o.warmup, o.serviceDuration, 2000)
 		results = append(results, r)
 	}
+	var scale *scaleResult
+	if o.has("scale") {
+		logf("scale: buying %d subscriptions (worker cache %q), then callbacks to %d of them", o.scaleN, o.cacheSize, o.scaleSample)
+		scale = runScale(ctx, st, o.scaleN, o.scaleSample, 64, o.cacheSize)
+	}
 	for _, r := range results {
 		countHistories(ctx, c, r)
 	}
@@ -261,6 +272,9 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	printTable(os.Stdout, o, engine, results, ceiling, lists, plan, apiPeak, apiNow, workerPeak, workerNow, time.Since(began))
+	if scale != nil {
+		printScale(os.Stdout, scale)
+	}
 	return nil
 }
 
@@ -426,3 +440,20 @@ func (r *result) ceilingRatio(ceiling *result) string {
 }
 
 func dash(n int) string { return strings.Repeat("-", n) }
+
+func printScale(w io.Writer, r *scaleResult) {
+	cache := r.cacheSize
+	if cache == "" {
+		cache = "SDK default (10,000)"
+	}
+	fmt.Fprintf(w, "\nscale, worker sticky cache %s:\n", cache)
+	fmt.Fprintf(w, "  %d open subscriptions bought at %.1f/s (%d errors; POST p50 %s ms, p99 %s ms), each waiting on its activation timer\n",
+		r.open, r.purchaseRate, r.purchaseErrors, ms(r.purchase.pct(50)), ms(r.purchase.pct(99)))
+	fmt.Fprintf(w, "  worker RSS after them: %.0f MiB (peak %.0f)\n", r.rssNow, r.rssPeak)
+	fmt.Fprintf(w, "  callbacks (resolve, licenses, activate) to %d picked at random: %d active, %d errors; p50 %s ms, p99 %s ms per subscription\n",
+		r.callbacks, r.callbacksCompleted, r.callbackErrors, ms(r.flow.pct(50)), ms(r.flow.pct(99)))
+	fmt.Fprintf(w, "  worker RSS after the callbacks: %.0f MiB (peak %.0f)\n", r.rssNow2, r.rssPeak2)
+	if r.lastErr != "" {
+		fmt.Fprintf(w, "  last error: %s\n", r.lastErr)
+	}
+}

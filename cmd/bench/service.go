@@ -36,7 +36,7 @@ type stack struct {
 
 // startStack seeds the database and starts one worker and one api, with the
 // rate limits out of the way.
-func startStack(ctx context.Context, binary, dbURL, temporalAddr, dir string, pprof bool) (*stack, error) {
+func startStack(ctx context.Context, binary, dbURL, temporalAddr, dir string, pprof bool, cacheSize string) (*stack, error) {
 	logFile, err := os.Create(filepath.Join(dir, "service.log"))
 	if err != nil {
 		return nil, err
@@ -71,6 +71,9 @@ func startStack(ctx context.Context, binary, dbURL, temporalAddr, dir string, pp
 	if pprof {
 		s.apiPprof, s.workerPprof = testenv.FreeAddress(), testenv.FreeAddress()
 		apiEnv, workerEnv = []string{"PPROF_ADDR=" + s.apiPprof}, []string{"PPROF_ADDR=" + s.workerPprof}
+	}
+	if cacheSize != "" {
+		workerEnv = append(workerEnv, "WORKFLOW_CACHE_SIZE="+cacheSize)
 	}
 	if s.worker, err = start("worker", workerEnv...); err != nil {
 		return nil, err
