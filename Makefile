@@ -114,5 +114,5 @@ bench-pg: pg-bins postgres build
 	trap 'rc=$$?; $(PG_STACK) stop --drop; \
 		if [ $$rc = 0 ]; then rm -rf "$$TEMPORAL_PG_DATA_DIR"; else echo "Temporal logs kept in $$TEMPORAL_PG_DATA_DIR"; fi; exit $$rc' EXIT; \
 	$(PG_STACK) start; \
-	go run ./cmd/bench -binary $(BIN)/fulfillment -temporal-address $$($(PG_STACK) address) \
+	go run ./cmd/bench -binary $(BIN)/fulfillment -temporal-address $$($(PG_STACK) address) -server-pid $$(cat $$TEMPORAL_PG_DATA_DIR/server.pid) \
 		-engine "Temporal server $(TEMPORAL_SERVER_VERSION) on PostgreSQL" $(BENCH_ARGS) | tee bench-pg.out
