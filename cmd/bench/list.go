@@ -137,6 +137,9 @@ func explainList(ctx context.Context, dbURL, customer string, statuses []string,
 		return "", err
 	}
 	defer db.Close()
+	if statuses == nil {
+		statuses = []string{} // as the store sends it: empty, not NULL
+	}
 	rows, err := db.QueryContext(ctx, `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
 		SELECT seq, id FROM subscriptions
 		WHERE partner_id = $1

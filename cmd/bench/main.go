@@ -55,6 +55,8 @@ type options struct {
 	scaleN          int
 	scaleSample     int
 	cacheSize       string
+	rounds          int
+	dropIndex       string
 }
 
 func main() {
@@ -76,6 +78,8 @@ func main() {
 	flag.IntVar(&o.scaleN, "scale-open", 10000, "scale phase: open subscriptions bought")
 	flag.IntVar(&o.scaleSample, "scale-callbacks", 300, "scale phase: subscriptions picked at random to take the three callbacks")
 	flag.StringVar(&o.cacheSize, "worker-cache-size", "", "WORKFLOW_CACHE_SIZE of the service's worker (empty: the SDK's default, 10,000)")
+	flag.IntVar(&o.rounds, "rounds", 0, "extra rounds of ceiling then service (closed loop) back to back, for the ratio on a noisy machine")
+	flag.StringVar(&o.dropIndex, "list-drop-index", "", "list phase: drop this index first (to measure without it)")
 	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of the external Temporal server, for its CPU time per flow")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -237,6 +241,21 @@ func run(ctx context.Context, o options) error {
 		openLoop(ctx, r, st.serviceFlow(), rate, o.warmup, o.serviceDuration, 2000)
 		results = append(results, r)
 	}
+	type round struct{ ceiling, service float64 }
+	var rounds []round
+	for i := range o.rounds {
+		if st == nil {
+			break
+		}
+		logf("round %d of %d: ceiling then service, closed loop", i+1, o.rounds)
+		cr, err := runCeiling(ctx, c, o, "ceiling", ceilingInput{}, nil)
+		if err != nil {
+			return err
+		}
+		sr := newResult("service", "")
+		closedLoop(ctx, sr, st.serviceFlow(), o.concurrency, o.warmup, o.ceilingDuration)
+		rounds = append(rounds, round{cr.rate(), sr.rate()})
+	}
 	var scale *scaleResult
 	if o.has("scale") {
 		logf("scale: buying %d subscriptions (worker cache %q), then callbacks to %d of them", o.scaleN, o.cacheSize, o.scaleSample)
@@ -257,6 +276,18 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		logf("loaded in %s; measuring GET /v1/subscriptions", time.Since(t).Round(time.Millisecond))
+		if o.dropIndex != "" {
+			db, err := sql.Open("postgres", dbURL)
+			if err != nil {
+				return err
+			}
+			_, err = db.ExecContext(ctx, "DROP INDEX "+pq.QuoteIdentifier(o.dropIndex))
+			db.Close()
+			if err != nil {
+				return fmt.Errorf("drop index %s: %w", o.dropIndex, err)
+			}
+			logf("dropped index %s", o.dropIndex)
+		}
 		if lists, err = measureList(ctx, st, o.listRequests); err != nil {
 			return err
 		}
@@ -272,6 +303,16 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	printTable(os.Stdout, o, engine, results, ceiling, lists, plan, apiPeak, apiNow, workerPeak, workerNow, time.Since(began))
+	if len(rounds) > 0 {
+		fmt.Printf("\nrounds back to back (ceiling regular, then service closed loop, %s each, c=%d):\n", o.ceilingDuration, o.concurrency)
+		ratios := make([]float64, 0, len(rounds))
+		for i, r := range rounds {
+			ratios = append(ratios, r.service/r.ceiling)
+			fmt.Printf("  round %d: ceiling %.1f flows/s, service %.1f flows/s, ratio %.2f\n", i+1, r.ceiling, r.service, r.service/r.ceiling)
+		}
+		slices.Sort(ratios)
+		fmt.Printf("  median ratio over %d rounds: %.2f\n", len(ratios), ratios[len(ratios)/2])
+	}
 	if scale != nil {
 		printScale(os.Stdout, scale)
 	}
@@ -412,7 +453,11 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 		fmt.Fprintf(w, "RSS MiB: api peak %.0f (now %.0f), worker peak %.0f (now %.0f)\n", apiPeak, apiNow, workerPeak, workerNow)
 	}
 	if len(lists) > 0 {
-		fmt.Fprintf(w, "\nGET /v1/subscriptions, %d subscriptions of one partner in the read model, %d sequential requests per case:\n\n", o.listRows, o.listRequests)
+		fmt.Fprintf(w, "\nGET /v1/subscriptions, %d subscriptions of one partner in the read model, %d sequential requests per case", o.listRows, o.listRequests)
+		if o.dropIndex != "" {
+			fmt.Fprintf(w, ", WITHOUT index %s", o.dropIndex)
+		}
+		fmt.Fprint(w, ":\n\n")
 		fmt.Fprintf(w, "| %-28s | %6s | %6s | %6s | %9s |\n|%s|%s|%s|%s|%s|\n", "case", "p50", "p95", "p99", "items/req", dash(30), dash(8), dash(8), dash(8), dash(11))
 		for _, l := range lists {
 			fmt.Fprintf(w, "| %-28s | %6s | %6s | %6s | %9.1f |\n", l.name, ms(l.latency.pct(50)), ms(l.latency.pct(95)), ms(l.latency.pct(99)),
