@@ -57,6 +57,7 @@ type options struct {
 	cacheSize       string
 	rounds          int
 	dropIndex       string
+	logStatements   bool
 }
 
 func main() {
@@ -80,6 +81,7 @@ func main() {
 	flag.StringVar(&o.cacheSize, "worker-cache-size", "", "WORKFLOW_CACHE_SIZE of the service's worker (empty: the SDK's default, 10,000)")
 	flag.IntVar(&o.rounds, "rounds", 0, "extra rounds of ceiling then service (closed loop) back to back, for the ratio on a noisy machine")
 	flag.StringVar(&o.dropIndex, "list-drop-index", "", "list phase: drop this index first (to measure without it)")
+	flag.BoolVar(&o.logStatements, "pg-log-statements", false, "diagnosis: log_statement=all on the service's database (into PostgreSQL's server log)")
 	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of the external Temporal server, for its CPU time per flow")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -176,6 +178,11 @@ func run(ctx context.Context, o options) error {
 		dbName := "fulfillment_bench_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
 		dbURL = fmt.Sprintf("postgres://postgres@127.0.0.1:5432/%s?sslmode=disable", dbName)
 		base[4].match = dbName + " "
+		defer func() {
+			if err := store.DropDatabase(context.Background(), dbURL); err != nil {
+				logf("drop database: %v", err)
+			}
+		}()
 		if err := migrate(ctx, dbURL); err != nil {
 			return err
 		}
@@ -190,16 +197,17 @@ func run(ctx context.Context, o options) error {
 			_ = admin.QueryRowContext(ctx, `SELECT sessions, xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1`, dbName).Scan(&n, &x)
 			return n, x
 		}
+		if o.logStatements {
+			if err := setDatabase(ctx, dbURL, dbName, "log_statement", "all"); err != nil {
+				return err
+			}
+			logf("PostgreSQL logs every statement on %s", dbName)
+		}
 		if o.asyncCommit {
 			if err := setDatabase(ctx, dbURL, dbName, "synchronous_commit", "off"); err != nil {
 				return err
 			}
 		}
-		defer func() {
-			if err := store.DropDatabase(context.Background(), dbURL); err != nil {
-				logf("drop database: %v", err)
-			}
-		}()
 		logf("starting the service: api and worker processes of %s", binary)
 		st, err = startStack(ctx, binary, dbURL, address, o.out, o.pprof, o.cacheSize)
 		if err != nil {
@@ -326,7 +334,7 @@ func setDatabase(ctx context.Context, dbURL, name, param, value string) error {
 		return err
 	}
 	defer db.Close()
-	_, err = db.ExecContext(ctx, fmt.Sprintf("ALTER DATABASE %s SET %s = %s", pq.QuoteIdentifier(name), param, value))
+	_, err = db.ExecContext(ctx, fmt.Sprintf("ALTER DATABASE %s SET %s = %s", pq.QuoteIdentifier(name), param, pq.QuoteLiteral(value)))
 	return err
 }
 
