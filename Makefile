@@ -98,11 +98,11 @@ bench: bench-load bench-go
 
 ## bench-load: the load benchmark alone, on its own dev server and database (under 5 minutes)
 bench-load: $(TEMPORAL) postgres build
-	go run ./cmd/bench -binary $(BIN)/fulfillment $(BENCH_ARGS) | tee bench-load.out
+	set -o pipefail; go run ./cmd/bench -binary $(BIN)/fulfillment $(BENCH_ARGS) | tee bench-load.out
 
 ## bench-go: Go benchmarks, 6 runs each, ready for benchstat (benchstat old.out bench.out)
 bench-go: $(TEMPORAL) postgres
-	go test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.out
+	set -o pipefail; go test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.out
 
 ## bench-pg: the load benchmark against the Temporal server on PostgreSQL (own databases and
 ## ports, dropped after), like test-pg
