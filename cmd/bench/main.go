@@ -319,7 +319,11 @@ func run(ctx context.Context, o options) error {
 			fmt.Printf("  round %d: ceiling %.1f flows/s, service %.1f flows/s, ratio %.2f\n", i+1, r.ceiling, r.service, r.service/r.ceiling)
 		}
 		slices.Sort(ratios)
-		fmt.Printf("  median ratio over %d rounds: %.2f\n", len(ratios), ratios[len(ratios)/2])
+		median := ratios[len(ratios)/2]
+		if len(ratios)%2 == 0 {
+			median = (ratios[len(ratios)/2-1] + median) / 2
+		}
+		fmt.Printf("  median ratio over %d rounds: %.2f\n", len(ratios), median)
 	}
 	if scale != nil {
 		printScale(os.Stdout, scale)
