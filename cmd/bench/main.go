@@ -29,11 +29,13 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/testenv"
+	"github.com/partnerhub/fulfillment/workflows"
 )
 
 type options struct {
@@ -58,6 +60,8 @@ type options struct {
 	rounds          int
 	dropIndex       string
 	logStatements   bool
+	devConfig       string
+	ceilingPollers  int
 }
 
 func main() {
@@ -82,6 +86,8 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 0, "extra rounds of ceiling then service (closed loop) back to back, for the ratio on a noisy machine")
 	flag.StringVar(&o.dropIndex, "list-drop-index", "", "list phase: drop this index first (to measure without it)")
 	flag.BoolVar(&o.logStatements, "pg-log-statements", false, "diagnosis: log_statement=all on the service's database (into PostgreSQL's server log)")
+	flag.StringVar(&o.devConfig, "dev-config", "", "experiment: extra dynamic config for the dev server, KEY=VALUE[,KEY=VALUE]")
+	flag.IntVar(&o.ceilingPollers, "ceiling-pollers", 0, "experiment: workflow and activity task pollers of the ceiling's worker (0: SDK default)")
 	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of the external Temporal server, for its CPU time per flow")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -125,12 +131,12 @@ func run(ctx context.Context, o options) error {
 	address, engine := o.temporalAddress, o.engine
 	if address == "" {
 		logf("starting a Temporal dev server (in-memory, %s)", testenv.TemporalCLI())
-		srv, err := testenv.StartTemporal(ctx, "", "")
+		srv, addr, err := startDevServer(ctx, o.devConfig)
 		if err != nil {
 			return err
 		}
 		defer func() { _ = srv.Stop() }()
-		address = srv.Address
+		address = addr
 		if engine == "" {
 			engine = "dev server (SQLite in memory)"
 		}
@@ -331,6 +337,30 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
+// startDevServer starts the dev server with testenv.StartTemporal's flags
+// (in memory), plus extra dynamic config for experiments.
+func startDevServer(ctx context.Context, extra string) (*testsuite.DevServer, string, error) {
+	address := testenv.FreeAddress()
+	args := []string{
+		"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
+		"--dynamic-config-value", "frontend.enableExecuteMultiOperation=true",
+		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
+	}
+	for _, kv := range strings.Split(extra, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			args = append(args, "--dynamic-config-value", kv)
+		}
+	}
+	for _, name := range workflows.SearchAttributeNames {
+		args = append(args, "--search-attribute", name+"=Keyword")
+	}
+	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath: testenv.TemporalCLI(), ClientOptions: &client.Options{HostPort: address, Namespace: "default"},
+		LogLevel: "error", ExtraArgs: args, Stdout: io.Discard, Stderr: io.Discard,
+	})
+	return srv, address, err
+}
+
 // setDatabase sets a parameter for new sessions of a database.
 func setDatabase(ctx context.Context, dbURL, name, param, value string) error {
 	db, err := sql.Open("postgres", dbURL)
@@ -356,7 +386,9 @@ func migrate(ctx context.Context, dbURL string) error {
 
 func runCeiling(ctx context.Context, c client.Client, o options, name string, in ceilingInput, ps procs) (*result, error) {
 	tq := "bench-ceiling-" + uuid.NewString()[:8]
-	w := sdkworker.New(c, tq, sdkworker.Options{})
+	w := sdkworker.New(c, tq, sdkworker.Options{
+		MaxConcurrentWorkflowTaskPollers: o.ceilingPollers, MaxConcurrentActivityTaskPollers: o.ceilingPollers,
+	})
 	w.RegisterWorkflowWithOptions(CeilingWorkflow, workflow.RegisterOptions{Name: ceilingWorkflowType})
 	w.RegisterActivityWithOptions(noopActivity, activity.RegisterOptions{Name: noopActivityName})
 	if err := w.Start(); err != nil {
@@ -411,6 +443,9 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), loadAverage(), runtime.Version(), sdkVersion(),
 		temporalVersion(), took.Round(time.Second))
 	fmt.Fprintf(w, "Temporal: %s; warmup %s, ceiling %s, service %s per phase\n", engine, o.warmup, o.ceilingDuration, o.serviceDuration)
+	if o.devConfig != "" || o.ceilingPollers != 0 {
+		fmt.Fprintf(w, "EXPERIMENT: dev server config %q, ceiling worker pollers %d\n", o.devConfig, o.ceilingPollers)
+	}
 	if o.asyncCommit {
 		fmt.Fprintln(w, "EXPERIMENT: the service's database runs with synchronous_commit=off")
 	}
