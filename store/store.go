@@ -41,14 +41,18 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect database: %w", err)
 	}
+	sizePool(db)
+	return &Store{db: db}, nil
+}
+
+// sizePool caps the pool at 20 connections and keeps them open: with
+// database/sql's default of 2 idle, every burst above 2 closed its
+// connections on release and opened new ones (a PostgreSQL backend fork
+// each: 3.3 per purchase flow under load, see BENCHMARKS.md).
+func sizePool(db *sqlx.DB) {
 	db.SetMaxOpenConns(20)
-	// Keep the pool's connections open: with database/sql's default of 2 idle,
-	// every burst above 2 closed its connections on release and opened new
-	// ones (a PostgreSQL backend fork each: 3.3 per purchase flow under load,
-	// see BENCHMARKS.md).
 	db.SetMaxIdleConns(20)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	return &Store{db: db}, nil
 }
 
 // DB exposes the handle for tests and health checks.
