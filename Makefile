@@ -4,6 +4,8 @@ BIN := $(CURDIR)/bin
 TEMPORAL_CLI_VERSION := v1.5.1
 WORKFLOWCHECK_VERSION := v0.6.0
 TEMPORAL := $(BIN)/temporal
+MAILPIT_VERSION := v1.33.1
+MAILPIT := $(BIN)/mailpit
 FUZZTIME ?= 10s
 TEMPORAL_SERVER_VERSION := v1.29.1
 TEMPORAL_UI_VERSION := v2.54.1
@@ -12,20 +14,21 @@ PG_SQL := $(BIN)/pg/sql
 UI_SERVER := $(BIN)/ui/server
 PG_STACK := $(CURDIR)/scripts/pg-stack.sh
 export TEMPORAL_CLI := $(TEMPORAL)
+export MAILPIT
 
 .PHONY: run test lint vet workflowcheck fuzz bench bench-load bench-go bench-pg postgres build run-pg test-pg pg-bins
 
 ## run: everything on this machine — Temporal dev server + UI, database, demo seed, worker and API
-run: $(TEMPORAL) postgres build
+run: $(TEMPORAL) $(MAILPIT) postgres build
 	@exec $(BIN)/fulfillment dev
 
 ## test: every test, against a real Temporal dev server and real PostgreSQL
-test: $(TEMPORAL) postgres lint
+test: $(TEMPORAL) $(MAILPIT) postgres lint
 	go test -race -count=1 -timeout 60m ./...
 	$(MAKE) fuzz
 
 ## run-pg: like run, but on the production engine — the real Temporal server on PostgreSQL + UI
-run-pg: pg-bins postgres build
+run-pg: pg-bins $(MAILPIT) postgres build
 	@set -euo pipefail; \
 	trap '$(PG_STACK) stop' EXIT; trap 'exit 130' INT TERM; \
 	$(PG_STACK) start; \
@@ -33,7 +36,7 @@ run-pg: pg-bins postgres build
 
 ## test-pg: the e2e suite against a fresh Temporal-on-PostgreSQL stack (own databases and ports,
 ## dropped after). Not part of `make test`. E2E_ARGS adds go test flags, e.g. E2E_ARGS='-run Purchase'.
-test-pg: pg-bins postgres
+test-pg: pg-bins $(MAILPIT) postgres
 	@set -euo pipefail; \
 	id=$$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n'); \
 	export TEMPORAL_PG_DB=temporal_test_$$id TEMPORAL_PG_VISIBILITY_DB=temporal_test_$${id}_visibility \
@@ -50,6 +53,12 @@ build:
 $(TEMPORAL):
 	@echo "Installing the Temporal CLI $(TEMPORAL_CLI_VERSION) into ./bin (first time only, a few minutes)..."
 	GOBIN=$(BIN) go install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+# Mailpit, the local SMTP server with a web inbox (make run) and the e2e
+# tests' mail server; builds from the Go module proxy, installed once.
+$(MAILPIT):
+	@echo "Installing Mailpit $(MAILPIT_VERSION) into ./bin (first time only)..."
+	GOBIN=$(BIN) go install github.com/axllent/mailpit@$(MAILPIT_VERSION)
 
 # The production engine for run-pg/test-pg: Temporal server and its schema tool (`sql`), and the
 # Temporal UI server; built from the Go module proxy, installed once.

@@ -4,15 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
-	"golang.org/x/time/rate"
 
 	"github.com/partnerhub/fulfillment/domain"
 	"github.com/partnerhub/fulfillment/store"
@@ -22,24 +17,20 @@ import (
 
 const agentKey = "agent"
 
-// authenticatePartner resolves the Bearer API key to its agent.
+// authenticatePartner resolves the Bearer API key to its agent. A valid key
+// is served even from an address whose failed-authentication budget is
+// spent: only failures are throttled (see failedAuthentication).
 func (s *Server) authenticatePartner(c *gin.Context) {
-	if s.throttled(c) {
-		return
-	}
 	key, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 	key = strings.TrimSpace(key)
 	if !ok || key == "" {
-		s.failedAuthentication(c)
-		s.audit(c, "anonymous", "", "authenticate", "denied", map[string]any{"reason": "missing bearer key"})
-		writeProblem(c, problem(CodeUnauthenticated, "send your API key as Authorization: Bearer <key>"))
+		s.failedAuthentication(c, "anonymous", "", "authenticate", "missing bearer key",
+			problem(CodeUnauthenticated, "send your API key as Authorization: Bearer <key>"))
 		return
 	}
-	agent, err := s.Store.AgentByKey(c.Request.Context(), vault.Hash(key))
+	agent, err := s.agentByKey(c.Request.Context(), key)
 	if errors.Is(err, store.ErrNotFound) {
-		s.failedAuthentication(c)
-		s.audit(c, "anonymous", "", "authenticate", "denied", map[string]any{"reason": "unknown key"})
-		writeProblem(c, problem(CodeUnauthenticated, "unknown API key"))
+		s.failedAuthentication(c, "anonymous", "", "authenticate", "unknown key", problem(CodeUnauthenticated, "unknown API key"))
 		return
 	}
 	if err != nil {
@@ -47,11 +38,27 @@ func (s *Server) authenticatePartner(c *gin.Context) {
 		return
 	}
 	c.Set(agentKey, agent)
-	c.Set("tenant", agent.PartnerID)
+	c.Set(tenantKey, agent.PartnerID)
 	if !s.allow(c, s.partnerLimiter, "partner:"+agent.PartnerID) {
 		return
 	}
 	c.Next()
+}
+
+// agentByKey looks a key up by its keyed hash, then by its legacy bare
+// SHA-256 hash, upgrading such a row to the keyed hash on first use.
+func (s *Server) agentByKey(ctx context.Context, key string) (store.Agent, error) {
+	keyed := s.Vault.KeyHash(key)
+	agent, err := s.Store.AgentByKey(ctx, keyed)
+	if !errors.Is(err, store.ErrNotFound) {
+		return agent, err
+	}
+	agent, err = s.Store.UpgradeKeyHash(ctx, vault.Hash(key), keyed)
+	if !errors.Is(err, store.ErrNotFound) {
+		return agent, err
+	}
+	// A concurrent request may have upgraded the row in between.
+	return s.Store.AgentByKey(ctx, keyed)
 }
 
 func currentAgent(c *gin.Context) store.Agent {
@@ -114,15 +121,11 @@ type caller struct {
 func (s *Server) authenticatePublisher(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := c.GetHeader("X-Publisher-Id")
-	if s.throttled(c) {
-		return
-	}
 	deny := func(reason string) {
-		s.failedAuthentication(c)
 		// The claimed id is the sender's text: keep it storable.
 		who := strings.ToValidUTF8(strings.ReplaceAll(truncate(id, 64), "\x00", ""), "\uFFFD")
-		s.audit(c, "publisher:"+who, who, "verify_signature", "denied", map[string]any{"reason": reason})
-		writeProblem(c, problem(CodeUnauthenticated, "the message's signature could not be verified: "+reason))
+		s.failedAuthentication(c, "publisher:"+who, who, "verify_signature", reason,
+			problem(CodeUnauthenticated, "the message's signature could not be verified: "+reason))
 	}
 	if id == "" {
 		deny("missing X-Publisher-Id")
@@ -140,13 +143,18 @@ func (s *Server) authenticatePublisher(c *gin.Context) {
 		writeProblem(c, unavailable(err))
 		return
 	}
-	c.Set("tenant", "publisher:"+pub.ID)
-	body, err := readBody(c)
+	c.Set(tenantKey, "publisher:"+pub.ID)
+	body, err := signedPayload(c)
 	if err != nil {
 		writeProblem(c, err)
 		return
 	}
-	if reason := s.verifySignature(ctx, pub.ID, body, c); reason != "" {
+	reason, err := s.verifySignature(ctx, pub.ID, body, c)
+	if err != nil {
+		writeProblem(c, unavailable(err))
+		return
+	}
+	if reason != "" {
 		deny(reason)
 		return
 	}
@@ -159,167 +167,4 @@ func (s *Server) authenticatePublisher(c *gin.Context) {
 	c.Next()
 }
 
-// verifySignature returns why the message is rejected, or "" when a signature
-// made with one of the publisher's active secrets matches.
-func (s *Server) verifySignature(ctx context.Context, publisherID string, body []byte, c *gin.Context) string {
-	if _, err := ParseSignatureHeader(c.GetHeader(standardwebhooks.HeaderWebhookSignature)); err != nil {
-		var p *Problem
-		if errors.As(err, &p) {
-			return p.Detail
-		}
-		return err.Error()
-	}
-	if len(c.GetHeader(standardwebhooks.HeaderWebhookID)) > 255 {
-		return "webhook-id longer than 255 characters"
-	}
-	sealed, err := s.Store.PublisherSecrets(ctx, publisherID, s.Now())
-	if err != nil {
-		return "secrets unavailable"
-	}
-	reason := "no matching signature"
-	for _, sec := range sealed {
-		secret, err := s.Vault.Open(sec)
-		if err != nil {
-			logger(c).Error("open publisher secret", "publisher_id", publisherID, "error", err)
-			continue
-		}
-		wh, err := standardwebhooks.NewWebhook(string(secret))
-		if err != nil {
-			continue
-		}
-		err = wh.Verify(body, c.Request.Header)
-		switch {
-		case err == nil:
-			return ""
-		case errors.Is(err, standardwebhooks.ErrMessageTooOld), errors.Is(err, standardwebhooks.ErrMessageTooNew):
-			return "timestamp more than 5 minutes off"
-		case errors.Is(err, standardwebhooks.ErrRequiredHeaders):
-			return "missing webhook-id, webhook-timestamp or webhook-signature"
-		case errors.Is(err, standardwebhooks.ErrInvalidHeaders):
-			return "malformed webhook-timestamp"
-		}
-	}
-	return reason
-}
-
-// Signature is one entry of a webhook-signature header.
-type Signature struct {
-	Version string
-	Value   string
-}
-
-// ParseSignatureHeader splits a webhook-signature header ("v1,<b64> v1,<b64>")
-// into its well-formed entries; it rejects an empty or oversized header and
-// one with no well-formed entry with an unauthenticated *Problem.
-func ParseSignatureHeader(header string) ([]Signature, error) {
-	if strings.TrimSpace(header) == "" {
-		return nil, problem(CodeUnauthenticated, "missing webhook-signature")
-	}
-	if len(header) > 4096 {
-		return nil, problem(CodeUnauthenticated, "webhook-signature header too long")
-	}
-	var sigs []Signature
-	for _, part := range strings.Fields(header) {
-		version, value, ok := strings.Cut(part, ",")
-		if ok && version != "" && value != "" {
-			sigs = append(sigs, Signature{Version: version, Value: value})
-		}
-	}
-	if len(sigs) == 0 {
-		return nil, problem(CodeUnauthenticated, "malformed webhook-signature")
-	}
-	return sigs, nil
-}
-
 func currentCaller(c *gin.Context) caller { return c.MustGet(publisherKey).(caller) }
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
-
-// audit records a security-relevant action; failures to record are logged.
-func (s *Server) audit(c *gin.Context, actor, tenant, action, outcome string, detail map[string]any) {
-	logger(c).Info("audit", "actor", actor, "tenant", tenant, "action", action, "outcome", outcome)
-	err := s.Store.RecordAudit(c.Request.Context(), store.AuditEntry{Actor: actor, Tenant: tenant, Action: action, Outcome: outcome, Detail: detail})
-	if err != nil {
-		logger(c).Warn("record audit", "error", err)
-	}
-}
-
-// limiter keeps one token bucket per tenant.
-type limiter struct {
-	rps   rate.Limit
-	burst int
-	mu    sync.Mutex
-	byKey map[string]*rate.Limiter
-}
-
-func newLimiter(rps float64, burst int) *limiter {
-	if rps <= 0 {
-		return nil
-	}
-	return &limiter{rps: rate.Limit(rps), burst: max(burst, 1), byKey: map[string]*rate.Limiter{}}
-}
-
-func (l *limiter) get(key string) *rate.Limiter {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lim, ok := l.byKey[key]
-	if !ok {
-		lim = rate.NewLimiter(l.rps, l.burst)
-		l.byKey[key] = lim
-	}
-	return lim
-}
-
-func (l *limiter) reserve(key string) (bool, time.Duration) {
-	lim := l.get(key)
-	now := time.Now()
-	r := lim.ReserveN(now, 1)
-	if delay := r.DelayFrom(now); delay > 0 {
-		r.CancelAt(now)
-		return false, delay
-	}
-	return true, 0
-}
-
-// throttled answers 429 while the client address has used up its budget of
-// failed authentications, whatever it sends: guessing keys or signatures
-// stops paying off. Only failures spend that budget (failedAuthentication).
-func (s *Server) throttled(c *gin.Context) bool {
-	if s.failureLimiter == nil {
-		return false
-	}
-	lim := s.failureLimiter.get("address:" + c.ClientIP())
-	tokens := lim.Tokens()
-	if tokens >= 1 {
-		return false
-	}
-	wait := time.Duration((1 - tokens) / float64(lim.Limit()) * float64(time.Second))
-	c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
-	writeProblem(c, problem(CodeRateLimited, "too many failed authentications from this address; retry later"))
-	return true
-}
-
-func (s *Server) failedAuthentication(c *gin.Context) {
-	if s.failureLimiter != nil {
-		s.failureLimiter.get("address:" + c.ClientIP()).Allow()
-	}
-}
-
-// allow spends a token of the tenant's bucket or answers 429 with Retry-After.
-func (s *Server) allow(c *gin.Context, l *limiter, key string) bool {
-	if l == nil {
-		return true
-	}
-	ok, wait := l.reserve(key)
-	if ok {
-		return true
-	}
-	c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-	writeProblem(c, problem(CodeRateLimited, fmt.Sprintf("rate limit of %s exceeded; retry after %s", key, wait.Round(time.Millisecond))))
-	return false
-}

@@ -2,14 +2,19 @@ package api
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
 	"github.com/partnerhub/fulfillment/domain"
+	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/workflows"
 )
 
@@ -29,8 +34,8 @@ func (o *optional[T]) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, &o.Value)
 }
 
-// PatchRequest is the body of PATCH /v1/subscriptions/{id}.
-type PatchRequest struct {
+// PatchBody is the body of PATCH /v1/subscriptions/{id}.
+type PatchBody struct {
 	Nickname          optional[string] `json:"nickname"`
 	Quantity          optional[int]    `json:"quantity"`
 	AutoRenew         optional[bool]   `json:"auto_renew"`
@@ -38,8 +43,8 @@ type PatchRequest struct {
 }
 
 // DecodePatch decodes and shape-checks a PATCH body.
-func DecodePatch(body []byte) (PatchRequest, error) {
-	var req PatchRequest
+func DecodePatch(body []byte) (PatchBody, error) {
+	var req PatchBody
 	if err := DecodeStrict(body, &req); err != nil {
 		return req, err
 	}
@@ -59,7 +64,7 @@ func DecodePatch(body []byte) (PatchRequest, error) {
 }
 
 // changeRequest maps the PATCH to the workflow's change message.
-func (p PatchRequest) changeRequest(messageID string, actor workflows.Actor) workflows.ChangeRequest {
+func (p PatchBody) changeRequest(messageID string, actor workflows.Actor) workflows.ChangeRequest {
 	req := workflows.ChangeRequest{MessageID: messageID, Actor: actor}
 	if p.Nickname.Set {
 		req.Nickname, req.ClearNickname = ptrUnlessNull(p.Nickname), p.Nickname.Null
@@ -107,8 +112,56 @@ func (s *Server) changeSubscription(c *gin.Context) {
 		s.refuseRole(c, "change quantity or auto_renew of", sub.ID)
 		return
 	}
+	canonical, _ := json.Marshal(req.changeRequest("", workflows.Actor{}))
+	if !s.claimChangeKey(c, "patch", sub.ID, canonical) {
+		return
+	}
 	msg := req.changeRequest(messageID(c, "patch"), agentActor(agent))
 	s.send(c, sub.ID, "change", workflows.UpdateChange, msg.MessageID, msg)
+}
+
+// claimChangeKey ties the request's Idempotency-Key (if any) to this request:
+// action, subscription and body. The same key for another request answers
+// 422 idempotency_key_reused; the same request again goes on, and Temporal
+// answers it from the first (the key is in the Update id). On false it has
+// answered.
+func (s *Server) claimChangeKey(c *gin.Context, action, subscriptionID string, canonicalBody []byte) bool {
+	key := c.GetHeader("Idempotency-Key")
+	if key == "" || len(key) > maxIdempotencyKey { // a key too long is ignored, as messageID does
+		return true
+	}
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte(action), []byte(subscriptionID), canonicalBody} {
+		h.Write([]byte(strconv.Itoa(len(part)) + ":"))
+		h.Write(part)
+	}
+	state, err := s.Store.ClaimChangeKey(c.Request.Context(), currentAgent(c).PartnerID, key, h.Sum(nil))
+	if err != nil {
+		writeProblem(c, unavailable(err))
+		return false
+	}
+	if state == store.ClaimMismatch {
+		writeProblem(c, problem(CodeIdempotencyKeyReused, "this Idempotency-Key was used with a different request"))
+		return false
+	}
+	c.Set(changeKeyClaimed, key)
+	return true
+}
+
+const changeKeyClaimed = "change_key"
+
+// releaseChangeKey frees the key of a change the subscription refused
+// before recording it (4xx): like a purchase that bought nothing, it may be
+// used again.
+func (s *Server) releaseChangeKey(c *gin.Context, err error) {
+	var p *Problem
+	key, claimed := c.Get(changeKeyClaimed)
+	if !claimed || !errors.As(err, &p) || p.Status >= 500 {
+		return
+	}
+	if rerr := s.Store.ReleaseChangeKey(context.WithoutCancel(c.Request.Context()), currentAgent(c).PartnerID, key.(string)); rerr != nil {
+		logger(c).Warn("release idempotency key", "error", rerr)
+	}
 }
 
 func (s *Server) cancelSubscription(c *gin.Context) {
@@ -139,6 +192,9 @@ func (s *Server) end(c *gin.Context, action, update string) {
 		writeProblem(c, err)
 		return
 	}
+	if !s.claimChangeKey(c, action, sub.ID, nil) { // the body is empty or {}
+		return
+	}
 	agent := currentAgent(c)
 	msg := workflows.EndRequest{MessageID: messageID(c, action), Actor: agentActor(agent)}
 	s.send(c, sub.ID, action, update, msg.MessageID, msg)
@@ -155,6 +211,7 @@ func (s *Server) send(c *gin.Context, subscriptionID, action, update, updateID s
 	}
 	s.audit(c, agentActor(agent).String(), agent.PartnerID, action, outcome, map[string]any{"subscription_id": subscriptionID})
 	if err != nil {
+		s.releaseChangeKey(c, err)
 		writeProblem(c, err)
 		return
 	}

@@ -7,8 +7,10 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -34,6 +36,9 @@ type Server struct {
 	Metrics Metrics
 	// Now is the clock (tests may set it).
 	Now func() time.Time
+	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For names
+	// the client (for the failed-authentication budget); none by default.
+	TrustedProxies []string
 
 	partnerLimiter   *limiter
 	publisherLimiter *limiter
@@ -83,8 +88,12 @@ func (s *Server) Router() *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	// Client addresses (failed-authentication budget) come from the connection:
 	// X-Forwarded-For is trusted from no one unless a deployment says so.
-	_ = r.SetTrustedProxies(nil)
-	r.Use(s.requestContext, s.recover)
+	if err := r.SetTrustedProxies(s.TrustedProxies); err != nil {
+		// config.FromEnv validates TRUSTED_PROXIES; a bad list trusts no one.
+		s.Logger.Error("trusted proxies refused; trusting none", "error", err)
+		_ = r.SetTrustedProxies(nil)
+	}
+	r.Use(s.requestContext, s.recover, s.requireUTF8)
 	r.NoRoute(func(c *gin.Context) { writeProblem(c, problem(CodeNotFound, "no such route")) })
 	r.NoMethod(func(c *gin.Context) {
 		// Gin has set the Allow header with the methods the path takes.
@@ -102,6 +111,11 @@ func (s *Server) Router() *gin.Engine {
 	partner.POST("/customers", s.createCustomer)
 	partner.GET("/customers", s.listCustomers)
 	partner.GET("/customers/:id", s.getCustomer)
+	partner.GET("/customers/:id/contacts", s.listContacts)
+	partner.GET("/customers/:id/sites", s.listSites)
+	partner.POST("/customers/:id/sites", s.createSite)
+	partner.GET("/customers/:id/billing-accounts", s.listBillingAccounts)
+	partner.POST("/customers/:id/billing-accounts", s.createBillingAccount)
 	partner.POST("/subscriptions", s.purchase)
 	partner.GET("/subscriptions", s.listSubscriptions)
 	partner.GET("/subscriptions/:id", s.getSubscription)
@@ -110,52 +124,92 @@ func (s *Server) Router() *gin.Engine {
 	partner.POST("/subscriptions/:id/deactivate", s.requireAdmin("deactivate"), s.deactivateSubscription)
 	partner.GET("/subscriptions/:id/events", s.subscriptionEvents)
 	partner.GET("/subscriptions/:id/billing", s.subscriptionBilling)
+	partner.GET("/offers", s.listOffers)
+	partner.GET("/offers/:id", s.getOffer)
+	partner.POST("/subscriptions/:id/transfer", s.requireAdmin("transfer"), s.transferSubscription)
 
 	publisher := r.Group("/v1/publisher", s.authenticatePublisher)
 	publisher.POST("/resolve", s.publisherMessage(s.resolve))
 	publisher.POST("/subscriptions/:id/licenses", s.publisherMessage(s.assignLicenses))
 	publisher.POST("/subscriptions/:id/activate", s.publisherMessage(s.confirmFulfillment))
+	// Reads are signed messages too: a GET signs its method and request target (signedPayload).
+	publisher.GET("/subscriptions", s.publisherMessage(s.listPublisherSubscriptions))
+	publisher.GET("/subscriptions/:id", s.publisherMessage(s.getPublisherSubscription))
 	return r
 }
-
-type ctxKey int
-
-const loggerKey ctxKey = iota
 
 // requestContext gives every request an id, a logger carrying it, and
 // records the request in the log and metrics once answered.
 func (s *Server) requestContext(c *gin.Context) {
 	start := time.Now()
 	id := c.GetHeader("X-Request-Id")
-	if id == "" || len(id) > 128 {
+	if id == "" || len(id) > 128 || !utf8.ValidString(id) {
 		id = uuid.NewString()
 	}
 	c.Header("X-Request-Id", id)
 	log := s.Logger.With("request_id", id)
-	c.Set("logger", log)
-	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), loggerKey, log))
+	c.Set(loggerKey, log)
 	c.Next()
 	route := c.FullPath()
 	if route == "" {
 		route = "unmatched"
 	}
 	elapsed := time.Since(start)
-	attrs := []any{"method", c.Request.Method, "route", route, "status", c.Writer.Status(), "duration_ms", elapsed.Milliseconds()}
+	method := MethodLabel(c.Request.Method)
+	attrs := []any{"method", method, "route", route, "status", c.Writer.Status(), "duration_ms", elapsed.Milliseconds()}
 	// One subscription_id: the one a handler resolved (purchase, resolve by
 	// code, publisher callbacks), else the one in the path (partner and
 	// publisher routes alike, also when the answer is 404).
-	if v, ok := c.Get("subscription_id"); ok {
+	if v, ok := c.Get(subscriptionIDKey); ok {
 		attrs = append(attrs, "subscription_id", v)
 	} else if id := c.Param("id"); id != "" && strings.Contains(route, "/subscriptions/:id") {
 		attrs = append(attrs, "subscription_id", id)
 	}
-	if v, ok := c.Get("tenant"); ok {
+	if v, ok := c.Get(tenantKey); ok {
 		attrs = append(attrs, "tenant", v)
 	}
 	log.Info("request", attrs...)
 	if s.Metrics != nil {
-		s.Metrics.ObserveRequest(route, c.Request.Method, c.Writer.Status(), elapsed)
+		s.Metrics.ObserveRequest(route, method, c.Writer.Status(), elapsed)
 	}
+}
+
+// knownMethods are the methods that keep their name in metrics and logs.
+var knownMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true, http.MethodPatch: true,
+	http.MethodDelete: true, http.MethodOptions: true, http.MethodConnect: true, http.MethodTrace: true,
+}
+
+// MethodLabel bounds the method label: a caller may send any token as its
+// method, and each distinct label is a new metric series.
+func MethodLabel(method string) string {
+	if knownMethods[method] {
+		return method
+	}
+	return "other"
+}
+
+// requireUTF8 refuses a request with invalid UTF-8 (or NUL, which
+// PostgreSQL's text cannot hold either) in any header value, query name or
+// query value: the client's mistake is a 400, not a failed query (503).
+func (s *Server) requireUTF8(c *gin.Context) {
+	for name, values := range c.Request.Header {
+		for _, v := range values {
+			if !utf8.ValidString(v) {
+				writeProblem(c, problem(CodeInvalidRequest, "header "+strconv.Quote(strings.ToValidUTF8(name, "?"))+" is not valid UTF-8"))
+				return
+			}
+		}
+	}
+	for name, values := range c.Request.URL.Query() {
+		for _, v := range append([]string{name}, values...) {
+			if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+				writeProblem(c, problem(CodeInvalidRequest, "query parameter "+strconv.Quote(strings.ToValidUTF8(name, "?"))+" is not valid UTF-8 text"))
+				return
+			}
+		}
+	}
+	c.Next()
 }
 
 func (s *Server) recover(c *gin.Context) {
@@ -169,7 +223,7 @@ func (s *Server) recover(c *gin.Context) {
 }
 
 func logger(c *gin.Context) *slog.Logger {
-	if v, ok := c.Get("logger"); ok {
+	if v, ok := c.Get(loggerKey); ok {
 		return v.(*slog.Logger)
 	}
 	return slog.Default()
@@ -198,3 +252,11 @@ func (s *Server) readyz(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})
 }
+
+// Keys of what middleware and handlers leave on a request's gin.Context for
+// the request log.
+const (
+	tenantKey         = "tenant"          // the partner id, or publisher:<id>
+	subscriptionIDKey = "subscription_id" // the subscription the request concerns
+	loggerKey         = "logger"          // the request's *slog.Logger
+)

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +14,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/partnerhub/fulfillment/workflows"
 )
 
 // Config is every setting, each from an environment variable with a default.
@@ -36,10 +40,23 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	UpdateTimeout     time.Duration
 	MessageRetention  time.Duration
+	// WebhookAllowPrivate lets publisher webhooks target loopback, private and
+	// link-local addresses: development and test stacks only.
+	WebhookAllowPrivate bool
+	// TrustedProxies (TRUSTED_PROXIES: comma-separated IPs or CIDRs) may name
+	// the client in X-Forwarded-For; none by default.
+	TrustedProxies []string
+	// SMTPURL is the mail server for customer emails (empty: none are sent).
+	SMTPURL   string
+	SMTPFrom  string
+	PortalURL string
 	// Dev mode only.
-	TemporalCLI    string
-	TemporalUIPort int
-	DataDir        string
+	TemporalCLI     string
+	TemporalUIPort  int
+	DataDir         string
+	Mailpit         string
+	MailpitSMTPPort int
+	MailpitUIPort   int
 }
 
 // DevSecretKey is the SECRET_KEY `fulfillment dev` uses when none is set.
@@ -52,7 +69,7 @@ func FromEnv() (Config, error) {
 		DatabaseURL:       env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fulfillment?sslmode=disable"),
 		TemporalAddress:   env("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
 		TemporalNamespace: env("TEMPORAL_NAMESPACE", "default"),
-		TaskQueue:         env("TEMPORAL_TASK_QUEUE", "subscription-fulfillment"),
+		TaskQueue:         env("TEMPORAL_TASK_QUEUE", workflows.TaskQueue),
 		TemporalTLSCert:   os.Getenv("TEMPORAL_TLS_CERT"),
 		TemporalTLSKey:    os.Getenv("TEMPORAL_TLS_KEY"),
 		TemporalAPIKey:    os.Getenv("TEMPORAL_API_KEY"),
@@ -62,6 +79,10 @@ func FromEnv() (Config, error) {
 		WorkerMetricsAddr: env("WORKER_METRICS_ADDR", ""),
 		TemporalCLI:       env("TEMPORAL_CLI", "bin/temporal"),
 		DataDir:           env("DATA_DIR", "data"),
+		Mailpit:           env("MAILPIT", "bin/mailpit"),
+		SMTPURL:           os.Getenv("SMTP_URL"),
+		SMTPFrom:          env("SMTP_FROM", "Subscriptions <no-reply@fulfillment.localhost>"),
+		PortalURL:         os.Getenv("PORTAL_URL"),
 	}
 	var err error
 	parse := func(name, def string, into func(string) error) {
@@ -78,13 +99,37 @@ func FromEnv() (Config, error) {
 	parse("RATE_LIMIT_FAILED_AUTH_RPS", "1", floatInto(&c.FailedAuthRPS))
 	parse("RATE_LIMIT_FAILED_AUTH_BURST", "20", intInto(&c.FailedAuthBurst))
 	parse("TEMPORAL_UI_PORT", "8233", intInto(&c.TemporalUIPort))
+	parse("MAILPIT_SMTP_PORT", "1025", intInto(&c.MailpitSMTPPort))
+	parse("MAILPIT_UI_PORT", "8025", intInto(&c.MailpitUIPort))
 	parse("SHUTDOWN_TIMEOUT", "20s", func(s string) (e error) { c.ShutdownTimeout, e = time.ParseDuration(s); return })
 	parse("UPDATE_TIMEOUT", "30s", func(s string) (e error) { c.UpdateTimeout, e = time.ParseDuration(s); return })
 	parse("MESSAGE_RETENTION", "48h", func(s string) (e error) { c.MessageRetention, e = time.ParseDuration(s); return })
+	parse("WEBHOOK_ALLOW_PRIVATE", "false", func(s string) (e error) { c.WebhookAllowPrivate, e = strconv.ParseBool(s); return })
+	if err == nil {
+		c.TrustedProxies, err = parseProxies(os.Getenv("TRUSTED_PROXIES"))
+	}
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		return c, fmt.Errorf("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together")
 	}
 	return c, err
+}
+
+// parseProxies reads a comma-separated list of IP addresses and CIDRs.
+func parseProxies(list string) ([]string, error) {
+	var proxies []string
+	for _, p := range strings.Split(list, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				return nil, fmt.Errorf("TRUSTED_PROXIES: %q is neither an IP address nor a CIDR", p)
+			}
+		}
+		proxies = append(proxies, p)
+	}
+	return proxies, nil
 }
 
 func env(name, def string) string {
@@ -125,7 +170,10 @@ func (c Config) Masked() []any {
 		"secret_key", mask(c.SecretKey), "log_level", c.LogLevel,
 		"rate_limit_partner", fmt.Sprintf("%g/s burst %d", c.PartnerRPS, c.PartnerBurst),
 		"rate_limit_publisher", fmt.Sprintf("%g/s burst %d", c.PublisherRPS, c.PublisherBurst),
+		"trusted_proxies", strings.Join(c.TrustedProxies, ","),
 		"worker_metrics_addr", c.WorkerMetricsAddr, "shutdown_timeout", c.ShutdownTimeout.String(),
+		"webhook_allow_private", c.WebhookAllowPrivate,
+		"smtp_url", maskURLPassword(c.SMTPURL), "smtp_from", c.SMTPFrom,
 	}
 }
 
@@ -160,4 +208,17 @@ func (c Config) TemporalOptions(logger *slog.Logger) (client.Options, error) {
 		}
 	}
 	return opts, nil
+}
+
+// maskURLPassword hides the password of a URL's userinfo.
+func maskURLPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "***")
+		return strings.Replace(u.String(), "%2A%2A%2A", "***", 1)
+	}
+	return raw
 }

@@ -101,3 +101,54 @@ func selfSigned(t *testing.T) (certFile, keyFile string) {
 	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
 	return certFile, keyFile
 }
+
+// Publisher webhooks to private addresses are off unless a development stack turns them on.
+func TestWebhookAllowPrivate(t *testing.T) {
+	t.Setenv("WEBHOOK_ALLOW_PRIVATE", "")
+	c, err := FromEnv()
+	require.NoError(t, err)
+	assert.False(t, c.WebhookAllowPrivate, "off by default")
+
+	t.Setenv("WEBHOOK_ALLOW_PRIVATE", "true")
+	c, err = FromEnv()
+	require.NoError(t, err)
+	assert.True(t, c.WebhookAllowPrivate)
+
+	t.Setenv("WEBHOOK_ALLOW_PRIVATE", "sometimes")
+	_, err = FromEnv()
+	require.ErrorContains(t, err, "WEBHOOK_ALLOW_PRIVATE")
+}
+
+func TestTrustedProxies(t *testing.T) {
+	t.Setenv("TRUSTED_PROXIES", "")
+	c, err := FromEnv()
+	require.NoError(t, err)
+	assert.Empty(t, c.TrustedProxies, "no proxy is trusted by default")
+
+	t.Setenv("TRUSTED_PROXIES", " 10.0.0.0/8, 192.0.2.10 ,fd00::/8,")
+	c, err = FromEnv()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"10.0.0.0/8", "192.0.2.10", "fd00::/8"}, c.TrustedProxies)
+
+	for _, bad := range []string{"10.0.0.0/33", "proxy.example", "10.0.0"} {
+		t.Setenv("TRUSTED_PROXIES", bad)
+		_, err = FromEnv()
+		assert.ErrorContains(t, err, "TRUSTED_PROXIES", bad)
+	}
+}
+
+func TestSMTPURLPasswordIsMasked(t *testing.T) {
+	t.Setenv("SMTP_URL", "smtps://mailer:p4ss@mail.example:465")
+	c, err := FromEnv()
+	require.NoError(t, err)
+	assert.Equal(t, "smtps://mailer:p4ss@mail.example:465", c.SMTPURL)
+	out := fmt.Sprint(c.Masked()...)
+	assert.NotContains(t, out, "p4ss")
+	assert.Contains(t, out, "smtps://mailer:***@mail.example:465")
+	t.Setenv("SMTP_URL", "")
+	c, err = FromEnv()
+	require.NoError(t, err)
+	assert.Empty(t, c.SMTPURL, "unset: nothing is sent")
+	assert.Equal(t, 1025, c.MailpitSMTPPort)
+	assert.Equal(t, 8025, c.MailpitUIPort)
+}

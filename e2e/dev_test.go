@@ -29,11 +29,14 @@ func TestDevCommand(t *testing.T) {
 	t.Cleanup(func() { _ = store.DropDatabase(t.Context(), dbURL) })
 	httpAddr, temporalAddr := testenv.FreeAddress(), testenv.FreeAddress()
 	_, uiPort, _ := net.SplitHostPort(testenv.FreeAddress())
+	_, mailUIPort, _ := net.SplitHostPort(testenv.FreeAddress())
+	_, mailSMTPPort, _ := net.SplitHostPort(testenv.FreeAddress())
 	dataDir := t.TempDir()
 
 	cmd := exec.Command(testenv.Binary(t), "dev")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "HTTP_ADDR="+httpAddr, "TEMPORAL_ADDRESS="+temporalAddr,
-		"TEMPORAL_UI_PORT="+uiPort, "DATA_DIR="+dataDir, "TEMPORAL_CLI="+testenv.TemporalCLI(), "SECRET_KEY=")
+		"TEMPORAL_UI_PORT="+uiPort, "DATA_DIR="+dataDir, "TEMPORAL_CLI="+testenv.TemporalCLI(), "SECRET_KEY=",
+		"SMTP_URL=", "MAILPIT="+testenv.MailpitBinary(), "MAILPIT_UI_PORT="+mailUIPort, "MAILPIT_SMTP_PORT="+mailSMTPPort)
 	var stdout, stderr testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -52,6 +55,7 @@ func TestDevCommand(t *testing.T) {
 	assert.Contains(t, out, "http://"+httpAddr)
 	assert.Contains(t, out, "Temporal UI:  http://127.0.0.1:"+uiPort)
 	assert.Contains(t, out, "demo_fabrikam_admin_alice_key")
+	assert.Contains(t, out, "Mail inbox:   http://127.0.0.1:"+mailUIPort)
 	assert.Contains(t, stderr.String(), "SECRET_KEY not set", "the dev key is announced")
 	_, err := os.Stat(filepath.Join(dataDir, "temporal.db"))
 	assert.NoError(t, err, "Temporal keeps its state in DATA_DIR")
@@ -61,13 +65,16 @@ func TestDevCommand(t *testing.T) {
 	ui.Body.Close()
 
 	req, _ := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/v1/subscriptions", strings.NewReader(
-		`{"customer_id":"woodgrove","offer_id":"contoso-analytics","plan_id":"std-annual","quantity":5}`))
+		`{"customer_id":"woodgrove","offer_id":"contoso-analytics","plan_id":"std-annual","quantity":5,"customer_contact_email":"ann@woodgrove.example"}`))
 	req.Header.Set("Authorization", "Bearer demo_fabrikam_admin_alice_key")
 	req.Header.Set("Idempotency-Key", uuid.NewString())
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusCreated, resp.StatusCode, "a demo purchase")
+	inbox := &testenv.Mailpit{APIURL: "http://127.0.0.1:" + mailUIPort}
+	inbox.WaitMessages(t, 30*time.Second, "the welcome and order emails in the dev inbox",
+		func(ms []testenv.MailSummary) bool { return len(ms) >= 2 })
 
 	require.NoError(t, cmd.Process.Signal(os.Interrupt))
 	select {
@@ -81,4 +88,9 @@ func TestDevCommand(t *testing.T) {
 		conn.Close()
 	}
 	assert.Error(t, err, "the Temporal dev server it started is stopped too")
+	conn, err = net.DialTimeout("tcp", "127.0.0.1:"+mailUIPort, time.Second)
+	if err == nil {
+		conn.Close()
+	}
+	assert.Error(t, err, "the Mailpit it started is stopped too")
 }

@@ -46,9 +46,19 @@ func isolationTable() map[string]isolationCase {
 		"GET /openapi.json": {check: publicRoute("/openapi.json")},
 		"GET /metrics":      {check: publicRoute("/metrics")},
 
-		"POST /v1/customers":        {check: createCustomerInOwnNamespace},
-		"GET /v1/customers":         {check: listOnlyOwnCustomers},
-		"GET /v1/customers/:id":     {sweep: sub(nil)},
+		"POST /v1/customers":    {check: createCustomerInOwnNamespace},
+		"GET /v1/customers":     {check: listOnlyOwnCustomers},
+		"GET /v1/customers/:id": {sweep: sub(nil)},
+
+		"GET /v1/customers/:id/contacts":          {sweep: sub(nil)},
+		"GET /v1/customers/:id/sites":             {sweep: sub(nil)},
+		"POST /v1/customers/:id/sites":            {sweep: sub(map[string]any{"url": "https://attacker.example"})},
+		"GET /v1/customers/:id/billing-accounts":  {sweep: sub(nil)},
+		"POST /v1/customers/:id/billing-accounts": {sweep: sub(map[string]any{"name": "Attacker"})},
+		"POST /v1/subscriptions/:id/transfer": {
+			sweep: sub(map[string]any{"billing_account_id": "ba_attacker"}),
+			check: salesAgentRefused(http.MethodPost, "/transfer", map[string]any{"billing_account_id": "ba_attacker"}),
+		},
 		"POST /v1/subscriptions":    {check: purchaseOnlyForOwnCustomersAndParents},
 		"GET /v1/subscriptions":     {check: listOnlyOwnSubscriptions},
 		"GET /v1/subscriptions/:id": {sweep: sub(nil)},
@@ -68,6 +78,14 @@ func isolationTable() map[string]isolationCase {
 		"POST /v1/publisher/resolve":                    {check: resolveOnlyOwnCodes},
 		"POST /v1/publisher/subscriptions/:id/licenses": {sweep: sub(map[string]any{"assigned": 1})},
 		"POST /v1/publisher/subscriptions/:id/activate": {sweep: sub(map[string]any{"site_url": "https://attacker.example"})},
+
+		// The catalog is shared: every partner reads the same offers, and
+		// another tenant's ids are no offers.
+		"GET /v1/offers":     {check: catalogIsShared},
+		"GET /v1/offers/:id": {sweep: sub(nil), check: catalogIsShared},
+
+		"GET /v1/publisher/subscriptions":     {check: publisherListsOnlyOwnSubscriptions},
+		"GET /v1/publisher/subscriptions/:id": {sweep: sub(nil)},
 	}
 }
 
@@ -183,6 +201,9 @@ func (x *isolationWorld) sweep(t *testing.T, route string, s *idSweep) {
 		return attempt{who, func(path string) testenv.Response { return p.Do(method, path, s.body) }, foreign}
 	}
 	publisher := func(who string, p testenv.Publisher, foreign string) attempt {
+		if method == http.MethodGet { // a signed read
+			return attempt{who, func(path string) testenv.Response { return p.Get(path) }, foreign}
+		}
 		return attempt{who, func(path string) testenv.Response { return p.Send(path, s.body) }, foreign}
 	}
 	switch {
@@ -197,6 +218,14 @@ func (x *isolationWorld) sweep(t *testing.T, route string, s *idSweep) {
 			partner("northwind admin", x.other, x.fab),
 			partner("fabrikam admin", x.admin, x.nw),
 			partner("fabrikam sales", x.sales, x.nw), // never 403 for another partner's id, even for admin actions
+		}
+	case strings.HasPrefix(pattern, "/v1/offers/"):
+		// Offers belong to no partner: other tenants' subscription and
+		// customer ids are simply no offer ids.
+		attempts = []attempt{
+			partner("northwind admin", x.other, x.fab),
+			partner("fabrikam sales", x.sales, x.nw),
+			partner("fabrikam admin", x.admin, "tailspin"),
 		}
 	case strings.HasPrefix(pattern, "/v1/publisher/subscriptions/"):
 		attempts = []attempt{
@@ -357,4 +386,41 @@ func salesAgentPatches(t *testing.T, x *isolationWorld) {
 	r := x.sales.Do(http.MethodPatch, "/v1/subscriptions/"+x.fab, map[string]any{"nickname": "set by the sales agent"})
 	require.Equal(t, http.StatusOK, r.Status, r.String())
 	assert.Equal(t, "set by the sales agent", r.Str("nickname"))
+}
+
+// catalogIsShared: both partners and both roles read the same catalog, and it
+// carries no tenant's data.
+func catalogIsShared(t *testing.T, x *isolationWorld) {
+	for _, path := range []string{"/v1/offers", "/v1/offers/analytics"} {
+		want := x.admin.Do(http.MethodGet, path, nil)
+		require.Equal(t, http.StatusOK, want.Status, want.String())
+		for _, p := range []testenv.Partner{x.sales, x.other} {
+			r := p.Do(http.MethodGet, path, nil)
+			require.Equal(t, http.StatusOK, r.Status, r.String())
+			assert.JSONEq(t, string(want.Raw), string(r.Raw), path)
+		}
+		for _, secret := range []string{x.fab, x.nw, x.fabCode, x.nwCode, "Woodgrove Bank", "Tailspin Toys", "fabrikam", "northwind"} {
+			assert.NotContains(t, string(want.Raw), secret, "%s shows tenant data", path)
+		}
+	}
+}
+
+// publisherListsOnlyOwnSubscriptions: contoso sees fabrikam's purchase of its
+// offer and not northwind's of litware's, and the other way round, whatever
+// the filter; a partner's key reads nothing there.
+func publisherListsOnlyOwnSubscriptions(t *testing.T, x *isolationWorld) {
+	ids := func(p testenv.Publisher, query string) []string {
+		r := p.Get("/v1/publisher/subscriptions" + query)
+		require.Equal(t, http.StatusOK, r.Status, r.String())
+		out := []string{}
+		for _, item := range r.Body["items"].([]any) {
+			out = append(out, item.(map[string]any)["id"].(string))
+		}
+		return out
+	}
+	for _, query := range []string{"", "?status=pending_fulfillment", "?limit=100"} {
+		assert.Equal(t, []string{x.fab}, ids(x.contoso, query), "contoso's list%s", query)
+		assert.Equal(t, []string{x.nw}, ids(x.litware, query), "litware's list%s", query)
+	}
+	mustProblem(t, x.admin.Do(http.MethodGet, "/v1/publisher/subscriptions", nil), http.StatusUnauthorized, "unauthenticated")
 }

@@ -338,7 +338,12 @@ func TestLifecycle(t *testing.T) {
 		assert.Equal(t, "cancelled", c.Str("status"))
 		w.waitStatus(t, app.Str("id"), "deactivated", 15*time.Second)
 		assert.Len(t, w.ledgerOfKind(t, pid, "refund"), 1, "the parent is refunded")
-		assert.Empty(t, w.ledgerOfKind(t, app.Str("id"), "refund"), "the app is deactivated, not refunded")
+		// The customer could not use the app without its parent: its term is refunded too.
+		refunds := w.ledgerOfKind(t, app.Str("id"), "refund")
+		require.Len(t, refunds, 1)
+		charges := w.ledgerOfKind(t, app.Str("id"), "charge")
+		require.Len(t, charges, 1)
+		assert.Equal(t, -charges[0].Amount, refunds[0].Amount)
 		assert.Equal(t, "parent_ended", w.eventsOfType(t, app.Str("id"), "deactivated")[0].Detail["reason"])
 	})
 

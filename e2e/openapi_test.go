@@ -93,6 +93,12 @@ func (c *contract) partnerRequest(key, method, path string, body any, headers ..
 	return req, raw
 }
 
+// publisherGet builds a GET of target signed by pub under webhookID.
+func (c *contract) publisherGet(pub testenv.Publisher, webhookID, target string) (*http.Request, []byte) {
+	c.t.Helper()
+	return pub.SignedGet(webhookID, target), nil
+}
+
 // publisherRequest builds a request signed by pub under webhookID.
 func (c *contract) publisherRequest(pub testenv.Publisher, webhookID, path string, body any) (*http.Request, []byte) {
 	c.t.Helper()
@@ -222,6 +228,19 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	require.True(t, bytes.Equal(openapi.Document(), doc.Raw), "/openapi.json does not serve the embedded document (a stale binary?)")
 	partner("metrics", "", http.MethodGet, "/metrics", nil, http.StatusOK)
 
+	// The catalog.
+	offers := partner("list the catalog, one offer per page", sales, http.MethodGet, "/v1/offers?limit=1", nil, http.StatusOK)
+	offersCursor, _ := offers.Body["next_cursor"].(string)
+	require.NotEmpty(t, offersCursor, offers.String())
+	partner("list the catalog's next page", admin, http.MethodGet, "/v1/offers?limit=1&cursor="+url.QueryEscape(offersCursor), nil, http.StatusOK)
+	partner("list the whole catalog", other, http.MethodGet, "/v1/offers", nil, http.StatusOK)
+	malformedPartner("list the catalog with limit 0", admin, http.MethodGet, "/v1/offers?limit=0", nil, http.StatusBadRequest)
+	partner("list the catalog with a cursor this API never returned", admin, http.MethodGet, "/v1/offers?cursor=bogus", nil, http.StatusBadRequest)
+	partner("list the catalog without an API key", "", http.MethodGet, "/v1/offers", nil, http.StatusUnauthorized)
+	partner("get an offer", admin, http.MethodGet, "/v1/offers/analytics", nil, http.StatusOK)
+	partner("get an app offer", sales, http.MethodGet, "/v1/offers/insights-app", nil, http.StatusOK)
+	partner("get an unknown offer", admin, http.MethodGet, "/v1/offers/no-such-offer", nil, http.StatusNotFound)
+
 	// Customers.
 	cust := partner("create a customer", admin, http.MethodPost, "/v1/customers",
 		P{"id": "oa-lamna", "name": "Lamna Healthcare", "domain": "lamna.example"}, http.StatusCreated)
@@ -243,7 +262,8 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	partner("list customers with an unknown key", "no-such-key", http.MethodGet, "/v1/customers", nil, http.StatusUnauthorized)
 
 	// Purchases.
-	buy := P{"customer_id": "oa-lamna", "offer_id": "analytics", "plan_id": "annual", "quantity": 5, "nickname": "OpenAPI"}
+	buy := P{"customer_id": "oa-lamna", "offer_id": "analytics", "plan_id": "annual", "quantity": 5, "nickname": "OpenAPI",
+		"customer_contact_email": "it@lamna.example"}
 	key := uuid.NewString()
 	first := purchase("purchase", admin, key, buy, http.StatusCreated)
 	id := first.Str("id")
@@ -334,6 +354,33 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	require.Equal(t, "active", active.Str("status"), active.String())
 	publisher("confirm fulfillment again", "/v1/publisher/subscriptions/"+id+"/activate", P{}, http.StatusOK)
 
+	// The publisher reads what it sold (signed GETs).
+	publisherRead := func(step string, pub testenv.Publisher, webhookID, target string, want int, malformed bool) testenv.Response {
+		t.Helper()
+		req, raw := c.publisherGet(pub, webhookID, target)
+		return c.do(exchange{step: step, req: req, raw: raw, want: want, malformed: malformed})
+	}
+	read := func(step, target string, want int) testenv.Response {
+		t.Helper()
+		return publisherRead(step, w.contoso, "msg_"+uuid.NewString(), target, want, false)
+	}
+	sold := read("list the publisher's subscriptions, one per page", "/v1/publisher/subscriptions?limit=1", http.StatusOK)
+	soldCursor, _ := sold.Body["next_cursor"].(string)
+	require.NotEmpty(t, soldCursor, sold.String())
+	read("list the publisher's next page", "/v1/publisher/subscriptions?limit=1&cursor="+url.QueryEscape(soldCursor), http.StatusOK)
+	read("list the publisher's active and pending subscriptions", "/v1/publisher/subscriptions?status=active,pending_fulfillment", http.StatusOK)
+	publisherRead("list with an unknown status", w.contoso, "msg_"+uuid.NewString(), "/v1/publisher/subscriptions?status=paused", http.StatusBadRequest, true)
+	read("list with a cursor this API never returned", "/v1/publisher/subscriptions?cursor=bogus", http.StatusBadRequest)
+	readMsg := "msg_" + uuid.NewString()
+	mine := publisherRead("read one of the publisher's subscriptions", w.contoso, readMsg, "/v1/publisher/subscriptions/"+id, http.StatusOK, false)
+	require.Nil(t, mine.Body["publisher_link"], "publishers never see the link")
+	replayedRead := publisherRead("read again under the same webhook-id", w.contoso, readMsg, "/v1/publisher/subscriptions/"+id, http.StatusOK, false)
+	require.Equal(t, "true", replayedRead.Header.Get("Idempotent-Replayed"))
+	publisherRead("reuse a read's webhook-id for another read", w.contoso, readMsg, "/v1/publisher/subscriptions", http.StatusUnprocessableEntity, false)
+	publisherRead("read another publisher's subscription", w.litware, "msg_"+uuid.NewString(), "/v1/publisher/subscriptions/"+id, http.StatusNotFound, false)
+	publisherRead("read signed with another publisher's secret", w.Publisher("contoso", LitwareSecret), "msg_"+uuid.NewString(),
+		"/v1/publisher/subscriptions/"+id, http.StatusUnauthorized, false)
+
 	// The partner changes it.
 	partner("rename as a sales agent", sales, http.MethodPatch, "/v1/subscriptions/"+id, P{"nickname": "Lamna analytics"}, http.StatusOK)
 	partner("clear the nickname with an Idempotency-Key", admin, http.MethodPatch, "/v1/subscriptions/"+id,
@@ -353,6 +400,40 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	empty := partner("billing of a subscription never billed", admin, http.MethodGet, "/v1/subscriptions/"+second.Str("id")+"/billing", nil, http.StatusOK)
 	require.Empty(t, empty.Body["items"])
 	partner("billing of another partner's subscription", other, http.MethodGet, "/v1/subscriptions/"+id+"/billing", nil, http.StatusNotFound)
+
+	// The customer side: contacts, sites, billing accounts, a move.
+	contacts := partner("list the customer's contacts", sales, http.MethodGet, "/v1/customers/oa-lamna/contacts", nil, http.StatusOK)
+	require.Len(t, contacts.Body["items"], 1, "the purchase's customer_contact_email: %s", contacts)
+	partner("list another partner's customer's contacts", admin, http.MethodGet, "/v1/customers/tailspin/contacts", nil, http.StatusNotFound)
+	siteKey := uuid.NewString()
+	partner("add a site", admin, http.MethodPost, "/v1/customers/oa-lamna/sites",
+		P{"name": "Lab", "url": "https://lab.lamna.example"}, http.StatusCreated, "Idempotency-Key", siteKey)
+	partner("replay adding the site", admin, http.MethodPost, "/v1/customers/oa-lamna/sites",
+		P{"name": "Lab", "url": "https://lab.lamna.example"}, http.StatusCreated, "Idempotency-Key", siteKey)
+	partner("reuse the site's key for another site", admin, http.MethodPost, "/v1/customers/oa-lamna/sites",
+		P{"url": "https://other.lamna.example"}, http.StatusUnprocessableEntity, "Idempotency-Key", siteKey)
+	partner("add a site whose URL the customer has", admin, http.MethodPost, "/v1/customers/oa-lamna/sites",
+		P{"url": "https://lab.lamna.example"}, http.StatusConflict, "Idempotency-Key", uuid.NewString())
+	malformedPartner("add a site without Idempotency-Key", admin, http.MethodPost, "/v1/customers/oa-lamna/sites",
+		P{"url": "https://x.lamna.example"}, http.StatusBadRequest)
+	partner("add a site with a relative URL", admin, http.MethodPost, "/v1/customers/oa-lamna/sites",
+		P{"url": "/relative"}, http.StatusUnprocessableEntity, "Idempotency-Key", uuid.NewString())
+	sites := partner("list sites, one per page", admin, http.MethodGet, "/v1/customers/oa-lamna/sites?limit=1", nil, http.StatusOK)
+	require.NotNil(t, sites.Body["next_cursor"], "the activation's site and the lab: %s", sites)
+	partner("list the next page of sites", admin, http.MethodGet,
+		"/v1/customers/oa-lamna/sites?limit=1&cursor="+url.QueryEscape(sites.Body["next_cursor"].(string)), nil, http.StatusOK)
+	partner("list billing accounts", admin, http.MethodGet, "/v1/customers/oa-lamna/billing-accounts", nil, http.StatusOK)
+	account := partner("add a billing account", sales, http.MethodPost, "/v1/customers/oa-lamna/billing-accounts",
+		P{"name": "Research"}, http.StatusCreated, "Idempotency-Key", uuid.NewString())
+	malformedPartner("add a billing account without a name", admin, http.MethodPost, "/v1/customers/oa-lamna/billing-accounts",
+		P{}, http.StatusBadRequest, "Idempotency-Key", uuid.NewString())
+	partner("move as a sales agent", sales, http.MethodPost, "/v1/subscriptions/"+id+"/transfer",
+		P{"billing_account_id": account.Str("id")}, http.StatusForbidden)
+	partner("move to an unknown billing account", admin, http.MethodPost, "/v1/subscriptions/"+id+"/transfer",
+		P{"billing_account_id": "ba_nope"}, http.StatusUnprocessableEntity)
+	moved := partner("move to another billing account", admin, http.MethodPost, "/v1/subscriptions/"+id+"/transfer",
+		P{"billing_account_id": account.Str("id")}, http.StatusOK)
+	require.Equal(t, account.Str("id"), moved.Body["billing_account_id"])
 
 	// Cancel.
 	partner("cancel as a sales agent", sales, http.MethodPost, "/v1/subscriptions/"+id+"/cancel", nil, http.StatusForbidden)

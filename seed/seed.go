@@ -41,6 +41,10 @@ type Offer struct {
 	Kind           string        `json:"kind"`
 	ParentOfferIDs []string      `json:"parent_offer_ids"`
 	Plans          []domain.Plan `json:"plans"`
+	// Bundle lists the apps (and their plans) a collection buys.
+	Bundle []store.CollectionItem `json:"bundle,omitempty"`
+	// SetupInstructions tell a customer how to set a subscription up.
+	SetupInstructions *string `json:"setup_instructions,omitempty"`
 }
 
 // Partner of the seed.
@@ -94,8 +98,11 @@ func (f File) validate() error {
 		}
 	}
 	for _, o := range f.Offers {
-		if o.Kind != domain.OfferKindSaaS && o.Kind != domain.OfferKindApp {
-			return fmt.Errorf("seed: offer %s: kind must be saas or app", o.ID)
+		if o.Kind != domain.OfferKindSaaS && o.Kind != domain.OfferKindApp && o.Kind != domain.OfferKindCollection {
+			return fmt.Errorf("seed: offer %s: kind must be saas, app or collection", o.ID)
+		}
+		if (o.Kind == domain.OfferKindCollection) != (len(o.Bundle) > 0) {
+			return fmt.Errorf("seed: offer %s: a collection, and only a collection, has a bundle", o.ID)
 		}
 		for _, p := range o.Plans {
 			if err := p.Validate(); err != nil {
@@ -124,7 +131,7 @@ func (p Publisher) secrets() []string {
 	return append(all, p.SigningSecrets...)
 }
 
-// Load upserts the seed. Secrets are sealed with v; keys and codes are hashed.
+// Load upserts the seed. Secrets are sealed with v; API keys are stored as v.KeyHash.
 func Load(ctx context.Context, st *store.Store, v *vault.Vault, f File) error {
 	for _, p := range f.Publishers {
 		if err := st.UpsertPublisher(ctx, store.Publisher{ID: p.ID, Name: p.Name, LandingURL: p.LandingURL, WebhookURL: p.WebhookURL}); err != nil {
@@ -141,7 +148,8 @@ func Load(ctx context.Context, st *store.Store, v *vault.Vault, f File) error {
 		}
 	}
 	for _, o := range f.Offers {
-		if err := st.UpsertOffer(ctx, store.Offer{ID: o.ID, PublisherID: o.PublisherID, Name: o.Name, Kind: o.Kind, ParentOfferIDs: o.ParentOfferIDs}); err != nil {
+		if err := st.UpsertOffer(ctx, store.Offer{ID: o.ID, PublisherID: o.PublisherID, Name: o.Name, Kind: o.Kind, ParentOfferIDs: o.ParentOfferIDs,
+			SetupInstructions: o.SetupInstructions}); err != nil {
 			return err
 		}
 		for _, plan := range o.Plans {
@@ -151,12 +159,22 @@ func Load(ctx context.Context, st *store.Store, v *vault.Vault, f File) error {
 			}
 		}
 	}
+	for _, o := range f.Offers { // after every offer exists: a bundle names other offers
+		if err := st.SetSetupInstructions(ctx, o.ID, o.SetupInstructions); err != nil {
+			return err
+		}
+		if o.Kind == domain.OfferKindCollection {
+			if err := st.SetCollectionItems(ctx, o.ID, o.Bundle); err != nil {
+				return err
+			}
+		}
+	}
 	for _, p := range f.Partners {
 		if err := st.UpsertPartner(ctx, store.Partner{ID: p.ID, Name: p.Name}); err != nil {
 			return err
 		}
 		for _, a := range p.Agents {
-			if err := st.UpsertAgent(ctx, store.Agent{PartnerID: p.ID, ID: a.ID, Role: a.Role}, vault.Hash(a.APIKey)); err != nil {
+			if err := st.UpsertAgent(ctx, store.Agent{PartnerID: p.ID, ID: a.ID, Role: a.Role}, v.KeyHash(a.APIKey)); err != nil {
 				return err
 			}
 		}

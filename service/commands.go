@@ -57,12 +57,23 @@ func RunDev(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		cfg.SecretKey = config.DevSecretKey
 		logger.Warn("SECRET_KEY not set: using the development key; never do this in production")
 	}
+	cfg = withDevWebhooks(cfg)
 	dev, err := StartDevTemporal(ctx, cfg.TemporalCLI, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.TemporalUIPort, cfg.DataDir, logger)
 	if err != nil {
 		return err
 	}
 	defer dev.Stop()
-	if err := Migrate(ctx, cfg); err != nil {
+	mail := &DevMailpit{SMTPURL: cfg.SMTPURL}
+	if cfg.SMTPURL == "" {
+		// A local SMTP server with a web inbox, so customer emails can be read.
+		if mail, err = StartDevMailpit(ctx, cfg.Mailpit, cfg.MailpitSMTPPort, cfg.MailpitUIPort, cfg.DataDir, logger); err != nil {
+			logger.Warn("no local mail server: customer emails stay queued", "error", err)
+			mail = &DevMailpit{}
+		}
+		defer mail.Stop()
+		cfg.SMTPURL = mail.SMTPURL
+	}
+	if err := migrateWhenReachable(ctx, cfg, logger); err != nil {
 		return err
 	}
 	demo, err := seed.Parse(seed.Demo)
@@ -98,7 +109,7 @@ func RunDev(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	go run(func() error { return RunWorker(ctx, d, d.Metrics.ObserveEvent) })
 	go run(func() error { return RunAPI(ctx, d, NewMetrics(d)) })
-	printWelcome(cfg, dev, demo)
+	printWelcome(cfg, dev, mail, demo)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -109,13 +120,22 @@ func RunDev(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	return nil
 }
 
-func printWelcome(cfg config.Config, dev *DevTemporal, demo seed.File) {
+func printWelcome(cfg config.Config, dev *DevTemporal, mail *DevMailpit, demo seed.File) {
 	addr := cfg.HTTPAddr
 	if strings.HasPrefix(addr, ":") {
 		addr = "127.0.0.1" + addr
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n  API:          http://%s\n  Temporal UI:  %s\n  Demo API keys:\n", addr, dev.UIURL)
+	fmt.Fprintf(&b, "\n  API:          http://%s\n  Temporal UI:  %s\n", addr, dev.UIURL)
+	switch {
+	case mail.InboxURL != "":
+		fmt.Fprintf(&b, "  Mail inbox:   %s  (customer emails; SMTP %s)\n", mail.InboxURL, mail.SMTPURL)
+	case mail.SMTPURL != "":
+		fmt.Fprintf(&b, "  Mail:         sent to %s\n", maskedSMTP(mail.SMTPURL))
+	default:
+		fmt.Fprintf(&b, "  Mail:         not sent (no SMTP_URL and no bin/mailpit)\n")
+	}
+	fmt.Fprintf(&b, "  Demo API keys:\n")
 	for _, p := range demo.Partners {
 		for _, a := range p.Agents {
 			fmt.Fprintf(&b, "    %-10s %-6s %-12s %s\n", p.ID, a.ID, a.Role, a.APIKey)

@@ -13,6 +13,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/partnerhub/fulfillment/config"
+	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/workflows"
 )
 
@@ -33,6 +35,29 @@ func DevServerArgs(address string, uiPort int, dbFile string) ([]string, error) 
 		args = append(args, "--search-attribute", name+"=Keyword")
 	}
 	return args, nil
+}
+
+// withDevWebhooks lets `fulfillment dev` deliver publisher webhooks to
+// loopback and private addresses (a publisher simulator on the same laptop),
+// unless WEBHOOK_ALLOW_PRIVATE says otherwise.
+func withDevWebhooks(cfg config.Config) config.Config {
+	if _, set := os.LookupEnv("WEBHOOK_ALLOW_PRIVATE"); !set {
+		cfg.WebhookAllowPrivate = true
+	}
+	return cfg
+}
+
+// migrateWhenReachable waits (with backoff, logging now and then) until
+// PostgreSQL answers, then creates and migrates the database. A stop signal
+// during the wait ends it with ctx's error.
+func migrateWhenReachable(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	reachable := waitUntil(ctx, logger, "PostgreSQL", func(ctx context.Context) error {
+		return store.CreateDatabase(ctx, cfg.DatabaseURL)
+	})
+	if !reachable {
+		return ctx.Err()
+	}
+	return Migrate(ctx, cfg)
 }
 
 // DevTemporal is a Temporal dev server this process started (nil Cmd when one
@@ -75,7 +100,11 @@ func StartDevTemporal(ctx context.Context, cli, address, namespace string, uiPor
 	logger.Info("starting Temporal dev server", "address", address, "ui", dev.UIURL, "log", logFile.Name())
 	deadline := time.Now().Add(60 * time.Second)
 	for !healthy(ctx, address, namespace) {
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			dev.Stop()
+			return nil, ctx.Err()
+		}
+		if time.Now().After(deadline) {
 			dev.Stop()
 			return nil, fmt.Errorf("Temporal dev server did not become healthy; see %s", logFile.Name())
 		}

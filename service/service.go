@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -21,6 +22,7 @@ import (
 	"github.com/partnerhub/fulfillment/config"
 	"github.com/partnerhub/fulfillment/domain"
 	"github.com/partnerhub/fulfillment/metrics"
+	"github.com/partnerhub/fulfillment/outbox"
 	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/vault"
 	"github.com/partnerhub/fulfillment/worker"
@@ -39,14 +41,17 @@ type Deps struct {
 	Metrics *metrics.Registry
 }
 
-// Connect opens PostgreSQL and Temporal, with the Temporal SDK's metrics
-// flowing into a fresh metrics registry.
+// Connect prepares PostgreSQL and Temporal clients, with the Temporal SDK's
+// metrics flowing into a fresh metrics registry. It does not wait for either
+// to answer: both connect on first use and reconnect after an outage, so a
+// process started while a dependency is down comes up, reports itself not
+// ready, and serves once it is back. Only configuration errors fail here.
 func Connect(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Deps, error) {
 	v, err := vault.Parse(cfg.SecretKey)
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	st, err := store.OpenLazy(cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
@@ -57,11 +62,11 @@ func Connect(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Deps
 	}
 	reg := metrics.New(logger)
 	opts.MetricsHandler = reg.TemporalHandler()
-	tc, err := client.DialContext(ctx, opts)
+	tc, err := client.NewLazyClient(opts)
 	if err != nil {
 		st.Close()
 		_ = reg.Close()
-		return nil, fmt.Errorf("connect Temporal at %s: %w", cfg.TemporalAddress, err)
+		return nil, fmt.Errorf("Temporal client for %s: %w", cfg.TemporalAddress, err)
 	}
 	return &Deps{Config: cfg, Logger: logger, Store: st, Temporal: tc, Vault: v, Metrics: reg}, nil
 }
@@ -86,11 +91,15 @@ func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
 			PublisherRPS: d.Config.PublisherRPS, PublisherBurst: d.Config.PublisherBurst,
 			FailedAuthRPS: d.Config.FailedAuthRPS, FailedAuthBurst: d.Config.FailedAuthBurst,
 		},
+		TrustedProxies: d.Config.TrustedProxies,
 	}
-	httpServer := &http.Server{Addr: d.Config.HTTPAddr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	httpServer := newHTTPServer(d.Config.HTTPAddr, srv.Handler(), timeoutsFor(d.Config.UpdateTimeout))
 	errs := make(chan error, 1)
 	go func() { errs <- httpServer.ListenAndServe() }()
 	d.Logger.Info("api listening", "addr", d.Config.HTTPAddr)
+	// /readyz answers 503 until both dependencies answer; meanwhile this logs
+	// (with backoff) what the api is waiting for.
+	go d.WaitForDependencies(ctx)
 	select {
 	case err := <-errs:
 		return fmt.Errorf("api: %w", err)
@@ -112,33 +121,81 @@ func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
 // RunWorker runs the subscription worker and the notification dispatcher
 // until ctx ends, then stops the worker (in-flight tasks finish). observe, if
 // set, sees the type of every subscription event a transition wrote. With
-// WORKER_METRICS_ADDR set it serves /metrics and /healthz there.
+// WORKER_METRICS_ADDR set it serves /metrics, /healthz and /readyz there.
+// The worker starts polling once PostgreSQL and Temporal both answer; until
+// then it waits (SIGTERM still ends it at once, cleanly).
 func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 	servePprof(d.Logger)
+	tuneWorkerCache(d.Logger)
 	acts := &activities.Activities{Store: d.Store, Vault: d.Vault}
 	if observe != nil {
 		acts.Observe = func(e domain.Event) { observe(e.Type) }
 	}
-	stopMetrics, err := serveWorkerMetrics(d)
+	var polling atomic.Bool
+	stopMetrics, err := serveWorkerMetrics(d, polling.Load)
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
-	tuneWorkerCache(d.Logger)
-	w := worker.New(d.Temporal, d.Config.TaskQueue, acts, sdkworker.Options{})
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+	notifier := &outbox.Notifier{
+		Store: d.Store, Vault: d.Vault, Logger: d.Logger,
+		Client: outbox.NewWebhookClient(outbox.WebhookClientOptions{AllowPrivate: d.Config.WebhookAllowPrivate}),
 	}
-	d.Logger.Info("worker started", "task_queue", d.Config.TaskQueue)
-	notifier := &activities.Notifier{Store: d.Store, Vault: d.Vault, Client: &http.Client{Timeout: 10 * time.Second}, Logger: d.Logger}
+	if d.Config.WebhookAllowPrivate {
+		d.Logger.Warn("WEBHOOK_ALLOW_PRIVATE is on: publisher webhooks may target loopback and private addresses (development only)")
+	}
+	stopMailer, err := startMailer(ctx, d)
+	if err != nil {
+		return err
+	}
 	done := make(chan struct{}, 2)
 	go func() { notifier.Run(ctx); done <- struct{}{} }()
 	go func() { purgeMessages(ctx, d); done <- struct{}{} }()
-	<-ctx.Done()
-	w.Stop()
+	if w := startWorker(ctx, d, acts); w != nil {
+		polling.Store(true)
+		d.Logger.Info("worker started", "task_queue", d.Config.TaskQueue)
+		<-ctx.Done()
+		w.Stop()
+	}
+	stopMailer()
 	<-done
 	<-done
 	d.Logger.Info("worker stopped")
+	return nil
+}
+
+// startWorker starts polling once both dependencies answer, and tries again
+// (a new worker: an SDK worker's Start is memoized) if Temporal goes away in
+// between. It returns nil when ctx ends first.
+func startWorker(ctx context.Context, d *Deps, acts *activities.Activities) sdkworker.Worker {
+	var r retry
+	for d.WaitForDependencies(ctx) {
+		w := worker.New(d.Temporal, d.Config.TaskQueue, acts, sdkworker.Options{})
+		started := make(chan error, 1)
+		go func() { started <- w.Start() }() // Start retries server calls for a while; a signal must not wait for it
+		select {
+		case <-ctx.Done():
+			go func() {
+				if <-started == nil {
+					w.Stop()
+				}
+			}()
+			return nil
+		case err := <-started:
+			if err == nil {
+				return w
+			}
+			delay, log := r.failed(time.Now())
+			if log {
+				d.Logger.Warn("start worker", "attempt", r.attempt, "retry_in", delay.Round(time.Millisecond).String(), "error", err.Error())
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(delay):
+			}
+		}
+	}
 	return nil
 }
 
@@ -159,9 +216,10 @@ func purgeMessages(ctx context.Context, d *Deps) {
 	}
 }
 
-// serveWorkerMetrics serves the registry on WORKER_METRICS_ADDR (when set)
-// until the returned stop is called. A busy address is an error at start.
-func serveWorkerMetrics(d *Deps) (stop func(), err error) {
+// serveWorkerMetrics serves the registry, /healthz (process up) and /readyz
+// (polling, and PostgreSQL and Temporal answer now) on WORKER_METRICS_ADDR
+// (when set) until the returned stop is called. A busy address is an error at start.
+func serveWorkerMetrics(d *Deps, polling func() bool) (stop func(), err error) {
 	addr := d.Config.WorkerMetricsAddr
 	if addr == "" || d.Metrics == nil {
 		return func() {}, nil
@@ -176,6 +234,7 @@ func serveWorkerMetrics(d *Deps) (stop func(), err error) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
+	mux.Handle("GET /readyz", d.readyHandler(polling))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	d.Logger.Info("worker metrics listening", "addr", l.Addr().String())

@@ -26,6 +26,8 @@ type Offer struct {
 	Name           string         `db:"name"`
 	Kind           string         `db:"kind"`
 	ParentOfferIDs pq.StringArray `db:"parent_offer_ids"`
+	// SetupInstructions tells the customer what to do after the purchase (optional).
+	SetupInstructions *string `db:"setup_instructions"`
 }
 
 // Agent is the caller behind a partner API key.
@@ -98,17 +100,18 @@ func (s *Store) UpsertOffer(ctx context.Context, o Offer) error {
 		o.ParentOfferIDs = pq.StringArray{}
 	}
 	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO offers (id, publisher_id, name, kind, parent_offer_ids) VALUES ($1,$2,$3,$4,$5)
+		INSERT INTO offers (id, publisher_id, name, kind, parent_offer_ids, setup_instructions) VALUES ($1,$2,$3,$4,$5,$6)
 		ON CONFLICT (id) DO UPDATE SET publisher_id = EXCLUDED.publisher_id, name = EXCLUDED.name,
-			kind = EXCLUDED.kind, parent_offer_ids = EXCLUDED.parent_offer_ids`,
-		o.ID, o.PublisherID, o.Name, o.Kind, o.ParentOfferIDs)
+			kind = EXCLUDED.kind, parent_offer_ids = EXCLUDED.parent_offer_ids,
+			setup_instructions = EXCLUDED.setup_instructions`,
+		o.ID, o.PublisherID, o.Name, o.Kind, o.ParentOfferIDs, o.SetupInstructions)
 	return wrap(err, "upsert offer %s", o.ID)
 }
 
 // Offer reads one offer.
 func (s *Store) Offer(ctx context.Context, id string) (Offer, error) {
 	var o Offer
-	err := s.db.GetContext(ctx, &o, `SELECT id, publisher_id, name, kind, parent_offer_ids FROM offers WHERE id = $1`, id)
+	err := s.db.GetContext(ctx, &o, `SELECT id, publisher_id, name, kind, parent_offer_ids, setup_instructions FROM offers WHERE id = $1`, id)
 	return o, notFound(err)
 }
 
@@ -116,14 +119,15 @@ func (s *Store) Offer(ctx context.Context, id string) (Offer, error) {
 func (s *Store) UpsertPlan(ctx context.Context, p domain.Plan) error {
 	_, err := s.db.ExecContext(ctx, `
 		INSERT INTO plans (offer_id, id, name, term, unit_price_minor, currency, min_quantity, max_quantity,
-			cancellation_window, activation_deadline)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
+			cancellation_window, activation_deadline, payment_grace_period)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)
 		ON CONFLICT (offer_id, id) DO UPDATE SET name = EXCLUDED.name, term = EXCLUDED.term,
 			unit_price_minor = EXCLUDED.unit_price_minor, currency = EXCLUDED.currency,
 			min_quantity = EXCLUDED.min_quantity, max_quantity = EXCLUDED.max_quantity,
-			cancellation_window = EXCLUDED.cancellation_window, activation_deadline = EXCLUDED.activation_deadline`,
+			cancellation_window = EXCLUDED.cancellation_window, activation_deadline = EXCLUDED.activation_deadline,
+			payment_grace_period = EXCLUDED.payment_grace_period`,
 		p.OfferID, p.ID, p.Name, p.Term, p.UnitPriceMinor, p.Currency, p.MinQuantity, p.MaxQuantity,
-		p.CancellationWindow, p.ActivationDeadline)
+		p.CancellationWindow, p.ActivationDeadline, p.GracePeriod())
 	return wrap(err, "upsert plan %s/%s", p.OfferID, p.ID)
 }
 
@@ -132,7 +136,7 @@ func (s *Store) Plan(ctx context.Context, offerID, planID string) (domain.Plan, 
 	var p domain.Plan
 	err := s.db.GetContext(ctx, &p, `
 		SELECT offer_id, id, name, term, unit_price_minor, currency, min_quantity, max_quantity,
-			cancellation_window, activation_deadline
+			cancellation_window, activation_deadline, payment_grace_period
 		FROM plans WHERE offer_id = $1 AND id = $2`, offerID, planID)
 	return p, notFound(err)
 }
@@ -166,13 +170,14 @@ func (s *Store) UpsertAgent(ctx context.Context, a Agent, keyHash []byte) error 
 	})
 }
 
-// AgentByKey finds the agent an API key hash belongs to.
+// AgentByKey finds the agent an API key hash belongs to. A key whose
+// revocation is scheduled (rotation overlap) works until then.
 func (s *Store) AgentByKey(ctx context.Context, keyHash []byte) (Agent, error) {
 	var a Agent
 	err := s.db.GetContext(ctx, &a, `
 		SELECT k.partner_id, k.agent_id, a.role FROM api_keys k
 		JOIN agents a ON a.partner_id = k.partner_id AND a.id = k.agent_id
-		WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, keyHash)
+		WHERE k.key_hash = $1 AND (k.revoked_at IS NULL OR k.revoked_at > now())`, keyHash)
 	return a, notFound(err)
 }
 

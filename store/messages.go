@@ -38,6 +38,7 @@ type messageTable struct {
 var (
 	idempotencyKeys   = messageTable{"idempotency_keys", "partner_id", "key", "subscription_id"}
 	publisherMessages = messageTable{"publisher_messages", "publisher_id", "webhook_id", ""}
+	changeKeys        = messageTable{"change_keys", "partner_id", "key", ""}
 )
 
 // ClaimIdempotencyKey claims a partner's Idempotency-Key for a purchase. A
@@ -149,7 +150,7 @@ func (s *Store) PurgeMessages(ctx context.Context, keep time.Duration) error {
 	if keep < 24*time.Hour {
 		keep = 24 * time.Hour
 	}
-	for _, table := range []string{idempotencyKeys.table, publisherMessages.table} {
+	for _, table := range []string{idempotencyKeys.table, publisherMessages.table, changeKeys.table} {
 		if _, err := s.db.ExecContext(ctx, `DELETE FROM `+table+` WHERE created_at < now() - make_interval(secs => $1)`, keep.Seconds()); err != nil {
 			return wrap(err, "purge %s", table)
 		}

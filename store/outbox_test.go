@@ -177,3 +177,33 @@ func TestRecordAudit(t *testing.T) {
 	assert.JSONEq(t, `{}`, string(rows[1].DetailJSON))
 	assert.WithinDuration(t, time.Now(), rows[0].At, time.Minute)
 }
+
+// A dispatcher delivering to several publishers at once takes a bounded
+// batch of each, skips the publishers it is still delivering to, and leases
+// only what it took: the rest stays due for the next claim.
+func TestClaimDueNotificationsByPublisher(t *testing.T) {
+	f := seeded(t)
+	for i := range 6 {
+		f.exec(t, `INSERT INTO outbox (id, publisher_id, subscription_id, type, occurred_at, next_attempt_at)
+			VALUES ($1, 'slow', 'sub-s', 'subscription.purchased', now(), now() - make_interval(secs => $2))`,
+			fmt.Sprintf("slow:%d", i), 100-i)
+	}
+	for _, pub := range []string{"fast", "other"} {
+		f.exec(t, `INSERT INTO outbox (id, publisher_id, subscription_id, type, occurred_at, next_attempt_at)
+			VALUES ($1, $2, 'sub-f', 'subscription.purchased', now(), now() - interval '1 second')`, pub+":0", pub)
+	}
+	claim := func(c store.NotificationClaim) []string {
+		c.Lease = time.Minute
+		due, err := f.st.ClaimDueNotificationsByPublisher(f.ctx, c)
+		require.NoError(t, err)
+		return notificationIDs(due)
+	}
+
+	assert.Equal(t, []string{"fast:0", "slow:0", "slow:1"}, claim(store.NotificationClaim{Publishers: 2, PerPublisher: 2}),
+		"the two publishers due first, two of each, oldest first")
+	assert.Equal(t, []string{"other:0"}, claim(store.NotificationClaim{Publishers: 2, PerPublisher: 2, Skip: []string{"slow"}}),
+		"a publisher still being delivered to is skipped")
+	assert.Equal(t, []string{"slow:2", "slow:3", "slow:4", "slow:5"}, claim(store.NotificationClaim{Publishers: 3, PerPublisher: 5}),
+		"what was looked at but not taken stayed due")
+	assert.Empty(t, claim(store.NotificationClaim{Publishers: 3, PerPublisher: 5}), "everything is leased")
+}

@@ -55,6 +55,23 @@ func sizePool(db *sqlx.DB) {
 	db.SetConnMaxIdleTime(5 * time.Minute)
 }
 
+// OpenLazy prepares the connection pool without connecting: the first query
+// connects, so a process can start (and report itself not ready) while
+// PostgreSQL is still down. Only a malformed databaseURL is an error.
+func OpenLazy(databaseURL string) (*Store, error) {
+	connector, err := pq.NewConnector(databaseURL)
+	if err != nil {
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			err = urlErr.Err // url.Error quotes the URL, password included
+		}
+		return nil, fmt.Errorf("DATABASE_URL is malformed: %w", err)
+	}
+	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
+	sizePool(db)
+	return &Store{db: db}, nil
+}
+
 // DB exposes the handle for tests and health checks.
 func (s *Store) DB() *sqlx.DB { return s.db }
 

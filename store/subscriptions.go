@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -16,6 +17,16 @@ const subscriptionColumns = `id, partner_id, customer_id, publisher_id, offer_id
 	auto_renew, reseller_partner_id, parent_subscription_id, linked_subscription_ids, entitlement_number,
 	site_url, licenses_assigned, fulfillment_confirmed, status, term_number, activation_deadline,
 	billing_started_at, term_start, term_end, cancellation_window_ends_at, created_at, updated_at, version`
+
+// subscriptionValues names each of subscriptionColumns as a named parameter
+// (:id, :partner_id, …) of subscriptionRow.
+var subscriptionValues = func() string {
+	cols := strings.Split(subscriptionColumns, ",")
+	for i, c := range cols {
+		cols[i] = ":" + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}()
 
 // subscriptionRow adds what the read model keeps beside domain.Subscription.
 type subscriptionRow struct {
@@ -56,9 +67,9 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 		return res, fmt.Errorf("encode snapshot of %s: %w", sub.ID, err)
 	}
 	err = s.tx(ctx, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO subscriptions (`+subscriptionColumns+`)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)
+		row := subscriptionRow{Subscription: sub, Linked: append(pq.StringArray{}, sub.LinkedSubscriptionIDs...)} // nil would be NULL
+		if _, err := sqlx.NamedExecContext(ctx, tx, `
+			INSERT INTO subscriptions (`+subscriptionColumns+`) VALUES (`+subscriptionValues+`)
 			ON CONFLICT (id) DO UPDATE SET
 				quantity = EXCLUDED.quantity, nickname = EXCLUDED.nickname, auto_renew = EXCLUDED.auto_renew,
 				reseller_partner_id = EXCLUDED.reseller_partner_id,
@@ -68,12 +79,7 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 				billing_started_at = EXCLUDED.billing_started_at, term_start = EXCLUDED.term_start,
 				term_end = EXCLUDED.term_end, cancellation_window_ends_at = EXCLUDED.cancellation_window_ends_at,
 				updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
-			WHERE subscriptions.version <= EXCLUDED.version`,
-			sub.ID, sub.PartnerID, sub.CustomerID, sub.PublisherID, sub.OfferID, sub.PlanID, sub.Quantity, sub.Nickname,
-			sub.AutoRenew, sub.ResellerPartnerID, sub.ParentSubscriptionID, append(pq.StringArray{}, sub.LinkedSubscriptionIDs...), // nil would be NULL
-			sub.EntitlementNumber, sub.SiteURL, sub.LicensesAssigned, sub.FulfillmentConfirmed, sub.Status,
-			sub.TermNumber, sub.ActivationDeadline, sub.BillingStartedAt, sub.TermStart, sub.TermEnd,
-			sub.CancellationWindowEndsAt, sub.CreatedAt, sub.UpdatedAt, sub.Version); err != nil {
+			WHERE subscriptions.version <= EXCLUDED.version`, row); err != nil {
 			return fmt.Errorf("upsert subscription: %w", err)
 		}
 		for _, e := range c.Events {
@@ -94,6 +100,9 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 				n.ID, sub.PublisherID, sub.ID, n.Type, n.OccurredAt, snapshot); err != nil {
 				return fmt.Errorf("queue notification %s: %w", n.ID, err)
 			}
+		}
+		if err := applyCustomerSide(ctx, tx, c); err != nil {
+			return err
 		}
 		if c.IssueLinkUntil != nil && codeHash != nil {
 			if _, err := tx.ExecContext(ctx, `

@@ -50,6 +50,9 @@ type StackOptions struct {
 	Env      []string  // extra environment, e.g. rate limits
 	Workers  int       // worker processes (default 1)
 	Proxied  bool      // route PostgreSQL and Temporal through cuttable proxies
+	// Idle migrates and seeds but starts no process: the test starts them
+	// (StartWorker, LaunchAPI), e.g. while a proxy is cut.
+	Idle bool
 }
 
 // StartStack migrates, seeds, and starts one api and the workers.
@@ -83,6 +86,8 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 		"RATE_LIMIT_PARTNER_RPS=1000", "RATE_LIMIT_PARTNER_BURST=2000",
 		"RATE_LIMIT_PUBLISHER_RPS=1000", "RATE_LIMIT_PUBLISHER_BURST=2000",
 		"RATE_LIMIT_FAILED_AUTH_RPS=1000", "RATE_LIMIT_FAILED_AUTH_BURST=2000",
+		// Test publishers listen on loopback (httptest), which production refuses.
+		"WEBHOOK_ALLOW_PRIVATE=true",
 	)
 	s.Env = append(s.Env, opts.Env...)
 	seedFile := filepath.Join(t.TempDir(), "seed.json")
@@ -90,11 +95,14 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 		t.Fatal(err)
 	}
 	s.runOnce("seed", seedFile)
+	t.Cleanup(s.Stop)
+	if opts.Idle {
+		return s
+	}
 	for range opts.Workers {
 		s.StartWorker()
 	}
 	s.StartAPI()
-	t.Cleanup(s.Stop)
 	return s
 }
 
@@ -153,6 +161,20 @@ func (s *Stack) StartAPI() {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+}
+
+// LaunchAPI starts the api process without waiting for it to be ready. The
+// stack reaps it, so its exit on its own shows on Exited; do not Wait for it.
+func (s *Stack) LaunchAPI() *exec.Cmd {
+	s.t.Helper()
+	cmd := s.start("api")
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.api = cmd
+	s.exited[cmd] = done
+	s.mu.Unlock()
+	go func() { _ = cmd.Wait(); close(done) }()
+	return cmd
 }
 
 // StartWorker starts one more worker process.

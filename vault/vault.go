@@ -20,6 +20,7 @@ import (
 type Vault struct {
 	aead    cipher.AEAD
 	codeKey []byte
+	keyKey  []byte
 }
 
 // New builds a vault from a 32-byte key.
@@ -35,7 +36,7 @@ func New(key []byte) (*Vault, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Vault{aead: aead, codeKey: derive(key, "authorization-code")}, nil
+	return &Vault{aead: aead, codeKey: derive(key, "authorization-code"), keyKey: derive(key, "api-key-hash")}, nil
 }
 
 // Parse decodes a base64 SECRET_KEY.
@@ -79,7 +80,37 @@ func (v *Vault) AuthorizationCode(subscriptionID string) string {
 	return "ac_" + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// Hash is the lookup hash of an API key or authorization code.
+// KeyHash is the lookup hash of a partner API key: HMAC-SHA256 under a key
+// derived from SECRET_KEY, so a copy of the database alone does not let
+// anyone test guesses of (possibly low-entropy, seeded) keys offline.
+func (v *Vault) KeyHash(apiKey string) []byte {
+	m := hmac.New(sha256.New, v.keyKey)
+	m.Write([]byte(apiKey))
+	return m.Sum(nil)
+}
+
+// GenerateAPIKey returns a new random partner API key (256 bits).
+func GenerateAPIKey() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "fk_" + base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// GenerateSigningSecret returns a new Standard Webhooks secret (whsec_ + base64 of 32 random bytes).
+func GenerateSigningSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "whsec_" + base64.StdEncoding.EncodeToString(b), nil
+}
+
+// Hash is the bare SHA-256 lookup hash of an authorization code, and the
+// legacy hash of API keys stored before KeyHash (looked up as a fallback and
+// upgraded in place). Codes need no key: they are HMAC outputs of 256 bits
+// derived from SECRET_KEY, so their hash cannot be reversed by guessing.
 func Hash(secret string) []byte {
 	sum := sha256.Sum256([]byte(secret))
 	return sum[:]

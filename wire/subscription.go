@@ -42,6 +42,12 @@ type Subscription struct {
 	CreatedAt                time.Time      `json:"created_at"`
 	UpdatedAt                time.Time      `json:"updated_at"`
 	Version                  int64          `json:"version"`
+	// Site is where the subscription is set up (an app: its parent's site).
+	Site *Site `json:"site"`
+	// BillingAccountID is the customer's billing account its charges land on.
+	BillingAccountID *string `json:"billing_account_id"`
+	// ActionRequired says what the subscription waits for, null when nothing.
+	ActionRequired *ActionRequired `json:"action_required"`
 }
 
 // PublisherLink takes the customer to the publisher's landing page.
@@ -85,6 +91,7 @@ func NewSubscription(s domain.Subscription, now time.Time, link *PublisherLink) 
 		NextBillDate: utc(s.NextBillDate()), DaysUntilRenewal: s.DaysUntilRenewal(now),
 		CancellationWindowEndsAt: utc(s.CancellationWindowEndsAt),
 		CreatedAt:                s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(), Version: s.Version,
+		ActionRequired: NewActionRequired(s),
 	}
 }
 

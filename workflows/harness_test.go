@@ -452,6 +452,17 @@ func (h *harness) continued() State {
 	return next
 }
 
+// cascadeSignals are the parent_ended signals sent.
+func (h *harness) cascadeSignals() []sentSignal {
+	var out []sentSignal
+	for _, s := range h.sentSignals() {
+		if s.Name == SignalParentEnded {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func (h *harness) sentSignals() []sentSignal {
 	h.mu.Lock()
 	defer h.mu.Unlock()

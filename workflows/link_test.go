@@ -18,10 +18,16 @@ func linkRequest(id string) LinkRequest {
 // cascade lists the signals a parent sends its linked subscriptions. They go
 // out concurrently, so compare with ElementsMatch.
 func cascade(parentID string, status domain.Status, linked ...string) []sentSignal {
+	return cascadeWithRefund(parentID, status, false, linked...)
+}
+
+// cascadeWithRefund: the signals of a parent that never billed or was
+// cancelled inside its window (its linked subscriptions refund their term).
+func cascadeWithRefund(parentID string, status domain.Status, refund bool, linked ...string) []sentSignal {
 	var out []sentSignal
 	for _, id := range linked {
 		out = append(out, sentSignal{WorkflowID: WorkflowID(id), Name: SignalParentEnded,
-			Arg: ParentEnded{ParentID: parentID, Status: status}})
+			Arg: ParentEnded{ParentID: parentID, Status: status, Refund: refund}})
 	}
 	return out
 }
@@ -52,7 +58,7 @@ func TestLinkAcceptsOnlyTheSameCustomer(t *testing.T) {
 	require.Len(t, linked, 3)
 	assert.Equal(t, jsonOf(map[string]any{"subscription_id": "app-1"}), linked[1].Detail)
 	assert.Equal(t, []string{"app-0", "app-1", "app-2"}, h.store.Last().LinkedSubscriptionIDs, "the read model sees the links")
-	assert.ElementsMatch(t, cascade("sub-parent", domain.StatusDeactivated, "app-0", "app-1", "app-2"), h.sentSignals())
+	assert.ElementsMatch(t, cascade("sub-parent", domain.StatusDeactivated, "app-0", "app-1", "app-2"), h.cascadeSignals())
 }
 
 // Whatever terminal status the parent reaches, each linked subscription's
@@ -78,7 +84,8 @@ func TestParentSignalsLinkedOnEveryTerminalStatus(t *testing.T) {
 			tc.setup(h)
 			h.run(newInput("sub-root", append(tc.opts, withLinked("app-1", "app-2"))...))
 			assert.Equal(t, tc.status, h.result().Status)
-			assert.ElementsMatch(t, cascade("sub-root", tc.status, "app-1", "app-2"), h.sentSignals())
+			neverBilled := tc.status == domain.StatusFulfillmentExpired || tc.status == domain.StatusCancelled
+			assert.ElementsMatch(t, cascadeWithRefund("sub-root", tc.status, neverBilled, "app-1", "app-2"), h.cascadeSignals())
 		})
 	}
 }
@@ -88,7 +95,9 @@ func TestRenewalDoesNotSignalLinked(t *testing.T) {
 	h.fulfil()
 	h.run(newInput("sub-root", withLinked("app-1")))
 	assert.Equal(t, []string{"app-1"}, h.continued().Subscription.LinkedSubscriptionIDs, "links survive continue-as-new")
-	assert.Empty(t, h.sentSignals())
+	assert.Empty(t, h.cascadeSignals(), "a renewal ends nothing")
+	assert.Equal(t, []sentSignal{{WorkflowID: WorkflowID("app-1"), Name: SignalParentActivated}}, h.sentSignals(),
+		"only the activation was announced, so the app may start billing")
 }
 
 func TestUndeliverableCascadeSignalDoesNotFailTheParent(t *testing.T) {
@@ -114,6 +123,7 @@ func TestLinkedSubscriptionDeactivatesWhenParentEnds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			if tc.fulfil {
+				h.store.parentStatus = domain.StatusActive // the app may bill: its parent is active
 				h.fulfil()
 			}
 			h.signalParentEnded(tc.at, ParentEnded{ParentID: "sub-parent", Status: domain.StatusCancelled})
@@ -128,7 +138,7 @@ func TestLinkedSubscriptionDeactivatesWhenParentEnds(t *testing.T) {
 			assert.Equal(t, jsonOf(map[string]any{"reason": "parent_ended"}), ev.Detail)
 			assert.Empty(t, h.store.LedgerOfKind(domain.LedgerRefund), "a cascade is a deactivation: no refund")
 			assert.Contains(t, h.store.NotificationTypes(), domain.NotifyDeactivated)
-			assert.ElementsMatch(t, cascade("sub-app", domain.StatusDeactivated, "sub-grandchild"), h.sentSignals())
+			assert.ElementsMatch(t, cascadeWithRefund("sub-app", domain.StatusDeactivated, !tc.fulfil, "sub-grandchild"), h.cascadeSignals())
 		})
 	}
 }
@@ -143,17 +153,18 @@ func TestCascadeThroughThreeLevels(t *testing.T) {
 	a.update(20*time.Minute, UpdateDeactivate, "d", EndRequest{MessageID: "d", Actor: admin})
 	a.run(newInput("sub-a", withLinked("sub-b")))
 	require.Equal(t, domain.StatusDeactivated, a.result().Status)
-	toB := a.sentSignals()
+	toB := a.cascadeSignals()
 	require.ElementsMatch(t, cascade("sub-a", domain.StatusDeactivated, "sub-b"), toB)
 
 	// B, active under A, gets A's signal.
 	b := newHarness(t)
+	b.store.parentStatus = domain.StatusActive
 	b.fulfil()
 	b.signalParentEnded(20*time.Minute, toB[0].Arg)
 	b.run(newInput("sub-b", withParent("sub-a"), withLinked("sub-c")))
 	require.Equal(t, domain.StatusDeactivated, b.result().Status)
 	assert.Equal(t, jsonOf(map[string]any{"reason": "parent_ended"}), b.store.Event(t, "deactivated").Detail)
-	toC := b.sentSignals()
+	toC := b.cascadeSignals()
 	require.ElementsMatch(t, cascade("sub-b", domain.StatusDeactivated, "sub-c"), toC)
 
 	// C, still pending under B, gets B's signal and has nobody to tell.
@@ -162,7 +173,7 @@ func TestCascadeThroughThreeLevels(t *testing.T) {
 	c.run(newInput("sub-c", withParent("sub-b")))
 	assert.Equal(t, domain.StatusDeactivated, c.result().Status)
 	assert.Equal(t, jsonOf(map[string]any{"reason": "parent_ended"}), c.store.Event(t, "deactivated").Detail)
-	assert.Empty(t, c.sentSignals())
+	assert.Empty(t, c.cascadeSignals())
 	assert.Empty(t, c.store.Ledger())
 }
 
@@ -199,8 +210,81 @@ func TestChildOfEndedParentDeactivatesAtOnce(t *testing.T) {
 				assert.Equal(t, t0, h.store.Event(t, "deactivated").At, "immediately, not at a timer")
 				assert.Equal(t, jsonOf(map[string]any{"reason": "parent_ended"}), h.store.Event(t, "deactivated").Detail)
 			}
-			assert.ElementsMatch(t, cascade("sub-late", tc.want, "sub-grandchild"), h.sentSignals())
+			assert.ElementsMatch(t, cascadeWithRefund("sub-late", tc.want, true, "sub-grandchild"), h.cascadeSignals(), "it never billed")
 			assert.Empty(t, h.store.Ledger())
 		})
 	}
+}
+
+// An app whose publisher callbacks are in does not bill while its parent is
+// pending; it starts billing when the parent announces its activation.
+func TestAppBillsOnlyOnceItsParentIsActive(t *testing.T) {
+	h := newHarness(t)
+	h.fulfil()
+	waiting := h.queryAt(10 * time.Minute)
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalParentActivated, ParentActivated{ParentID: "sub-parent"})
+	}, 12*time.Minute)
+	h.run(newInput("sub-app", withParent("sub-parent"), withoutAutoRenew))
+
+	assert.Equal(t, domain.StatusPendingFulfillment, waiting.Status, "both callbacks in, parent pending: no billing")
+	assert.Nil(t, waiting.BillingStartedAt)
+	assert.Equal(t, domain.StatusExpired, h.result().Status)
+	billing := h.store.Event(t, domain.EventBillingStarted)
+	assert.Equal(t, at(12*time.Minute), billing.At, "billing starts when the parent is active")
+	assert.Equal(t, "system", billing.Actor)
+	require.Len(t, h.store.LedgerOfKind(domain.LedgerCharge), 1)
+}
+
+// An app whose parent never activates expires at its own deadline, unbilled.
+func TestAppUnderPendingParentExpiresUnbilled(t *testing.T) {
+	h := newHarness(t)
+	h.fulfil()
+	h.run(newInput("sub-app", withParent("sub-parent")))
+	assert.Equal(t, domain.StatusFulfillmentExpired, h.result().Status)
+	assert.Empty(t, h.store.Ledger())
+}
+
+// A parent that was cancelled inside its window (or never billed) asks its
+// apps to refund their current term; a parent deactivated after it billed
+// does not (deactivation never refunds).
+func TestCascadeRefundsAppsTheCustomerCouldNotUse(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		refund bool
+	}{{"parent cancelled inside its window", true}, {"parent deactivated", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.store.parentStatus = domain.StatusActive
+			h.fulfil()
+			h.signalParentEnded(6*time.Minute, ParentEnded{ParentID: "sub-parent", Status: domain.StatusCancelled, Refund: tc.refund})
+			h.run(newInput("sub-app", withParent("sub-parent")))
+
+			assert.Equal(t, domain.StatusDeactivated, h.result().Status)
+			if tc.refund {
+				refunds := h.store.LedgerOfKind(domain.LedgerRefund)
+				require.Len(t, refunds, 1)
+				assert.Equal(t, -unitPrice*testQuantity, refunds[0].AmountMinor)
+				assert.Zero(t, h.store.Balance())
+				assert.EqualValues(t, unitPrice*testQuantity, h.store.Event(t, "deactivated").Detail["refund_minor"])
+			} else {
+				assert.Empty(t, h.store.LedgerOfKind(domain.LedgerRefund))
+				assert.Equal(t, unitPrice*testQuantity, h.store.Balance())
+			}
+		})
+	}
+}
+
+// The parent announces its activation to the apps linked while it was pending.
+func TestParentAnnouncesActivationToLinked(t *testing.T) {
+	h := newHarness(t)
+	h.fulfil()
+	h.run(newInput("sub-parent", withLinked("app-1", "app-2"), withoutAutoRenew))
+	activated := 0
+	for _, s := range h.sentSignals() {
+		if s.Name == SignalParentActivated {
+			activated++
+		}
+	}
+	assert.Equal(t, 2, activated)
 }

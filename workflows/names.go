@@ -16,7 +16,10 @@ const (
 	UpdateCancel             = "cancel"
 	UpdateDeactivate         = "deactivate"
 	UpdateLink               = "link"
+	UpdatePaymentFailed      = "payment_failed"
+	UpdatePaymentReceived    = "payment_received"
 	SignalParentEnded        = "parent_ended"
+	SignalParentActivated    = "parent_activated"
 	QueryState               = "state"
 )
 
@@ -89,6 +92,19 @@ type EndRequest struct {
 	Actor     Actor  `json:"actor"`
 }
 
+// ParentActivated tells a linked subscription its parent started billing.
+type ParentActivated struct {
+	ParentID string `json:"parent_id"`
+}
+
+// PaymentRequest reports a failed or a received payment (from the partner's
+// billing system, through an operator).
+type PaymentRequest struct {
+	MessageID string `json:"message_id"`
+	Actor     Actor  `json:"actor"`
+	Reason    string `json:"reason,omitempty"`
+}
+
 // LinkRequest asks a parent to accept a linked subscription.
 type LinkRequest struct {
 	SubscriptionID string `json:"subscription_id"`
@@ -100,6 +116,10 @@ type LinkRequest struct {
 type ParentEnded struct {
 	ParentID string        `json:"parent_id"`
 	Status   domain.Status `json:"status"`
+	// Refund is set when the parent never started billing or was cancelled
+	// inside its window: the customer could not use the linked app, so its
+	// current term is refunded.
+	Refund bool `json:"refund,omitempty"`
 }
 
 // WorkflowType is the registered name of the subscription workflow.

@@ -38,7 +38,7 @@ func TestTermEndWithAutoRenewRenewsAndContinuesAsNew(t *testing.T) {
 	assert.EqualValues(t, unitPrice*testQuantity, renewed[0].Detail["amount_minor"])
 	assert.Equal(t, []string{domain.NotifyPurchased, domain.NotifyActivated, domain.NotifyRenewed}, h.store.NotificationTypes())
 	assert.Equal(t, []string{"active"}, h.upsertedStatuses(), "the status did not move at renewal")
-	assert.Empty(t, h.sentSignals())
+	assert.Empty(t, h.cascadeSignals())
 
 	// The carried state is the whole subscription, in its new term.
 	s := next.Subscription
@@ -80,7 +80,7 @@ func TestTermEndWithoutAutoRenewExpires(t *testing.T) {
 	assert.Equal(t, "system", ev[0].Actor)
 	assert.Equal(t, []string{domain.NotifyPurchased, domain.NotifyActivated, domain.NotifyExpired}, h.store.NotificationTypes())
 	assert.Equal(t, []string{"active", "expired"}, h.upsertedStatuses())
-	assert.Equal(t, cascade("sub-ex", domain.StatusExpired, "app-1"), h.sentSignals())
+	assert.Equal(t, cascade("sub-ex", domain.StatusExpired, "app-1"), h.cascadeSignals())
 }
 
 // Ten renewals, each in its own run started from the input the previous one
@@ -322,6 +322,7 @@ func TestParentEndedAtContinueAsNewIsCarried(t *testing.T) {
 	pe := ParentEnded{ParentID: "sub-parent", Status: domain.StatusCancelled}
 	t.Run("just before", func(t *testing.T) {
 		h := newHarness(t)
+		h.store.parentStatus = domain.StatusActive
 		h.fulfil()
 		h.signalParentEnded(termEnd-time.Millisecond, pe)
 		h.run(newInput("sub-pc", withParent("sub-parent")))
@@ -331,6 +332,7 @@ func TestParentEndedAtContinueAsNewIsCarried(t *testing.T) {
 	})
 	t.Run("in the instant", func(t *testing.T) {
 		h := newHarness(t)
+		h.store.parentStatus = domain.StatusActive
 		h.fulfil()
 		var delivered atomic.Bool
 		h.at(termEnd, func() {

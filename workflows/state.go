@@ -25,13 +25,20 @@ type State struct {
 	// Handled keeps the ids of recent messages so redeliveries after
 	// continue-as-new stay without effect.
 	Handled []string `json:"handled,omitempty"`
-	// ParentEnded is set when the parent's terminal signal arrived.
-	ParentEnded bool  `json:"parent_ended,omitempty"`
-	Purchaser   Actor `json:"purchaser"`
+	// ParentEnded is set when the parent's terminal signal arrived;
+	// ParentEndedRefund when that parent asked for the current term's refund.
+	ParentEnded       bool `json:"parent_ended,omitempty"`
+	ParentEndedRefund bool `json:"parent_ended_refund,omitempty"`
+	// ParentActive is set once the parent started billing: a linked
+	// subscription never bills before it (durable runs).
+	ParentActive bool  `json:"parent_active,omitempty"`
+	Purchaser    Actor `json:"purchaser"`
 	// TermBilledMinor is what the current term has billed so far (charge and prorations).
 	TermBilledMinor int64 `json:"term_billed_minor"`
 	// EventSeq numbers timeline events so each has a deterministic key.
 	EventSeq int `json:"event_seq"`
+	// GraceEndsAt is when a suspended subscription ends unless paid.
+	GraceEndsAt *time.Time `json:"grace_ends_at,omitempty"`
 }
 
 // clone copies the state deeply enough that changing the copy never touches
@@ -66,6 +73,9 @@ type transition struct {
 	change domain.Change
 	// memo is set when the change alters what the memo shows (the nickname).
 	memo bool
+	// parentGate holds billing of a linked subscription until its parent is
+	// active (runs on the durable write path).
+	parentGate bool
 }
 
 func newTransition(st State, now time.Time) *transition {
@@ -169,7 +179,7 @@ func prorate(full int64, remaining, length time.Duration) int64 {
 // startBilling starts the first term once both publisher callbacks are in.
 func (t *transition) startBilling() {
 	s := t.sub()
-	if s.Status != domain.StatusPendingFulfillment || s.LicensesAssigned == 0 || !s.FulfillmentConfirmed {
+	if !t.readyToBill() {
 		return
 	}
 	now := t.now
@@ -182,6 +192,15 @@ func (t *transition) startBilling() {
 		"amount_minor": charge.AmountMinor, "currency": charge.Currency, "term_end": s.TermEnd,
 	})
 	t.notify(domain.NotifyActivated)
+}
+
+// readyToBill: pending, both callbacks in, and a linked subscription's parent active.
+func (t *transition) readyToBill() bool {
+	s := t.sub()
+	if s.Status != domain.StatusPendingFulfillment || s.LicensesAssigned == 0 || !s.FulfillmentConfirmed {
+		return false
+	}
+	return !t.parentGate || s.ParentSubscriptionID == nil || t.next.ParentActive
 }
 
 // renew starts the next term at the end of this one and bills it.
@@ -198,10 +217,12 @@ func (t *transition) renew() {
 }
 
 // end moves the subscription to a terminal status; a cancel of a billed term
-// refunds it.
+// refunds it, and so does a cascade from a parent the customer could not use.
 func (t *transition) end(status domain.Status, actor Actor, detail map[string]any) {
 	s := t.sub()
-	if status == domain.StatusCancelled && s.Status == domain.StatusActive && s.TermNumber > 0 {
+	refund := status == domain.StatusCancelled || (status == domain.StatusDeactivated && t.parentGate && t.next.ParentEndedRefund)
+	billed := s.Status == domain.StatusActive || s.Status == domain.StatusSuspended
+	if refund && billed && s.TermNumber > 0 {
 		if refund := t.refund(); refund.AmountMinor != 0 {
 			if detail == nil {
 				detail = map[string]any{}
@@ -216,9 +237,33 @@ func (t *transition) end(status domain.Status, actor Actor, detail map[string]an
 	t.notify(terminalNotification[status])
 }
 
+// suspend holds an active subscription for non-payment until the plan's
+// grace period ends.
+func (t *transition) suspend(actor Actor, reason string) {
+	s := t.sub()
+	s.Status = domain.StatusSuspended
+	graceEnds := domain.MustAdd(t.now, t.next.Plan.GracePeriod())
+	t.next.GraceEndsAt = &graceEnds
+	detail := map[string]any{"grace_ends_at": graceEnds}
+	if reason != "" {
+		detail["reason"] = reason
+	}
+	t.event(domain.EventSuspended, actor.String(), detail)
+	t.notify(domain.NotifySuspended)
+}
+
+// reinstate ends a suspension: the same term, the same dates.
+func (t *transition) reinstate(actor Actor) {
+	t.sub().Status = domain.StatusActive
+	t.next.GraceEndsAt = nil
+	t.event(domain.EventReinstated, actor.String(), nil)
+	t.notify(domain.NotifyReinstated)
+}
+
 var terminalNotification = map[domain.Status]string{
 	domain.StatusCancelled:          domain.NotifyCancelled,
 	domain.StatusDeactivated:        domain.NotifyDeactivated,
 	domain.StatusExpired:            domain.NotifyExpired,
 	domain.StatusFulfillmentExpired: domain.NotifyFulfillmentExpired,
+	domain.StatusUnsubscribed:       domain.NotifyUnsubscribed,
 }

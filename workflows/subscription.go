@@ -116,6 +116,8 @@ func (w *subscriptionWorkflow) run(ctx workflow.Context) (domain.Subscription, e
 			err = w.awaitFulfillment(ctx)
 		case s.Status == domain.StatusActive:
 			err = w.awaitTermEnd(ctx)
+		case s.Status == domain.StatusSuspended:
+			err = w.awaitPayment(ctx)
 		default:
 			return s, fmt.Errorf("subscription %s: unknown status %q", s.ID, s.Status)
 		}
@@ -159,15 +161,32 @@ func (w *subscriptionWorkflow) recordPurchase(ctx workflow.Context) error {
 		// The parent ended before this subscription existed to be signalled.
 		w.st.ParentEnded = true
 	}
+	if res.ParentStatus == domain.StatusActive {
+		w.st.ParentActive = true // it started billing before this subscription existed
+	}
 	return nil
 }
 
 func (w *subscriptionWorkflow) awaitFulfillment(ctx workflow.Context) error {
 	fired, err := w.awaitUntil(ctx, w.st.Subscription.ActivationDeadline, func() bool {
-		return w.st.Subscription.Status != domain.StatusPendingFulfillment || w.st.ParentEnded
+		return w.st.Subscription.Status != domain.StatusPendingFulfillment || w.st.ParentEnded || w.waitsOnlyForParent(ctx)
 	})
-	if err != nil || !fired {
+	if err != nil {
 		return err
+	}
+	if !fired && w.waitsOnlyForParent(ctx) {
+		// Both callbacks were in, waiting for the parent, which is now active.
+		return w.locked(ctx, func() error {
+			t := w.begin(ctx)
+			if t.startBilling(); !t.changed() {
+				return nil
+			}
+			_, err := w.commit(ctx, t)
+			return err
+		})
+	}
+	if !fired {
+		return nil
 	}
 	return w.locked(ctx, func() error {
 		if w.st.Subscription.Status != domain.StatusPendingFulfillment {
@@ -175,6 +194,13 @@ func (w *subscriptionWorkflow) awaitFulfillment(ctx workflow.Context) error {
 		}
 		return w.end(ctx, domain.StatusFulfillmentExpired, SystemActor, nil)
 	})
+}
+
+// waitsOnlyForParent: both callbacks are in and the parent has just become
+// active, so billing can start (durable runs only; before, a linked
+// subscription billed without waiting).
+func (w *subscriptionWorkflow) waitsOnlyForParent(ctx workflow.Context) bool {
+	return w.durable && w.st.Subscription.ParentSubscriptionID != nil && w.begin(ctx).readyToBill()
 }
 
 // awaitTermEnd waits for the term to end, then renews or expires.
@@ -199,6 +225,25 @@ func (w *subscriptionWorkflow) awaitTermEnd(ctx workflow.Context) error {
 		}
 		w.renewed = true
 		return nil
+	})
+}
+
+// awaitPayment waits, suspended, for the payment until the grace period ends;
+// then the subscription ends (unsubscribed) and its linked ones with it.
+// Nothing renews meanwhile: a reinstated subscription whose term ended
+// renews at once.
+func (w *subscriptionWorkflow) awaitPayment(ctx workflow.Context) error {
+	fired, err := w.awaitUntil(ctx, *w.st.GraceEndsAt, func() bool {
+		return w.st.Subscription.Status != domain.StatusSuspended || w.st.ParentEnded
+	})
+	if err != nil || !fired {
+		return err
+	}
+	return w.locked(ctx, func() error {
+		if w.st.Subscription.Status != domain.StatusSuspended {
+			return nil
+		}
+		return w.end(ctx, domain.StatusUnsubscribed, SystemActor, map[string]any{"reason": "payment_not_received"})
 	})
 }
 
@@ -231,19 +276,28 @@ func (w *subscriptionWorkflow) awaitHandlers(ctx workflow.Context) error {
 // in-flight handlers answer before the workflow closes.
 func (w *subscriptionWorkflow) finish(ctx workflow.Context) (domain.Subscription, error) {
 	s := w.st.Subscription
-	futures := make([]workflow.Future, 0, len(s.LinkedSubscriptionIDs))
-	for _, id := range s.LinkedSubscriptionIDs {
-		futures = append(futures, workflow.SignalExternalWorkflow(ctx, WorkflowID(id), "", SignalParentEnded,
-			ParentEnded{ParentID: s.ID, Status: s.Status}))
+	msg := ParentEnded{ParentID: s.ID, Status: s.Status}
+	if w.durable {
+		msg.Refund = s.TermNumber == 0 || s.Status == domain.StatusCancelled
+	}
+	w.signalLinked(ctx, SignalParentEnded, msg)
+	return w.st.Subscription, w.awaitHandlers(ctx)
+}
+
+// signalLinked sends a signal to every linked subscription and waits for the
+// sends. A linked subscription that already ended, or never started, needs
+// none: one that starts later reads this parent's status when it records itself.
+func (w *subscriptionWorkflow) signalLinked(ctx workflow.Context, name string, msg any) {
+	ids := w.st.Subscription.LinkedSubscriptionIDs
+	futures := make([]workflow.Future, 0, len(ids))
+	for _, id := range ids {
+		futures = append(futures, workflow.SignalExternalWorkflow(ctx, WorkflowID(id), "", name, msg))
 	}
 	for i, f := range futures {
 		if err := f.Get(ctx, nil); err != nil {
-			// A linked subscription that already ended, or never started, needs no signal:
-			// one that starts later reads this parent's terminal status when it records itself.
-			workflow.GetLogger(ctx).Info("cascade signal not delivered", "linked", s.LinkedSubscriptionIDs[i], "error", err)
+			workflow.GetLogger(ctx).Info("signal to a linked subscription not delivered", "signal", name, "linked", ids[i], "error", err)
 		}
 	}
-	return w.st.Subscription, w.awaitHandlers(ctx)
 }
 
 // endBySystem ends the subscription on the workflow's own account.
@@ -261,7 +315,9 @@ func (w *subscriptionWorkflow) end(ctx workflow.Context, status domain.Status, a
 
 // begin starts a transition from the saved state at the current time.
 func (w *subscriptionWorkflow) begin(ctx workflow.Context) *transition {
-	return newTransition(w.st, clock(ctx))
+	t := newTransition(w.st, clock(ctx))
+	t.parentGate = w.durable
+	return t
 }
 
 // commit saves a transition and only then adopts its state, then tells ops:
@@ -285,9 +341,14 @@ func (w *subscriptionWorkflow) commit(ctx workflow.Context, t *transition) (doma
 	if err != nil {
 		return res, fmt.Errorf("save subscription %s: %w", s.ID, err)
 	}
-	// A parent's terminal signal may have arrived while the write ran.
+	// The parent's signals may have arrived while the write ran.
 	t.next.ParentEnded = t.next.ParentEnded || w.st.ParentEnded
+	t.next.ParentEndedRefund = t.next.ParentEndedRefund || w.st.ParentEndedRefund
+	t.next.ParentActive = t.next.ParentActive || w.st.ParentActive
 	w.st = t.next
+	if w.durable && before == domain.StatusPendingFulfillment && s.Status == domain.StatusActive {
+		w.signalLinked(ctx, SignalParentActivated, ParentActivated{ParentID: s.ID})
+	}
 	if s.Status != before {
 		if err := workflow.UpsertTypedSearchAttributes(ctx, statusKey.ValueSet(string(s.Status))); err != nil {
 			return res, err
@@ -339,10 +400,15 @@ func (w *subscriptionWorkflow) locked(ctx workflow.Context, fn func() error) err
 // the same step the signal arrives and no transition's adopted state can
 // overwrite it.
 func (w *subscriptionWorkflow) receiveSignals(ctx workflow.Context) {
-	ch := workflow.GetSignalChannel(ctx, SignalParentEnded)
+	ended := workflow.GetSignalChannel(ctx, SignalParentEnded)
 	var msg ParentEnded
-	for ch.ReceiveAsync(&msg) {
+	for ended.ReceiveAsync(&msg) {
 		w.st.ParentEnded = true
+		w.st.ParentEndedRefund = w.st.ParentEndedRefund || msg.Refund
+	}
+	activated := workflow.GetSignalChannel(ctx, SignalParentActivated)
+	for activated.ReceiveAsync(nil) {
+		w.st.ParentActive = true
 	}
 }
 

@@ -183,6 +183,10 @@ func TestEveryContractOperationIsDocumented(t *testing.T) {
 		{http.MethodPost, "/v1/publisher/resolve", 200, "publisher"},
 		{http.MethodPost, "/v1/publisher/subscriptions/{id}/licenses", 200, "publisher"},
 		{http.MethodPost, "/v1/publisher/subscriptions/{id}/activate", 200, "publisher"},
+		{http.MethodGet, "/v1/offers", 200, "partner"},
+		{http.MethodGet, "/v1/offers/{id}", 200, "partner"},
+		{http.MethodGet, "/v1/publisher/subscriptions", 200, "publisher"},
+		{http.MethodGet, "/v1/publisher/subscriptions/{id}", 200, "publisher"},
 		{http.MethodGet, "/healthz", 200, ""},
 		{http.MethodGet, "/readyz", 200, ""},
 		{http.MethodGet, "/metrics", 200, ""},
@@ -280,6 +284,7 @@ var subscriptionFields = []string{
 	"term_start", "term_end", "next_bill_date", "days_until_renewal",
 	"cancellation_window_ends_at", "created_at", "updated_at",
 	"publisher_id", "term_number", "version",
+	"site", "billing_account_id", "action_required",
 }
 
 func TestSubscriptionSchema(t *testing.T) {
@@ -309,6 +314,8 @@ func TestSubscriptionSchema(t *testing.T) {
 		"next_bill_date": "2027-01-01T00:00:00Z", "days_until_renewal": 365.0,
 		"cancellation_window_ends_at": nil, "created_at": "2026-01-01T00:00:00Z",
 		"updated_at": "2026-01-01T00:00:00Z", "version": 4.0,
+		"site": map[string]any{"id": "site_1", "name": "HQ", "url": "https://hq.example"}, "billing_account_id": "ba_1",
+		"action_required": nil,
 	}
 	if err := doc.ValidateSchemaJSON(s, sub, openapi3.EnableJSONSchema2020()); err != nil {
 		t.Errorf("valid subscription rejected: %v", err)

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -23,6 +24,12 @@ commands:
   worker      the Temporal worker and the publisher notification dispatcher
   migrate     create the database if missing and apply migrations
   seed FILE   load a seed file (idempotent upsert)
+  keys ...    create, rotate and revoke agent API keys and publisher signing secrets
+              (fulfillment keys -h)
+  contacts set-primary --partner ID --customer ID --email ADDRESS --operator NAME [--reason TEXT]
+              reassign a customer's primary contact (operators; audited)
+  billing payment-failed|payment-received --subscription ID --operator NAME [--reason TEXT]
+              suspend a subscription for non-payment, or reinstate it (operators; audited)
 `
 
 func main() {
@@ -39,7 +46,8 @@ func main() {
 	defer stop()
 	logger := cfg.Logger()
 	slog.SetDefault(logger)
-	if err := run(ctx, os.Args[1], os.Args[2:], cfg, logger); err != nil {
+	// A stop signal while waiting for a dependency is a clean exit, not a failure.
+	if err := run(ctx, os.Args[1], os.Args[2:], cfg, logger); err != nil && !(ctx.Err() != nil && errors.Is(err, context.Canceled)) {
 		logger.Error("fulfillment failed", "command", os.Args[1], "error", err)
 		os.Exit(1)
 	}
@@ -60,6 +68,12 @@ func run(ctx context.Context, command string, args []string, cfg config.Config, 
 			return err
 		}
 		return service.Seed(ctx, cfg, f)
+	case "keys":
+		return service.Keys(ctx, cfg, logger, args, os.Stdout)
+	case "contacts":
+		return service.Contacts(ctx, cfg, args, os.Stdout, logger)
+	case "billing":
+		return service.Billing(ctx, cfg, args, os.Stdout, logger)
 	case "api", "worker":
 		logger.Info("starting", append([]any{"command", command}, cfg.Masked()...)...)
 		d, err := service.Connect(ctx, cfg, logger)

@@ -1,0 +1,285 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/partnerhub/fulfillment/config"
+	"github.com/partnerhub/fulfillment/domain"
+	"github.com/partnerhub/fulfillment/store"
+	"github.com/partnerhub/fulfillment/vault"
+)
+
+// KeysUsage documents `fulfillment keys`.
+const KeysUsage = `usage: fulfillment keys <command>
+
+  agent create PARTNER AGENT [-role admin_agent|sales_agent]
+        a new API key for the agent (created, as sales_agent unless -role, if missing); printed once
+  agent rotate PARTNER AGENT [-overlap 24h]
+        a new API key; the agent's other keys stop working after the overlap (0s: at once)
+  agent revoke PARTNER AGENT
+        every key of the agent stops working now
+  publisher rotate PUBLISHER [-overlap 24h]
+        a new signing secret; the other secrets stop verifying after the overlap; printed once
+  publisher revoke PUBLISHER FINGERPRINT
+        that secret stops verifying now
+  publisher list PUBLISHER
+        fingerprints and expiry of the publisher's secrets (never the secrets)
+
+Only the new key or secret is printed, on stdout; every action is audited.
+`
+
+// Keys runs `fulfillment keys ARGS`, printing a newly created credential (and
+// nothing else secret) to stdout.
+func Keys(ctx context.Context, cfg config.Config, logger *slog.Logger, args []string, stdout io.Writer) error {
+	if len(args) < 2 {
+		return usageError()
+	}
+	commands := map[string]func(*keys, context.Context, []string) error{
+		"agent create":     func(k *keys, ctx context.Context, a []string) error { return k.agentKey(ctx, "create", a) },
+		"agent rotate":     func(k *keys, ctx context.Context, a []string) error { return k.agentKey(ctx, "rotate", a) },
+		"agent revoke":     (*keys).revokeAgent,
+		"publisher rotate": (*keys).rotateSecret,
+		"publisher revoke": (*keys).revokeSecret,
+		"publisher list":   (*keys).listSecrets,
+	}
+	command, ok := commands[args[0]+" "+args[1]]
+	if !ok {
+		return usageError()
+	}
+	v, err := vault.Parse(cfg.SecretKey)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	k := &keys{st: st, v: v, logger: logger, out: stdout, actor: operator()}
+	return command(k, ctx, args[2:])
+}
+
+func usageError() error {
+	fmt.Fprint(os.Stderr, KeysUsage)
+	return errors.New("usage: fulfillment keys agent|publisher ...")
+}
+
+type keys struct {
+	st     *store.Store
+	v      *vault.Vault
+	logger *slog.Logger
+	out    io.Writer
+	actor  string
+}
+
+// operator names who ran the command in the audit log.
+func operator() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return "cli:" + name + "@" + host
+}
+
+// parse reads positional arguments then flags (fulfillment keys agent rotate P A -overlap 1h).
+func parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	if len(args) < positional {
+		return nil, usageError()
+	}
+	for _, a := range args[:positional] {
+		if strings.HasPrefix(a, "-") { // flags go after the names
+			return nil, usageError()
+		}
+	}
+	if err := fs.Parse(args[positional:]); err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, KeysUsage)
+	}
+	if fs.NArg() != 0 {
+		return nil, usageError()
+	}
+	return args[:positional], nil
+}
+
+// audit records a credential action in audit_log and in the log.
+func (k *keys) audit(ctx context.Context, tenant, action, outcome string, detail map[string]any) error {
+	k.logger.Info("audit", "actor", k.actor, "tenant", tenant, "action", action, "outcome", outcome)
+	return k.st.RecordAudit(ctx, store.AuditEntry{Actor: k.actor, Tenant: tenant, Action: action, Outcome: outcome, Detail: detail})
+}
+
+func (k *keys) agentKey(ctx context.Context, verb string, args []string) error {
+	fs := flag.NewFlagSet("keys agent "+verb, flag.ContinueOnError)
+	role := fs.String("role", "", "admin_agent or sales_agent (create)")
+	overlap := fs.Duration("overlap", 24*time.Hour, "how long the old keys keep working (rotate)")
+	pos, err := parse(fs, args, 2)
+	if err != nil {
+		return err
+	}
+	partnerID, agentID := pos[0], pos[1]
+	r := domain.Role(*role)
+	if r != "" && r != domain.RoleAdminAgent && r != domain.RoleSalesAgent {
+		return fmt.Errorf("-role must be admin_agent or sales_agent")
+	}
+	if *overlap < 0 {
+		return fmt.Errorf("-overlap may not be negative")
+	}
+	if _, err := k.st.Partner(ctx, partnerID); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no partner %q", partnerID)
+	} else if err != nil {
+		return err
+	}
+	if verb == "rotate" {
+		if _, err := k.st.Agent(ctx, partnerID, agentID); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no agent %s/%s to rotate (create it with keys agent create)", partnerID, agentID)
+		} else if err != nil {
+			return err
+		}
+	}
+	key, err := vault.GenerateAPIKey()
+	if err != nil {
+		return err
+	}
+	hash := k.v.KeyHash(key)
+	agent, err := k.st.CreateAgentKey(ctx, partnerID, agentID, r, hash)
+	if err != nil {
+		return err
+	}
+	detail := map[string]any{"agent_id": agentID, "role": string(agent.Role), "key_fingerprint": vault.Fingerprint(key)}
+	if verb == "rotate" {
+		n, err := k.st.RevokeAgentKeys(ctx, partnerID, agentID, hash, *overlap)
+		if err != nil {
+			return err
+		}
+		detail["old_keys_revoked"], detail["overlap"] = n, overlap.String()
+	}
+	if err := k.audit(ctx, partnerID, "keys.agent."+verb, "ok", detail); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(k.out, key)
+	return err
+}
+
+func (k *keys) revokeAgent(ctx context.Context, args []string) error {
+	pos, err := parse(flag.NewFlagSet("keys agent revoke", flag.ContinueOnError), args, 2)
+	if err != nil {
+		return err
+	}
+	partnerID, agentID := pos[0], pos[1]
+	if _, err := k.st.Agent(ctx, partnerID, agentID); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no agent %s/%s", partnerID, agentID)
+	} else if err != nil {
+		return err
+	}
+	n, err := k.st.RevokeAgentKeys(ctx, partnerID, agentID, nil, 0)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "revoked %d key(s) of %s/%s\n", n, partnerID, agentID)
+	return k.audit(ctx, partnerID, "keys.agent.revoke", "ok", map[string]any{"agent_id": agentID, "keys_revoked": n})
+}
+
+func (k *keys) publisher(ctx context.Context, id string) error {
+	if _, err := k.st.Publisher(ctx, id); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no publisher %q", id)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+func (k *keys) rotateSecret(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("keys publisher rotate", flag.ContinueOnError)
+	overlap := fs.Duration("overlap", 24*time.Hour, "how long the old secrets keep verifying")
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	if *overlap < 0 {
+		return fmt.Errorf("-overlap may not be negative")
+	}
+	publisherID := pos[0]
+	if err := k.publisher(ctx, publisherID); err != nil {
+		return err
+	}
+	secret, err := vault.GenerateSigningSecret()
+	if err != nil {
+		return err
+	}
+	sealed, err := k.v.Seal([]byte(secret))
+	if err != nil {
+		return err
+	}
+	fingerprint := vault.Fingerprint(secret)
+	if err := k.st.AddPublisherSecret(ctx, publisherID, fingerprint, sealed); err != nil {
+		return err
+	}
+	if err := k.st.ExpirePublisherSecrets(ctx, publisherID, fingerprint, time.Now().Add(*overlap)); err != nil {
+		return err
+	}
+	err = k.audit(ctx, "publisher:"+publisherID, "keys.publisher.rotate", "ok",
+		map[string]any{"publisher_id": publisherID, "fingerprint": fingerprint, "overlap": overlap.String()})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(k.out, secret)
+	return err
+}
+
+func (k *keys) revokeSecret(ctx context.Context, args []string) error {
+	pos, err := parse(flag.NewFlagSet("keys publisher revoke", flag.ContinueOnError), args, 2)
+	if err != nil {
+		return err
+	}
+	publisherID, fingerprint := pos[0], pos[1]
+	if err := k.publisher(ctx, publisherID); err != nil {
+		return err
+	}
+	ok, err := k.st.RevokePublisherSecret(ctx, publisherID, fingerprint, time.Now())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		_ = k.audit(ctx, "publisher:"+publisherID, "keys.publisher.revoke", "not_found", map[string]any{"publisher_id": publisherID, "fingerprint": fingerprint})
+		return fmt.Errorf("publisher %s has no active secret %s", publisherID, fingerprint)
+	}
+	if active, err := k.st.PublisherSecrets(ctx, publisherID, time.Now()); err == nil && len(active) == 0 {
+		fmt.Fprintf(os.Stderr, "warning: publisher %s has no active signing secret left; rotate to issue one\n", publisherID)
+	}
+	return k.audit(ctx, "publisher:"+publisherID, "keys.publisher.revoke", "ok", map[string]any{"publisher_id": publisherID, "fingerprint": fingerprint})
+}
+
+func (k *keys) listSecrets(ctx context.Context, args []string) error {
+	pos, err := parse(flag.NewFlagSet("keys publisher list", flag.ContinueOnError), args, 1)
+	if err != nil {
+		return err
+	}
+	if err := k.publisher(ctx, pos[0]); err != nil {
+		return err
+	}
+	infos, err := k.st.PublisherSecretInfos(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, s := range infos {
+		state, expires := "active", "-"
+		if s.ExpiresAt != nil {
+			expires = s.ExpiresAt.UTC().Format(time.RFC3339)
+			if !s.ExpiresAt.After(now) {
+				state = "expired"
+			}
+		}
+		fmt.Fprintf(k.out, "%s  %-7s  created %s  expires %s\n", s.Fingerprint, state, s.CreatedAt.UTC().Format(time.RFC3339), expires)
+	}
+	return nil
+}

@@ -1,0 +1,171 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/partnerhub/fulfillment/domain"
+	"github.com/partnerhub/fulfillment/email"
+	"github.com/partnerhub/fulfillment/store"
+)
+
+func key(k string, body string) store.CreationKey {
+	return store.CreationKey{Key: k, Hash: []byte(body)}
+}
+
+func TestSitesAreCreatedOncePerKeyAndPaged(t *testing.T) {
+	f := seeded(t)
+	hq, replayed, err := f.st.CreateSite(f.ctx, woodgrove, "HQ", "https://hq.example", "agent:alice", key("k1", "hq"))
+	require.NoError(t, err)
+	assert.False(t, replayed)
+	again, replayed, err := f.st.CreateSite(f.ctx, woodgrove, "HQ", "https://hq.example", "agent:alice", key("k1", "hq"))
+	require.NoError(t, err)
+	assert.True(t, replayed)
+	assert.Equal(t, hq.ID, again.ID)
+	_, _, err = f.st.CreateSite(f.ctx, woodgrove, "Lab", "https://lab.example", "agent:alice", key("k1", "lab"))
+	assert.ErrorIs(t, err, store.ErrIdempotencyKeyReused)
+	_, _, err = f.st.CreateSite(f.ctx, woodgrove, "HQ2", "https://hq.example", "agent:alice", key("k2", "hq2"))
+	assert.ErrorIs(t, err, store.ErrSiteExists)
+	lab, _, err := f.st.CreateSite(f.ctx, woodgrove, "Lab", "https://lab.example", "agent:alice", key("k3", "lab"))
+	require.NoError(t, err)
+	// The same URL at another customer is another site; a refused create left no key behind.
+	_, _, err = f.st.CreateSite(f.ctx, store.CustomerRef{PartnerID: partnerID, CustomerID: otherCustomer}, "HQ", "https://hq.example", "agent:alice", key("k2", "x"))
+	require.NoError(t, err)
+
+	page, next, err := f.st.Sites(f.ctx, woodgrove, store.Page{Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, page, 1)
+	assert.Equal(t, lab.ID, page[0].ID, "newest first")
+	page, next, err = f.st.Sites(f.ctx, woodgrove, store.Page{Limit: 1, BeforeSeq: next})
+	require.NoError(t, err)
+	require.Len(t, page, 1)
+	assert.Equal(t, hq.ID, page[0].ID)
+	assert.Zero(t, next)
+	none, _, err := f.st.Sites(f.ctx, store.CustomerRef{PartnerID: otherPartner, CustomerID: customerID}, store.Page{})
+	require.NoError(t, err)
+	assert.Empty(t, none, "another partner's customer of the same id sees nothing")
+}
+
+func TestPurchasePlacesOnDefaultAccountAndActivationOnSite(t *testing.T) {
+	f := seeded(t)
+	sub := subscription("sub-1")
+	f.save(t, purchase(sub), nil)
+	accounts, _, err := f.st.BillingAccounts(f.ctx, woodgrove, store.Page{})
+	require.NoError(t, err)
+	require.Len(t, accounts, 1, "a default account is created for the first purchase")
+	assert.True(t, accounts[0].Default)
+	f.save(t, purchase(subscription("sub-2")), nil)
+	accounts, _, err = f.st.BillingAccounts(f.ctx, woodgrove, store.Page{})
+	require.NoError(t, err)
+	assert.Len(t, accounts, 1, "and reused")
+
+	act := activation(sub)
+	url := "https://woodgrove.contoso.example"
+	act.Subscription.SiteURL = &url
+	act.Events = append(act.Events, domain.Event{SubscriptionID: sub.ID, Key: "sub-1:confirmed", At: t0, Type: "fulfillment_confirmed", Actor: "publisher:contoso"})
+	f.save(t, act, nil)
+	f.save(t, act, nil) // retried: no second site
+
+	app := subscription("app-1")
+	app.ParentSubscriptionID = &sub.ID
+	f.save(t, purchase(app), nil)
+	placed, err := f.st.Placements(f.ctx, []string{sub.ID, app.ID, "sub-2"})
+	require.NoError(t, err)
+	require.NotNil(t, placed[sub.ID].SiteURL)
+	assert.Equal(t, url, *placed[sub.ID].SiteURL)
+	assert.Equal(t, "woodgrove.contoso.example", *placed[sub.ID].SiteName, "named after its host")
+	require.NotNil(t, placed[app.ID].SiteURL, "an app lives on its parent's site")
+	assert.Equal(t, *placed[sub.ID].SiteID, *placed[app.ID].SiteID)
+	assert.Nil(t, placed["sub-2"].SiteID)
+	assert.Equal(t, accounts[0].ID, *placed[sub.ID].BillingAccountID)
+	assert.Nil(t, placed[sub.ID].SetupInstructions)
+	steps := "Sign in and pick a site."
+	require.NoError(t, f.st.SetSetupInstructions(f.ctx, offerID, &steps))
+	placed, err = f.st.Placements(f.ctx, []string{sub.ID})
+	require.NoError(t, err)
+	require.NotNil(t, placed[sub.ID].SetupInstructions)
+	assert.Equal(t, steps, *placed[sub.ID].SetupInstructions)
+	assert.Equal(t, 1, f.count(t, "customer_sites"))
+	assert.Equal(t, 1, f.count(t, "ledger WHERE billing_account_id = $1", accounts[0].ID), "the charge landed on the account")
+}
+
+func TestTransferMovesFutureChargesAndEmails(t *testing.T) {
+	f := seeded(t)
+	withContacts(t, f)
+	sub := subscription("sub-1")
+	f.save(t, purchase(sub), nil)
+	europe, _, err := f.st.CreateBillingAccount(f.ctx, woodgrove, "Europe", "agent:alice", key("k", "europe"))
+	require.NoError(t, err)
+	assert.False(t, europe.Default)
+	other, _, err := f.st.CreateBillingAccount(f.ctx, store.CustomerRef{PartnerID: partnerID, CustomerID: otherCustomer}, "Elsewhere", "agent:alice", key("k2", "x"))
+	require.NoError(t, err)
+
+	move := store.Transfer{Customer: woodgrove, SubscriptionID: sub.ID, BillingAccountID: other.ID, Actor: "agent:alice", Key: "t1"}
+	assert.ErrorIs(t, f.st.TransferSubscription(f.ctx, move), store.ErrNotFound, "another customer's account")
+	move.BillingAccountID = europe.ID
+	require.NoError(t, f.st.TransferSubscription(f.ctx, move))
+	assert.ErrorIs(t, f.st.TransferSubscription(f.ctx, move), store.ErrSameBillingAccount)
+
+	f.save(t, activation(sub), nil)
+	assert.Equal(t, 1, f.count(t, "ledger WHERE billing_account_id = $1", europe.ID), "the next charge lands on the new account")
+	assert.Equal(t, 1, f.count(t, "events WHERE subscription_id = $1 AND type = 'billing_account_changed'", sub.ID))
+	emails, err := f.st.CustomerEmails(f.ctx, woodgrove)
+	require.NoError(t, err)
+	var moved int
+	for _, e := range emails {
+		if e.Kind == email.KindBillingAccountChanged {
+			moved++
+		}
+	}
+	assert.Equal(t, 2, moved, "both contacts are told")
+}
+
+func TestChooseSiteOnlyOfTheSameCustomer(t *testing.T) {
+	f := seeded(t)
+	sub := subscription("sub-1")
+	f.save(t, purchase(sub), nil)
+	mine, _, err := f.st.CreateSite(f.ctx, woodgrove, "HQ", "https://hq.example", "contact:x", key("k1", "a"))
+	require.NoError(t, err)
+	theirs, _, err := f.st.CreateSite(f.ctx, store.CustomerRef{PartnerID: partnerID, CustomerID: otherCustomer}, "HQ", "https://hq.example", "agent:x", key("k2", "b"))
+	require.NoError(t, err)
+	assert.ErrorIs(t, f.st.ChooseSite(f.ctx, woodgrove, sub.ID, theirs.ID, "contact:x"), store.ErrNotFound)
+	require.NoError(t, f.st.ChooseSite(f.ctx, woodgrove, sub.ID, mine.ID, "contact:x"))
+	placed, err := f.st.Placements(f.ctx, []string{sub.ID})
+	require.NoError(t, err)
+	assert.Equal(t, mine.ID, *placed[sub.ID].SiteID)
+}
+
+// When the workflow records a move itself (NOTES-customers.md), its
+// transition queues the same email.
+func TestWorkflowMoveEventQueuesEmail(t *testing.T) {
+	f := seeded(t)
+	withContacts(t, f)
+	sub := subscription("sub-1")
+	f.save(t, purchase(sub), nil)
+	accounts, _, err := f.st.BillingAccounts(f.ctx, woodgrove, store.Page{})
+	require.NoError(t, err)
+	europe, _, err := f.st.CreateBillingAccount(f.ctx, woodgrove, "Europe", "agent:alice", key("k", "europe"))
+	require.NoError(t, err)
+	sub.Version = 2
+	change := domain.Change{Subscription: sub, Events: []domain.Event{{SubscriptionID: sub.ID, Key: "sub-1:9", At: t0,
+		Type: store.EventBillingAccountChanged, Actor: "agent:alice",
+		Detail: map[string]any{"from_billing_account_id": accounts[0].ID, "to_billing_account_id": europe.ID}}}}
+	f.save(t, change, nil)
+	f.save(t, change, nil)
+	due, err := f.st.ClaimDueEmails(f.ctx, 50, time.Minute)
+	require.NoError(t, err)
+	var moved []store.PendingEmail
+	for _, d := range due {
+		if d.Kind == email.KindBillingAccountChanged {
+			moved = append(moved, d)
+		}
+	}
+	require.Len(t, moved, 2, "one per contact, once")
+	d, err := moved[0].Data()
+	require.NoError(t, err)
+	assert.Equal(t, "Default", d.FromAccount)
+	assert.Equal(t, "Europe", d.ToAccount)
+}
