@@ -83,6 +83,7 @@ func (d *Deps) Close() {
 
 // RunAPI serves HTTP until ctx ends, then drains in-flight requests.
 func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
+	servePprof(d.Logger)
 	srv := &api.Server{
 		Store: d.Store, Temporal: d.Temporal, Vault: d.Vault, Logger: d.Logger, Metrics: metrics,
 		TaskQueue: d.Config.TaskQueue, UpdateTimeout: d.Config.UpdateTimeout,
@@ -126,6 +127,8 @@ func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
 // The worker starts polling once PostgreSQL and Temporal both answer; until
 // then it waits (SIGTERM still ends it at once, cleanly).
 func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
+	servePprof(d.Logger)
+	tuneWorkerCache(d.Logger)
 	acts := &activities.Activities{Store: d.Store, Vault: d.Vault}
 	if observe != nil {
 		acts.Observe = func(e domain.Event) { observe(e.Type) }
