@@ -20,9 +20,9 @@ import (
 
 // Config is every setting, each from an environment variable with a default.
 type Config struct {
-	DatabaseURL       string
+	DatabaseURL string
 	// DatabaseMaxConns caps each process's PostgreSQL connections.
-	DatabaseMaxConns int
+	DatabaseMaxConns  int
 	TemporalAddress   string
 	TemporalNamespace string
 	TaskQueue         string
