@@ -43,6 +43,7 @@ type Server struct {
 	partnerLimiter   *limiter
 	publisherLimiter *limiter
 	failureLimiter   *limiter
+	inProcess        http.Handler // AsAgent's engine
 }
 
 // Metrics is what the API needs from the metrics registry.
@@ -107,7 +108,21 @@ func (s *Server) Router() *gin.Engine {
 		r.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
 	}
 
-	partner := r.Group("/v1", s.authenticatePartner)
+	s.partnerRoutes(r.Group("/v1", s.authenticatePartner))
+
+	publisher := r.Group("/v1/publisher", s.authenticatePublisher)
+	publisher.POST("/resolve", s.publisherMessage(s.resolve))
+	publisher.POST("/subscriptions/:id/licenses", s.publisherMessage(s.assignLicenses))
+	publisher.POST("/subscriptions/:id/activate", s.publisherMessage(s.confirmFulfillment))
+	// Reads are signed messages too: a GET signs its method and request target (signedPayload).
+	publisher.GET("/subscriptions", s.publisherMessage(s.listPublisherSubscriptions))
+	publisher.GET("/subscriptions/:id", s.publisherMessage(s.getPublisherSubscription))
+	return r
+}
+
+// partnerRoutes registers the partner API on an authenticated group (over
+// HTTP with an API key, or in-process for the portal: AsAgent).
+func (s *Server) partnerRoutes(partner *gin.RouterGroup) {
 	partner.POST("/customers", s.createCustomer)
 	partner.GET("/customers", s.listCustomers)
 	partner.GET("/customers/:id", s.getCustomer)
@@ -127,15 +142,6 @@ func (s *Server) Router() *gin.Engine {
 	partner.GET("/offers", s.listOffers)
 	partner.GET("/offers/:id", s.getOffer)
 	partner.POST("/subscriptions/:id/transfer", s.requireAdmin("transfer"), s.transferSubscription)
-
-	publisher := r.Group("/v1/publisher", s.authenticatePublisher)
-	publisher.POST("/resolve", s.publisherMessage(s.resolve))
-	publisher.POST("/subscriptions/:id/licenses", s.publisherMessage(s.assignLicenses))
-	publisher.POST("/subscriptions/:id/activate", s.publisherMessage(s.confirmFulfillment))
-	// Reads are signed messages too: a GET signs its method and request target (signedPayload).
-	publisher.GET("/subscriptions", s.publisherMessage(s.listPublisherSubscriptions))
-	publisher.GET("/subscriptions/:id", s.publisherMessage(s.getPublisherSubscription))
-	return r
 }
 
 // requestContext gives every request an id, a logger carrying it, and
