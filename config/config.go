@@ -50,6 +50,9 @@ type Config struct {
 	SMTPURL   string
 	SMTPFrom  string
 	PortalURL string
+	// PortalSecureCookies marks the portal's session cookie Secure
+	// (PORTAL_SECURE_COOKIES, default true; `fulfillment dev` false: plain HTTP).
+	PortalSecureCookies bool
 	// Dev mode only.
 	TemporalCLI     string
 	TemporalUIPort  int
@@ -104,6 +107,7 @@ func FromEnv() (Config, error) {
 	parse("SHUTDOWN_TIMEOUT", "20s", func(s string) (e error) { c.ShutdownTimeout, e = time.ParseDuration(s); return })
 	parse("UPDATE_TIMEOUT", "30s", func(s string) (e error) { c.UpdateTimeout, e = time.ParseDuration(s); return })
 	parse("MESSAGE_RETENTION", "48h", func(s string) (e error) { c.MessageRetention, e = time.ParseDuration(s); return })
+	parse("PORTAL_SECURE_COOKIES", "true", func(s string) (e error) { c.PortalSecureCookies, e = strconv.ParseBool(s); return })
 	parse("WEBHOOK_ALLOW_PRIVATE", "false", func(s string) (e error) { c.WebhookAllowPrivate, e = strconv.ParseBool(s); return })
 	if err == nil {
 		c.TrustedProxies, err = parseProxies(os.Getenv("TRUSTED_PROXIES"))
