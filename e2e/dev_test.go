@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,6 +56,20 @@ func TestDevCommand(t *testing.T) {
 	assert.Contains(t, out, "http://"+httpAddr)
 	assert.Contains(t, out, "Temporal UI:  http://127.0.0.1:"+uiPort)
 	assert.Contains(t, out, "demo_fabrikam_admin_alice_key")
+	assert.Contains(t, out, "Portal:       http://"+httpAddr+"/portal/")
+	for _, who := range []string{"ann@woodgrove.example (contact)", "alice@fabrikam.example (agent)", "bob@fabrikam.example (agent)"} {
+		assert.Regexp(t, regexp.QuoteMeta(who)+` +http://`+regexp.QuoteMeta(httpAddr)+`/portal/sign-in/[A-Za-z0-9_-]{43}\n`, out, "a demo sign-in link")
+	}
+	// The contact's printed link signs in once.
+	link := regexp.MustCompile(`ann@woodgrove\.example \(contact\) +(\S+)`).FindStringSubmatch(out)
+	require.NotNil(t, link, out)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for i, want := range []int{http.StatusSeeOther, http.StatusGone} {
+		resp, err := noRedirect.PostForm(link[1], nil)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, want, resp.StatusCode, "use %d of the demo link", i+1)
+	}
 	assert.Contains(t, out, "Mail inbox:   http://127.0.0.1:"+mailUIPort)
 	assert.Contains(t, stderr.String(), "SECRET_KEY not set", "the dev key is announced")
 	_, err := os.Stat(filepath.Join(dataDir, "temporal.db"))
