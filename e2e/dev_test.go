@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,9 +66,16 @@ func TestDevCommand(t *testing.T) {
 	// The contact's printed link signs in once.
 	link := regexp.MustCompile(`ann@woodgrove\.example \(contact\) +(\S+)`).FindStringSubmatch(out)
 	require.NotNil(t, link, out)
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for i, want := range []int{http.StatusSeeOther, http.StatusGone} {
-		resp, err := noRedirect.PostForm(link[1], nil)
+		jar, _ := cookiejar.New(nil)
+		browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		page, err := browser.Get(link[1])
+		require.NoError(t, err)
+		body, _ := io.ReadAll(page.Body)
+		page.Body.Close()
+		csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(string(body))
+		require.NotNil(t, csrf, string(body))
+		resp, err := browser.PostForm(link[1], url.Values{"csrf": {csrf[1]}})
 		require.NoError(t, err)
 		resp.Body.Close()
 		assert.Equal(t, want, resp.StatusCode, "use %d of the demo link", i+1)

@@ -44,6 +44,9 @@ type Portal struct {
 }
 
 const (
+	// signInCookie ties the sign-in button to the browser that opened the
+	// link, so another site cannot post someone's link (login CSRF).
+	signInCookie  = "portal_sign_in"
 	sessionCookie = "portal_session"
 	sessionKey    = "portal_session"
 	identityKey   = "portal_identity"
@@ -222,10 +225,22 @@ func (p *Portal) linkHash(linkID string) []byte {
 // confirmLink shows a button that signs in: opening the link signs nobody
 // in, so mail scanners that fetch links do not spend it.
 func (p *Portal) confirmLink(c *gin.Context) {
-	p.render(c, http.StatusOK, "sign_in_confirm", gin.H{"Title": "Sign in", "Token": c.Param("token")})
+	pre := newToken()
+	http.SetCookie(c.Writer, &http.Cookie{Name: signInCookie, Value: pre, Path: "/portal/sign-in", MaxAge: int(p.LinkTTL.Seconds()),
+		HttpOnly: true, Secure: p.SecureCookies, SameSite: http.SameSiteStrictMode})
+	p.render(c, http.StatusOK, "sign_in_confirm", gin.H{"Title": "Sign in", "Token": c.Param("token"),
+		"SignInCSRF": p.Vault.Token("portal-sign-in-form", pre)})
 }
 
 func (p *Portal) useLink(c *gin.Context) {
+	pre, err := c.Cookie(signInCookie)
+	if err != nil || pre == "" || subtle.ConstantTimeCompare([]byte(c.PostForm("csrf")), []byte(p.Vault.Token("portal-sign-in-form", pre))) != 1 {
+		p.render(c, http.StatusForbidden, "sign_in", gin.H{"Title": "Sign in",
+			"Error": "Open the sign-in link from your email again, then press Sign in."})
+		return
+	}
+	http.SetCookie(c.Writer, &http.Cookie{Name: signInCookie, Value: "", Path: "/portal/sign-in", MaxAge: -1,
+		HttpOnly: true, Secure: p.SecureCookies, SameSite: http.SameSiteStrictMode})
 	session := newToken()
 	id, err := p.Store.UseSignInLink(c.Request.Context(), store.TokenHash(c.Param("token")), store.TokenHash(session), p.SessionTTL)
 	if errors.Is(err, store.ErrLinkInvalid) {

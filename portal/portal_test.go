@@ -56,8 +56,9 @@ func newSite(t *testing.T) *site {
 
 // browser keeps cookies like a browser would for one person.
 type browser struct {
-	s      *site
-	cookie *http.Cookie
+	s         *site
+	cookie    *http.Cookie // the session
+	preSignIn *http.Cookie // the sign-in page's
 }
 
 func (s *site) browser() *browser { return &browser{s: s} }
@@ -77,9 +78,15 @@ func (b *browser) do(method, path string, form url.Values) *httptest.ResponseRec
 	if b.cookie != nil {
 		req.AddCookie(b.cookie)
 	}
+	if b.preSignIn != nil && strings.HasPrefix(path, "/portal/sign-in") {
+		req.AddCookie(b.preSignIn)
+	}
 	w := httptest.NewRecorder()
 	b.s.h.ServeHTTP(w, req)
 	for _, c := range w.Result().Cookies() {
+		if c.Name == "portal_sign_in" {
+			b.preSignIn = c
+		}
 		if c.Name == "portal_session" {
 			if c.MaxAge < 0 {
 				b.cookie = nil
@@ -111,10 +118,18 @@ func (s *site) link(address string, ttl time.Duration) string {
 	return u[strings.LastIndex(u, "/")+1:]
 }
 
+// use opens a sign-in link and presses Sign in.
+func (b *browser) use(token string) *httptest.ResponseRecorder {
+	b.s.t.Helper()
+	page := b.do(http.MethodGet, "/portal/sign-in/"+token, nil)
+	require.Equal(b.s.t, http.StatusOK, page.Code)
+	return b.do(http.MethodPost, "/portal/sign-in/"+token, url.Values{"csrf": {csrfOf(b.s.t, page.Body.String())}})
+}
+
 // signIn signs b in with a fresh link of address.
 func (b *browser) signIn(address string) {
 	b.s.t.Helper()
-	w := b.do(http.MethodPost, "/portal/sign-in/"+b.s.link(address, time.Minute), url.Values{})
+	w := b.use(b.s.link(address, time.Minute))
 	require.Equal(b.s.t, http.StatusSeeOther, w.Code, w.Body.String())
 	require.NotNil(b.s.t, b.cookie)
 }
@@ -160,7 +175,10 @@ func TestLinkWorksOnceAndOpensAStrictSession(t *testing.T) {
 	assert.Equal(t, http.StatusOK, confirm.Code)
 	assert.Nil(t, b.cookie, "opening the link signs nobody in (mail scanners fetch links)")
 
-	w := b.do(http.MethodPost, "/portal/sign-in/"+token, url.Values{})
+	forged := b.do(http.MethodPost, "/portal/sign-in/"+token, url.Values{"csrf": {"forged"}})
+	assert.Equal(t, http.StatusForbidden, forged.Code, "the button works only in the browser that opened the link (no login CSRF)")
+	assert.Nil(t, b.cookie)
+	w := b.do(http.MethodPost, "/portal/sign-in/"+token, url.Values{"csrf": {csrfOf(t, confirm.Body.String())}})
 	require.Equal(t, http.StatusSeeOther, w.Code, w.Body.String())
 	require.NotNil(t, b.cookie)
 	assert.True(t, b.cookie.HttpOnly)
@@ -176,15 +194,15 @@ func TestLinkWorksOnceAndOpensAStrictSession(t *testing.T) {
 	assert.Contains(t, page.Body.String(), "Subscriptions of Woodgrove Bank")
 
 	again := s.browser()
-	reused := again.do(http.MethodPost, "/portal/sign-in/"+token, url.Values{})
+	reused := again.use(token)
 	assert.Equal(t, http.StatusGone, reused.Code, "a link works once")
 	assert.Nil(t, again.cookie)
 
 	expired := s.link("ann@woodgrove.test", -time.Second)
 	late := s.browser()
-	assert.Equal(t, http.StatusGone, late.do(http.MethodPost, "/portal/sign-in/"+expired, url.Values{}).Code, "an expired link does not work")
+	assert.Equal(t, http.StatusGone, late.use(expired).Code, "an expired link does not work")
 	assert.Nil(t, late.cookie)
-	assert.Equal(t, http.StatusGone, s.browser().do(http.MethodPost, "/portal/sign-in/not-a-token", url.Values{}).Code)
+	assert.Equal(t, http.StatusGone, s.browser().use("not-a-token").Code)
 }
 
 func TestSignOutEndsTheSession(t *testing.T) {
