@@ -264,7 +264,10 @@ func TestEachSeesOnlyItsOwnTenant(t *testing.T) {
 
 	ann := s.browser()
 	ann.signIn("ann@woodgrove.test")
-	assert.Equal(t, http.StatusOK, ann.do(http.MethodGet, "/portal/subscriptions/sub-woodgrove", nil).Code)
+	for _, path := range []string{"/portal/subscriptions/sub-woodgrove", "/portal/subscriptions/sub-woodgrove/set-up",
+		"/portal/subscriptions/sub-woodgrove/deactivate", "/portal/apps", "/portal/contacts", "/portal/contacts/manage"} {
+		assert.Equal(t, http.StatusOK, ann.do(http.MethodGet, path, nil).Code, path)
+	}
 	list := ann.do(http.MethodGet, "/portal/subscriptions?tab=upcoming", nil).Body.String()
 	assert.Contains(t, list, "sub-woodgrove")
 	assert.NotContains(t, list, "sub-pharma")
@@ -286,6 +289,14 @@ func TestEachSeesOnlyItsOwnTenant(t *testing.T) {
 
 	alice := s.browser()
 	alice.signIn("alice@fabrikam.test")
+	for _, path := range []string{"/portal/partner/customers/woodgrove?tab=upcoming", "/portal/partner/buy?customer=woodgrove",
+		"/portal/partner/subscriptions/sub-woodgrove/deactivate", "/portal/partner/subscriptions/sub-woodgrove/cancel"} {
+		assert.Equal(t, http.StatusOK, alice.do(http.MethodGet, path, nil).Code, path)
+	}
+	bob := s.browser()
+	bob.signIn("bob@fabrikam.test")
+	assert.Equal(t, http.StatusConflict, bob.do(http.MethodGet, "/portal/partner/subscriptions/sub-woodgrove/cancel", nil).Code,
+		"a sales agent is told it may not cancel")
 	customers := alice.do(http.MethodGet, "/portal/partner/customers", nil).Body.String()
 	assert.Contains(t, customers, "Woodgrove Bank")
 	assert.NotContains(t, customers, "Tailspin")
