@@ -223,6 +223,11 @@ func TestPortalCustomerContactFlow(t *testing.T) {
 	}
 	events := w.admin.Do(http.MethodGet, "/v1/subscriptions/"+pid+"/events", nil).Raw
 	assert.Contains(t, string(events), `"actor":"contact:`, "the timeline names the contact who deactivated")
+
+	// On a phone the list stacks each row into labelled lines.
+	b.do(chromedp.EmulateViewport(390, 844), chromedp.Navigate(w.BaseURL+"/portal/subscriptions?tab=inactive"),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="/portal/subscriptions/`+pid+`"]`)))
+	b.screenshot("phone-inactive")
 }
 
 // A sales agent buys from the portal and is refused a quantity change: the
