@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -21,17 +20,12 @@ import (
 
 type agentContextKey struct{}
 
-var (
-	inProcessMu sync.Mutex
-)
-
 // AsAgent serves one partner API request (method, path under /v1, JSON body,
 // optional Idempotency-Key) for an agent the caller has authenticated, and
 // returns the status and body the HTTP API would answer. Call it after
 // Router has built the server.
 func (s *Server) AsAgent(ctx context.Context, agent store.Agent, method, path string, body any, idempotencyKey string) (int, []byte) {
-	inProcessMu.Lock()
-	if s.inProcess == nil {
+	s.inProcessOnce.Do(func() {
 		r := gin.New()
 		r.Use(s.requestContext, s.recover)
 		s.partnerRoutes(r.Group("/v1", func(c *gin.Context) {
@@ -44,9 +38,8 @@ func (s *Server) AsAgent(ctx context.Context, agent store.Agent, method, path st
 			c.Next()
 		}))
 		s.inProcess = r
-	}
+	})
 	h := s.inProcess
-	inProcessMu.Unlock()
 	var raw []byte
 	if body != nil {
 		raw, _ = json.Marshal(body)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -43,7 +44,8 @@ type Server struct {
 	partnerLimiter   *limiter
 	publisherLimiter *limiter
 	failureLimiter   *limiter
-	inProcess        http.Handler // AsAgent's engine
+	inProcess        http.Handler // AsAgent's engine, built once
+	inProcessOnce    sync.Once
 }
 
 // Metrics is what the API needs from the metrics registry.
