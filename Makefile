@@ -16,7 +16,7 @@ PG_STACK := $(CURDIR)/scripts/pg-stack.sh
 export TEMPORAL_CLI := $(TEMPORAL)
 export MAILPIT
 
-.PHONY: chromium run test lint vet workflowcheck fuzz bench postgres build run-pg test-pg pg-bins
+.PHONY: chromium run test lint vet workflowcheck fuzz bench bench-load bench-go bench-pg postgres build run-pg test-pg pg-bins
 
 ## run: everything on this machine — Temporal dev server + UI, database, demo seed, worker and API
 run: $(TEMPORAL) $(MAILPIT) postgres build
@@ -109,6 +109,27 @@ fuzz:
 		go test ./api -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
-## bench: Go benchmarks, 6 runs each, ready for benchstat
-bench: $(TEMPORAL) postgres
-	go test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.out
+## bench: the load benchmark (ceiling vs. the service, list over 100,000 rows), then the Go
+## benchmarks. Not part of `make test`. BENCH_ARGS passes flags to cmd/bench (go run ./cmd/bench -h).
+bench: bench-load bench-go
+
+## bench-load: the load benchmark alone, on its own dev server and database (under 5 minutes)
+bench-load: $(TEMPORAL) postgres build
+	set -o pipefail; go run ./cmd/bench -binary $(BIN)/fulfillment $(BENCH_ARGS) | tee bench-load.out
+
+## bench-go: Go benchmarks, 6 runs each, ready for benchstat (benchstat old.out bench.out)
+bench-go: $(TEMPORAL) postgres
+	set -o pipefail; go test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.out
+
+## bench-pg: the load benchmark against the Temporal server on PostgreSQL (own databases and
+## ports, dropped after), like test-pg
+bench-pg: pg-bins postgres build
+	@set -euo pipefail; \
+	id=$$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n'); \
+	export TEMPORAL_PG_DB=temporal_bench_$$id TEMPORAL_PG_VISIBILITY_DB=temporal_bench_$${id}_visibility \
+		TEMPORAL_PG_DATA_DIR=$(CURDIR)/.tmp/temporal-pg-$$id TEMPORAL_PG_PORT=auto TEMPORAL_PG_UI_PORT=off; \
+	trap 'rc=$$?; $(PG_STACK) stop --drop; \
+		if [ $$rc = 0 ]; then rm -rf "$$TEMPORAL_PG_DATA_DIR"; else echo "Temporal logs kept in $$TEMPORAL_PG_DATA_DIR"; fi; exit $$rc' EXIT; \
+	$(PG_STACK) start; \
+	go run ./cmd/bench -binary $(BIN)/fulfillment -temporal-address $$($(PG_STACK) address) -server-pid $$(cat $$TEMPORAL_PG_DATA_DIR/server.pid) \
+		-engine "Temporal server $(TEMPORAL_SERVER_VERSION) on PostgreSQL" $(BENCH_ARGS) | tee bench-pg.out

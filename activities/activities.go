@@ -1,5 +1,6 @@
-// Package activities holds the service's side effects: the read-model write
-// behind every workflow transition, and the delivery of publisher notifications.
+// Package activities holds the workflow's activities: the write behind every
+// subscription transition. (What the transitions queue in the outbox is
+// delivered by package outbox, outside Temporal.)
 package activities
 
 import (

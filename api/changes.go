@@ -34,8 +34,8 @@ func (o *optional[T]) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, &o.Value)
 }
 
-// PatchRequest is the body of PATCH /v1/subscriptions/{id}.
-type PatchRequest struct {
+// PatchBody is the body of PATCH /v1/subscriptions/{id}.
+type PatchBody struct {
 	Nickname          optional[string] `json:"nickname"`
 	Quantity          optional[int]    `json:"quantity"`
 	AutoRenew         optional[bool]   `json:"auto_renew"`
@@ -43,8 +43,8 @@ type PatchRequest struct {
 }
 
 // DecodePatch decodes and shape-checks a PATCH body.
-func DecodePatch(body []byte) (PatchRequest, error) {
-	var req PatchRequest
+func DecodePatch(body []byte) (PatchBody, error) {
+	var req PatchBody
 	if err := DecodeStrict(body, &req); err != nil {
 		return req, err
 	}
@@ -64,7 +64,7 @@ func DecodePatch(body []byte) (PatchRequest, error) {
 }
 
 // changeRequest maps the PATCH to the workflow's change message.
-func (p PatchRequest) changeRequest(messageID string, actor workflows.Actor) workflows.ChangeRequest {
+func (p PatchBody) changeRequest(messageID string, actor workflows.Actor) workflows.ChangeRequest {
 	req := workflows.ChangeRequest{MessageID: messageID, Actor: actor}
 	if p.Nickname.Set {
 		req.Nickname, req.ClearNickname = ptrUnlessNull(p.Nickname), p.Nickname.Null
@@ -215,5 +215,10 @@ func (s *Server) send(c *gin.Context, subscriptionID, action, update, updateID s
 		writeProblem(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.partnerView(ctx, sub))
+	view, err := s.partnerView(ctx, sub)
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, view)
 }

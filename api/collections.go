@@ -20,7 +20,7 @@ import (
 // bundle checks a collection offer's apps before anything is bought and
 // returns each with its purchase (the collection's quantity, kept within the
 // app plan's bounds).
-func (s *Server) bundle(ctx context.Context, offer store.Offer, req PurchaseRequest) ([]PurchaseRequest, error) {
+func (s *Server) bundle(ctx context.Context, offer store.Offer, req PurchaseBody) ([]PurchaseBody, error) {
 	items, err := s.Store.CollectionItems(ctx, offer.ID)
 	if err != nil {
 		return nil, unavailable(err)
@@ -28,7 +28,7 @@ func (s *Server) bundle(ctx context.Context, offer store.Offer, req PurchaseRequ
 	if len(items) == 0 {
 		return nil, problem(CodeValidationFailed, fmt.Sprintf("collection %q bundles no apps", offer.ID))
 	}
-	apps := make([]PurchaseRequest, 0, len(items))
+	apps := make([]PurchaseBody, 0, len(items))
 	for _, it := range items {
 		app, err := s.Store.Offer(ctx, it.OfferID)
 		if err != nil {
@@ -42,7 +42,7 @@ func (s *Server) bundle(ctx context.Context, offer store.Offer, req PurchaseRequ
 			return nil, unavailable(err)
 		}
 		quantity := min(max(*req.Quantity, plan.MinQuantity), plan.MaxQuantity)
-		apps = append(apps, PurchaseRequest{
+		apps = append(apps, PurchaseBody{
 			CustomerID: req.CustomerID, OfferID: it.OfferID, PlanID: it.PlanID, Quantity: &quantity,
 			AutoRenew: req.AutoRenew, ResellerPartnerID: req.ResellerPartnerID,
 		})
@@ -52,7 +52,7 @@ func (s *Server) bundle(ctx context.Context, offer store.Offer, req PurchaseRequ
 
 // buyBundle buys the collection's apps, linked to it, and answers the
 // collection as it stands with its links.
-func (s *Server) buyBundle(ctx context.Context, agent store.Agent, collection domain.Subscription, apps []PurchaseRequest) (domain.Subscription, error) {
+func (s *Server) buyBundle(ctx context.Context, agent store.Agent, collection domain.Subscription, apps []PurchaseBody) (domain.Subscription, error) {
 	for i, app := range apps {
 		app.ParentSubscriptionID = &collection.ID
 		if _, err := s.startPurchase(ctx, agent, fmt.Sprintf("%s-app%d", collection.ID, i+1), app); err != nil {

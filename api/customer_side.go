@@ -121,13 +121,13 @@ func createdStatus(replayed bool, c *gin.Context) int {
 	return http.StatusCreated
 }
 
-// SiteRequest is the body of POST /v1/customers/{id}/sites.
-type SiteRequest struct {
+// SiteBody is the body of POST /v1/customers/{id}/sites.
+type SiteBody struct {
 	Name string `json:"name"`
 	URL  string `json:"url"`
 }
 
-func decodeSite(body []byte) (req SiteRequest, err error) {
+func decodeSite(body []byte) (req SiteBody, err error) {
 	if err = DecodeStrict(body, &req); err != nil {
 		return req, err
 	}
@@ -199,12 +199,12 @@ func (s *Server) listSites(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"items": items, "next_cursor": nextCursor(next)})
 }
 
-// BillingAccountRequest is the body of POST /v1/customers/{id}/billing-accounts.
-type BillingAccountRequest struct {
+// BillingAccountBody is the body of POST /v1/customers/{id}/billing-accounts.
+type BillingAccountBody struct {
 	Name string `json:"name"`
 }
 
-func decodeBillingAccount(body []byte) (req BillingAccountRequest, err error) {
+func decodeBillingAccount(body []byte) (req BillingAccountBody, err error) {
 	if err = DecodeStrict(body, &req); err != nil {
 		return req, err
 	}
@@ -260,8 +260,8 @@ func (s *Server) listBillingAccounts(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"items": items, "next_cursor": nextCursor(next)})
 }
 
-// TransferRequest is the body of POST /v1/subscriptions/{id}/transfer.
-type TransferRequest struct {
+// TransferBody is the body of POST /v1/subscriptions/{id}/transfer.
+type TransferBody struct {
 	BillingAccountID string `json:"billing_account_id"`
 }
 
@@ -274,7 +274,7 @@ func (s *Server) transferSubscription(c *gin.Context) {
 		writeProblem(c, err)
 		return
 	}
-	req, ok := decodeBody(c, func(body []byte) (req TransferRequest, err error) {
+	req, ok := decodeBody(c, func(body []byte) (req TransferBody, err error) {
 		if err = DecodeStrict(body, &req); err == nil && req.BillingAccountID == "" {
 			err = problem(CodeInvalidRequest, `field "billing_account_id" is required`)
 		}
@@ -314,24 +314,23 @@ func (s *Server) transferSubscription(c *gin.Context) {
 }
 
 // placeAll fills the customer-side fields of a list of views.
-func (s *Server) placeAll(ctx context.Context, views []wire.Subscription) {
+func (s *Server) placeAll(ctx context.Context, views []wire.Subscription) error {
 	ptrs := make([]*wire.Subscription, 0, len(views))
 	for i := range views {
 		ptrs = append(ptrs, &views[i])
 	}
-	s.place(ctx, ptrs...)
+	return s.place(ctx, ptrs...)
 }
 
 // place fills the customer-side fields (site, billing account) of views.
-func (s *Server) place(ctx context.Context, views ...*wire.Subscription) {
+func (s *Server) place(ctx context.Context, views ...*wire.Subscription) error {
 	ids := make([]string, 0, len(views))
 	for _, v := range views {
 		ids = append(ids, v.ID)
 	}
 	placements, err := s.Store.Placements(ctx, ids)
 	if err != nil {
-		s.Logger.Warn("read placements", "error", err)
-		return
+		return unavailable(fmt.Errorf("read placements: %w", err))
 	}
 	for _, v := range views {
 		p, ok := placements[v.ID]
@@ -346,4 +345,5 @@ func (s *Server) place(ctx context.Context, views ...*wire.Subscription) {
 			v.Site = &wire.Site{ID: *p.SiteID, Name: *p.SiteName, URL: *p.SiteURL}
 		}
 	}
+	return nil
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/partnerhub/fulfillment/store"
 )
 
-// CustomerRequest is the body of POST /v1/customers.
-type CustomerRequest struct {
+// CustomerBody is the body of POST /v1/customers.
+type CustomerBody struct {
 	ID     *string `json:"id"`
 	Name   string  `json:"name"`
 	Domain *string `json:"domain"`
@@ -23,7 +23,7 @@ type CustomerRequest struct {
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 func (s *Server) createCustomer(c *gin.Context) {
-	req, ok := decodeBody(c, func(body []byte) (req CustomerRequest, err error) {
+	req, ok := decodeBody(c, func(body []byte) (req CustomerBody, err error) {
 		if err = DecodeStrict(body, &req); err == nil && req.Name == "" {
 			err = problem(CodeInvalidRequest, `field "name" is required`)
 		}

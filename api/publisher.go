@@ -22,75 +22,51 @@ import (
 type publisherHandler func(c *gin.Context, from caller) (int, any)
 
 // publisherMessage makes a publisher endpoint idempotent by webhook-id: the
-// first delivery is processed and its answer stored; a redelivery (even a
-// concurrent one) gets the same answer and changes nothing.
+// first delivery is processed and its answer stored (refusals included); a
+// redelivery, even a concurrent one (it waits for the first), gets the same
+// answer and changes nothing. An answer that says the service was unavailable
+// frees the webhook-id, so the publisher's retry is processed afresh.
 func (s *Server) publisherMessage(h publisherHandler) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		from := currentCaller(c)
-		ctx := c.Request.Context()
 		hash := sha256.Sum256(append([]byte(c.FullPath()+"\n"+c.Param("id")+"\n"), from.body...))
-		deadline := time.Now().Add(s.UpdateTimeout)
-		for {
-			claim, err := s.Store.ClaimPublisherMessage(ctx, from.publisher.ID, from.webhookID, hash[:], s.UpdateTimeout+5*time.Second)
-			if err != nil {
-				writeProblem(c, unavailable(err))
-				return
-			}
-			switch claim.State {
-			case store.ClaimMismatch:
-				writeProblem(c, problem(CodeIdempotencyKeyReused, "this webhook-id was used for a different message"))
-				return
-			case store.ClaimReplay:
-				c.Header("Idempotent-Replayed", "true")
-				contentType := "application/json; charset=utf-8"
-				if claim.ResponseStatus >= 400 {
-					contentType = "application/problem+json"
-				}
-				c.Data(claim.ResponseStatus, contentType, claim.ResponseBody)
-				return
-			case store.ClaimInUse:
-				if time.Now().After(deadline) {
-					writeProblem(c, problem(CodeIdempotencyKeyInUse, "this webhook-id is still being processed; retry shortly"))
-					return
-				}
-				select { // the first delivery is still running: wait for its answer
-				case <-ctx.Done():
-					return
-				case <-time.After(50 * time.Millisecond):
-				}
-				continue
-			}
-			break
+		pub, id := from.publisher.ID, from.webhookID
+		messages := once{
+			claim: func(ctx context.Context) (store.Claim, error) {
+				return s.Store.ClaimPublisherMessage(ctx, pub, id, hash[:], s.UpdateTimeout+5*time.Second)
+			},
+			complete: func(ctx context.Context, status int, body []byte) error {
+				return s.Store.CompletePublisherMessage(ctx, pub, id, status, body)
+			},
+			release:     func(ctx context.Context) error { return s.Store.ReleasePublisherMessage(ctx, pub, id) },
+			reused:      problem(CodeIdempotencyKeyReused, "this webhook-id was used for a different message"),
+			running:     problem(CodeIdempotencyKeyInUse, "this webhook-id is still being processed; retry shortly"),
+			waitRunning: s.UpdateTimeout,
+			frees:       func(status int) bool { return status >= 500 },
 		}
-		status, answer := h(c, from)
-		// The claim is settled even when the publisher hung up meanwhile
-		// (its request context is cancelled then): otherwise its retry would
-		// find the webhook-id locked until the claim goes stale.
-		settle := context.WithoutCancel(ctx)
-		if p, ok := answer.(*Problem); ok {
-			if p.cause != nil {
-				logger(c).Warn("dependency failed", "code", p.Code, "error", p.cause)
+		ans, err := messages.run(c.Request.Context(), func(store.Claim) (int, []byte, []byte, error) {
+			status, answer := h(c, from)
+			if p, ok := answer.(*Problem); ok && p.Status >= 500 {
+				return 0, nil, nil, p
 			}
-			if p.Status >= 500 {
-				// Nothing happened; the publisher's retry must be processed afresh.
-				_ = s.Store.ReleasePublisherMessage(settle, from.publisher.ID, from.webhookID)
-				writeProblem(c, p)
-				return
-			}
+			body, err := json.Marshal(answer)
+			return status, body, nil, err
+		})
+		if ans.settleErr != nil {
+			logger(c).Warn("settle webhook-id", "error", ans.settleErr)
 		}
-		body, err := json.Marshal(answer)
 		if err != nil {
 			writeProblem(c, err)
 			return
 		}
-		if err := s.Store.CompletePublisherMessage(settle, from.publisher.ID, from.webhookID, status, body); err != nil {
-			logger(c).Warn("store publisher answer", "error", err)
+		if ans.replayed {
+			c.Header("Idempotent-Replayed", "true")
 		}
 		contentType := "application/json; charset=utf-8"
-		if status >= 400 {
+		if ans.status >= 400 {
 			contentType = "application/problem+json"
 		}
-		c.Data(status, contentType, body)
+		c.Data(ans.status, contentType, ans.body)
 	}
 }
 
@@ -118,13 +94,13 @@ func (s *Server) publisherSubscription(c *gin.Context, from caller, id string) (
 	return sub, nil
 }
 
-// ResolveRequest is the body of POST /v1/publisher/resolve.
-type ResolveRequest struct {
+// ResolveBody is the body of POST /v1/publisher/resolve.
+type ResolveBody struct {
 	AuthorizationCode string `json:"authorization_code"`
 }
 
 func (s *Server) resolve(c *gin.Context, from caller) (int, any) {
-	var req ResolveRequest
+	var req ResolveBody
 	if err := DecodeStrict(from.body, &req); err != nil {
 		return fail(err)
 	}
@@ -161,7 +137,9 @@ func (s *Server) resolve(c *gin.Context, from caller) (int, any) {
 		return fail(unavailable(err))
 	}
 	view := wire.NewSubscription(sub, s.Now(), nil)
-	s.place(ctx, &view) // the site the customer chose, if any
+	if err := s.place(ctx, &view); err != nil { // the site the customer chose, if any
+		return fail(err)
+	}
 	return http.StatusOK, gin.H{
 		"subscription": view,
 		"customer":     gin.H{"id": customer.ID, "name": customer.Name, "domain": customer.Domain},
@@ -169,13 +147,13 @@ func (s *Server) resolve(c *gin.Context, from caller) (int, any) {
 	}
 }
 
-// LicensesRequest is the body of POST /v1/publisher/subscriptions/{id}/licenses.
-type LicensesRequest struct {
+// LicensesBody is the body of POST /v1/publisher/subscriptions/{id}/licenses.
+type LicensesBody struct {
 	Assigned *int `json:"assigned"`
 }
 
 func (s *Server) assignLicenses(c *gin.Context, from caller) (int, any) {
-	var req LicensesRequest
+	var req LicensesBody
 	if err := DecodeStrict(from.body, &req); err != nil {
 		return fail(err)
 	}
@@ -187,13 +165,13 @@ func (s *Server) assignLicenses(c *gin.Context, from caller) (int, any) {
 	})
 }
 
-// ActivateRequest is the body of POST /v1/publisher/subscriptions/{id}/activate.
-type ActivateRequest struct {
+// ActivateBody is the body of POST /v1/publisher/subscriptions/{id}/activate.
+type ActivateBody struct {
 	SiteURL *string `json:"site_url"`
 }
 
 func (s *Server) confirmFulfillment(c *gin.Context, from caller) (int, any) {
-	var req ActivateRequest
+	var req ActivateBody
 	if len(from.body) > 0 {
 		if err := DecodeStrict(from.body, &req); err != nil {
 			return fail(err)
@@ -231,7 +209,9 @@ func (s *Server) publisherUpdate(c *gin.Context, from caller, update string, msg
 		return fail(err)
 	}
 	view := wire.NewSubscription(updated, s.Now(), nil)
-	s.place(c.Request.Context(), &view)
+	if err := s.place(c.Request.Context(), &view); err != nil {
+		return fail(err) // applied, not answered: the redelivery gets the answer
+	}
 	return http.StatusOK, view
 }
 

@@ -40,6 +40,8 @@ type Server struct {
 	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For names
 	// the client (for the failed-authentication budget); none by default.
 	TrustedProxies []string
+	// OpsKey (OPS_API_KEY) admits ops to /v1/ops/...; empty admits no one.
+	OpsKey string
 
 	partnerLimiter   *limiter
 	publisherLimiter *limiter
@@ -112,6 +114,9 @@ func (s *Server) Router() *gin.Engine {
 
 	s.partnerRoutes(r.Group("/v1", s.authenticatePartner))
 
+	ops := r.Group("/v1/ops", s.authenticateOps)
+	ops.GET("/reconciliation/latest", s.latestReconciliation)
+
 	publisher := r.Group("/v1/publisher", s.authenticatePublisher)
 	publisher.POST("/resolve", s.publisherMessage(s.resolve))
 	publisher.POST("/subscriptions/:id/licenses", s.publisherMessage(s.assignLicenses))
@@ -144,6 +149,7 @@ func (s *Server) partnerRoutes(partner *gin.RouterGroup) {
 	partner.GET("/offers", s.listOffers)
 	partner.GET("/offers/:id", s.getOffer)
 	partner.POST("/subscriptions/:id/transfer", s.requireAdmin("transfer"), s.transferSubscription)
+	partner.GET("/billing/statements", s.getStatement)
 }
 
 // requestContext gives every request an id, a logger carrying it, and

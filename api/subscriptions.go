@@ -36,8 +36,8 @@ const (
 	staleClaim = 10 * time.Second
 )
 
-// PurchaseRequest is the body of POST /v1/subscriptions.
-type PurchaseRequest struct {
+// PurchaseBody is the body of POST /v1/subscriptions.
+type PurchaseBody struct {
 	CustomerID           string  `json:"customer_id"`
 	OfferID              string  `json:"offer_id"`
 	PlanID               string  `json:"plan_id"`
@@ -51,8 +51,8 @@ type PurchaseRequest struct {
 }
 
 // DecodePurchase decodes and shape-checks a purchase body.
-func DecodePurchase(body []byte) (PurchaseRequest, error) {
-	var req PurchaseRequest
+func DecodePurchase(body []byte) (PurchaseBody, error) {
+	var req PurchaseBody
 	if err := DecodeStrict(body, &req); err != nil {
 		return req, err
 	}
@@ -100,7 +100,6 @@ func checkText(field string, v *string, limit int) error {
 
 // purchase starts a subscription workflow under the partner's Idempotency-Key.
 func (s *Server) purchase(c *gin.Context) {
-	agent := currentAgent(c)
 	key := c.GetHeader("Idempotency-Key")
 	if key == "" {
 		writeProblem(c, problem(CodeIdempotencyKeyRequired, "send an Idempotency-Key header with every purchase"))
@@ -114,58 +113,61 @@ func (s *Server) purchase(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
-	canonical, _ := json.Marshal(req)
-	hash := sha256.Sum256(canonical)
-	claim, err := s.Store.ClaimIdempotencyKey(ctx, agent.PartnerID, key, hash[:], uuid.NewString(), staleClaim)
-	if err != nil {
-		writeProblem(c, unavailable(err))
-		return
+	ans, err := s.buy(c.Request.Context(), currentAgent(c), key, req)
+	if ans.claim.SubscriptionID != "" {
+		c.Set(subscriptionIDKey, ans.claim.SubscriptionID)
 	}
-	switch claim.State {
-	case store.ClaimMismatch:
-		writeProblem(c, problem(CodeIdempotencyKeyReused, "this Idempotency-Key was used with a different body"))
-		return
-	case store.ClaimInUse:
-		writeProblem(c, problem(CodeIdempotencyKeyInUse, "a purchase with this Idempotency-Key is still running; retry shortly"))
-		return
-	case store.ClaimReplay:
-		body, err := s.replayPurchase(ctx, claim)
-		if err != nil {
-			writeProblem(c, err)
-			return
-		}
-		c.Header("Idempotent-Replayed", "true")
-		c.Header("Location", "/v1/subscriptions/"+claim.SubscriptionID)
-		c.Data(claim.ResponseStatus, "application/json; charset=utf-8", body)
-		return
-	}
-	c.Set(subscriptionIDKey, claim.SubscriptionID)
-	sub, err := s.startPurchase(ctx, agent, claim.SubscriptionID, req)
-	var p *Problem
-	if errors.As(err, &p) && p.Status < 500 {
-		// Nothing was bought: the key may be used again.
-		if err := s.Store.ReleaseIdempotencyKey(ctx, agent.PartnerID, key); err != nil {
-			logger(c).Warn("release idempotency key", "error", err)
-		}
+	if ans.settleErr != nil {
+		logger(c).Warn("settle idempotency key", "error", ans.settleErr)
 	}
 	if err != nil {
 		writeProblem(c, err)
 		return
 	}
-	view := s.partnerView(ctx, sub)
-	answer, _ := json.Marshal(view)
-	// The stored answer leaves out the publisher link: its authorization code
-	// is a secret kept only as a hash. A replay derives the same link again.
-	view.PublisherLink = nil
-	stored, _ := json.Marshal(view)
-	// Settled even if the partner hung up meanwhile, so its retry replays.
-	settle := context.WithoutCancel(ctx)
-	if err := s.Store.CompleteIdempotencyKey(settle, agent.PartnerID, key, http.StatusCreated, stored); err != nil {
-		logger(c).Warn("complete idempotency key", "error", err)
+	if ans.replayed {
+		c.Header("Idempotent-Replayed", "true")
 	}
-	c.Header("Location", "/v1/subscriptions/"+sub.ID)
-	c.Data(http.StatusCreated, "application/json; charset=utf-8", answer)
+	c.Header("Location", "/v1/subscriptions/"+ans.claim.SubscriptionID)
+	c.Data(ans.status, "application/json; charset=utf-8", ans.body)
+}
+
+// buy is a purchase's way through its steps: claim the key (a retry replays
+// the first answer; a purchase whose request died is resumed under the same
+// subscription id), check it against the catalog and link it to its parent,
+// start its workflow, and keep the answer — or free the key when nothing was
+// bought.
+func (s *Server) buy(ctx context.Context, agent store.Agent, key string, req PurchaseBody) (answer, error) {
+	canonical, _ := json.Marshal(req)
+	hash := sha256.Sum256(canonical)
+	purchases := once{
+		claim: func(ctx context.Context) (store.Claim, error) {
+			return s.Store.ClaimIdempotencyKey(ctx, agent.PartnerID, key, hash[:], uuid.NewString(), staleClaim)
+		},
+		complete: func(ctx context.Context, status int, body []byte) error {
+			return s.Store.CompleteIdempotencyKey(ctx, agent.PartnerID, key, status, body)
+		},
+		release: func(ctx context.Context) error { return s.Store.ReleaseIdempotencyKey(ctx, agent.PartnerID, key) },
+		reused:  problem(CodeIdempotencyKeyReused, "this Idempotency-Key was used with a different body"),
+		running: problem(CodeIdempotencyKeyInUse, "a purchase with this Idempotency-Key is still running; retry shortly"),
+		frees:   func(status int) bool { return status >= 400 && status < 500 }, // refused: nothing was bought
+		replay:  s.replayPurchase,
+	}
+	return purchases.run(ctx, func(claim store.Claim) (int, []byte, []byte, error) {
+		sub, err := s.startPurchase(ctx, agent, claim.SubscriptionID, req)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		view, err := s.partnerView(ctx, sub)
+		if err != nil {
+			return 0, nil, nil, err // bought, but not answered: a retry replays it
+		}
+		body, _ := json.Marshal(view)
+		// The stored answer leaves out the publisher link: its authorization code
+		// is a secret kept only as a hash. A replay derives the same link again.
+		view.PublisherLink = nil
+		stored, _ := json.Marshal(view)
+		return http.StatusCreated, body, stored, nil
+	})
 }
 
 // replayPurchase rebuilds the first answer to a purchase from its stored
@@ -187,7 +189,7 @@ func (s *Server) replayPurchase(ctx context.Context, claim store.Claim) ([]byte,
 
 // startPurchase validates the purchase against the catalog, links it to its
 // parent (the parent's workflow decides), and starts its workflow.
-func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string, req PurchaseRequest) (domain.Subscription, error) {
+func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string, req PurchaseBody) (domain.Subscription, error) {
 	invalid := func(format string, args ...any) error {
 		return problem(CodeValidationFailed, fmt.Sprintf(format, args...))
 	}
@@ -221,7 +223,7 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 	if err := s.checkParent(ctx, agent, id, offer, req); err != nil {
 		return domain.Subscription{}, err
 	}
-	var apps []PurchaseRequest
+	var apps []PurchaseBody
 	if offer.Kind == domain.OfferKindCollection {
 		if apps, err = s.bundle(ctx, offer, req); err != nil {
 			return domain.Subscription{}, err
@@ -273,7 +275,7 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 
 // checkParent validates parent_subscription_id and asks the parent's workflow
 // to take the link; the workflow refuses if the parent has ended meanwhile.
-func (s *Server) checkParent(ctx context.Context, agent store.Agent, id string, offer store.Offer, req PurchaseRequest) error {
+func (s *Server) checkParent(ctx context.Context, agent store.Agent, id string, offer store.Offer, req PurchaseBody) error {
 	if req.ParentSubscriptionID == nil {
 		if offer.Kind == domain.OfferKindApp {
 			return problem(CodeValidationFailed, fmt.Sprintf("offer %q is an app: it needs a parent_subscription_id", offer.ID))
@@ -380,22 +382,27 @@ func (s *Server) ownSubscription(c *gin.Context) (domain.Subscription, error) {
 }
 
 // partnerView renders a subscription for its partner, with the publisher link
-// while it waits for fulfillment.
-func (s *Server) partnerView(ctx context.Context, sub domain.Subscription) wire.Subscription {
-	view := s.unplacedView(ctx, sub)
-	s.place(ctx, &view)
-	return view
+// while it waits for fulfillment. A view it cannot complete is an error
+// (503), never an answer with a field silently missing.
+func (s *Server) partnerView(ctx context.Context, sub domain.Subscription) (wire.Subscription, error) {
+	view, err := s.unplacedView(ctx, sub)
+	if err == nil {
+		err = s.place(ctx, &view)
+	}
+	return view, err
 }
 
 // unplacedView is partnerView without the customer-side fields (lists fill them in one query).
-func (s *Server) unplacedView(ctx context.Context, sub domain.Subscription) wire.Subscription {
+func (s *Server) unplacedView(ctx context.Context, sub domain.Subscription) (wire.Subscription, error) {
 	var link *wire.PublisherLink
 	if sub.Status == domain.StatusPendingFulfillment {
-		if pub, err := s.Store.Publisher(ctx, sub.PublisherID); err == nil {
-			link = wire.NewPublisherLink(pub.LandingURL, s.Vault.AuthorizationCode(sub.ID), sub.ActivationDeadline)
+		pub, err := s.Store.Publisher(ctx, sub.PublisherID)
+		if err != nil {
+			return wire.Subscription{}, unavailable(fmt.Errorf("publisher of %s: %w", sub.ID, err))
 		}
+		link = wire.NewPublisherLink(pub.LandingURL, s.Vault.AuthorizationCode(sub.ID), sub.ActivationDeadline)
 	}
-	return wire.NewSubscription(sub, s.Now(), link)
+	return wire.NewSubscription(sub, s.Now(), link), nil
 }
 
 func (s *Server) getSubscription(c *gin.Context) {
@@ -404,7 +411,12 @@ func (s *Server) getSubscription(c *gin.Context) {
 		writeProblem(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.partnerView(c.Request.Context(), sub))
+	view, err := s.partnerView(c.Request.Context(), sub)
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, view)
 }
 
 // listSubscriptions pages through the read model.
@@ -439,9 +451,17 @@ func (s *Server) listSubscriptions(c *gin.Context) {
 	}
 	items := make([]wire.Subscription, 0, len(page.Items))
 	for _, sub := range page.Items {
-		items = append(items, s.unplacedView(c.Request.Context(), sub))
+		view, err := s.unplacedView(c.Request.Context(), sub)
+		if err != nil {
+			writeProblem(c, err)
+			return
+		}
+		items = append(items, view)
 	}
-	s.placeAll(c.Request.Context(), items)
+	if err := s.placeAll(c.Request.Context(), items); err != nil {
+		writeProblem(c, err)
+		return
+	}
 	var next *string
 	if page.NextSeq != 0 {
 		cur := encodeCursor(page.NextSeq)

@@ -53,6 +53,15 @@ type Config struct {
 	// PortalSecureCookies marks the portal's session cookie Secure
 	// (PORTAL_SECURE_COOKIES, default true; `fulfillment dev` false: plain HTTP).
 	PortalSecureCookies bool
+	// ReconcileEvery (RECONCILE_EVERY, default 24h) is the interval of the
+	// reconciliation schedule; ReconcilePendingAfter
+	// (RECONCILE_PENDING_THRESHOLD, default 24h) is how long a subscription may
+	// wait on its publisher before a reconciliation lists it.
+	ReconcileEvery        time.Duration
+	ReconcilePendingAfter time.Duration
+	// OpsAPIKey (OPS_API_KEY) is the bearer key of the ops endpoints
+	// (/v1/ops/...); unset, they refuse everyone.
+	OpsAPIKey string
 	// Dev mode only.
 	TemporalCLI     string
 	TemporalUIPort  int
@@ -80,6 +89,7 @@ func FromEnv() (Config, error) {
 		SecretKey:         os.Getenv("SECRET_KEY"),
 		LogLevel:          env("LOG_LEVEL", "info"),
 		WorkerMetricsAddr: env("WORKER_METRICS_ADDR", ""),
+		OpsAPIKey:         os.Getenv("OPS_API_KEY"),
 		TemporalCLI:       env("TEMPORAL_CLI", "bin/temporal"),
 		DataDir:           env("DATA_DIR", "data"),
 		Mailpit:           env("MAILPIT", "bin/mailpit"),
@@ -108,6 +118,8 @@ func FromEnv() (Config, error) {
 	parse("UPDATE_TIMEOUT", "30s", func(s string) (e error) { c.UpdateTimeout, e = time.ParseDuration(s); return })
 	parse("MESSAGE_RETENTION", "48h", func(s string) (e error) { c.MessageRetention, e = time.ParseDuration(s); return })
 	parse("PORTAL_SECURE_COOKIES", "true", func(s string) (e error) { c.PortalSecureCookies, e = strconv.ParseBool(s); return })
+	parse("RECONCILE_EVERY", "24h", positiveDuration(&c.ReconcileEvery))
+	parse("RECONCILE_PENDING_THRESHOLD", "24h", positiveDuration(&c.ReconcilePendingAfter))
 	parse("WEBHOOK_ALLOW_PRIVATE", "false", func(s string) (e error) { c.WebhookAllowPrivate, e = strconv.ParseBool(s); return })
 	if err == nil {
 		c.TrustedProxies, err = parseProxies(os.Getenv("TRUSTED_PROXIES"))
@@ -141,6 +153,17 @@ func env(name, def string) string {
 		return v
 	}
 	return def
+}
+
+func positiveDuration(p *time.Duration) func(string) error {
+	return func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err == nil && d <= 0 {
+			err = fmt.Errorf("must be positive")
+		}
+		*p = d
+		return err
+	}
 }
 
 func floatInto(p *float64) func(string) error {
@@ -178,6 +201,8 @@ func (c Config) Masked() []any {
 		"worker_metrics_addr", c.WorkerMetricsAddr, "shutdown_timeout", c.ShutdownTimeout.String(),
 		"webhook_allow_private", c.WebhookAllowPrivate,
 		"smtp_url", maskURLPassword(c.SMTPURL), "smtp_from", c.SMTPFrom,
+		"reconcile_every", c.ReconcileEvery.String(), "reconcile_pending_threshold", c.ReconcilePendingAfter.String(),
+		"ops_api_key", mask(c.OpsAPIKey),
 	}
 }
 

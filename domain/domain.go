@@ -22,12 +22,16 @@ const (
 	StatusDeactivated        Status = "deactivated"
 	StatusExpired            Status = "expired"
 	StatusFulfillmentExpired Status = "fulfillment_expired"
+	// StatusSuspended: a payment failed; nothing renews until it is paid.
+	StatusSuspended Status = "suspended"
+	// StatusUnsubscribed: suspended past the payment grace period (terminal).
+	StatusUnsubscribed Status = "unsubscribed"
 )
 
 // Terminal reports whether no further transition can leave s.
 func (s Status) Terminal() bool {
 	switch s {
-	case StatusCancelled, StatusDeactivated, StatusExpired, StatusFulfillmentExpired:
+	case StatusCancelled, StatusDeactivated, StatusExpired, StatusFulfillmentExpired, StatusUnsubscribed:
 		return true
 	}
 	return false
@@ -38,7 +42,7 @@ func (s Status) Tab() string {
 	switch s {
 	case StatusPendingFulfillment:
 		return TabUpcoming
-	case StatusActive:
+	case StatusActive, StatusSuspended:
 		return TabActive
 	}
 	return TabInactive
@@ -57,9 +61,9 @@ func TabStatuses(tab string) []Status {
 	case TabUpcoming:
 		return []Status{StatusPendingFulfillment}
 	case TabActive:
-		return []Status{StatusActive}
+		return []Status{StatusActive, StatusSuspended}
 	case TabInactive:
-		return []Status{StatusCancelled, StatusDeactivated, StatusExpired, StatusFulfillmentExpired}
+		return []Status{StatusCancelled, StatusDeactivated, StatusExpired, StatusFulfillmentExpired, StatusUnsubscribed}
 	}
 	return nil
 }
@@ -90,6 +94,20 @@ type Plan struct {
 	MaxQuantity        int    `json:"max_quantity" db:"max_quantity"`
 	CancellationWindow string `json:"cancellation_window" db:"cancellation_window"`
 	ActivationDeadline string `json:"activation_deadline" db:"activation_deadline"`
+	// PaymentGracePeriod is how long a subscription suspended for non-payment
+	// waits for the payment (default P30D).
+	PaymentGracePeriod string `json:"payment_grace_period,omitempty" db:"payment_grace_period"`
+}
+
+// DefaultPaymentGracePeriod applies when a plan names none.
+const DefaultPaymentGracePeriod = "P30D"
+
+// GracePeriod is the plan's payment grace period, or the default.
+func (p Plan) GracePeriod() string {
+	if p.PaymentGracePeriod == "" {
+		return DefaultPaymentGracePeriod
+	}
+	return p.PaymentGracePeriod
 }
 
 // Validate checks the plan's bounds and durations.
@@ -100,7 +118,7 @@ func (p Plan) Validate() error {
 	if p.UnitPriceMinor < 0 || len(p.Currency) != 3 {
 		return fmt.Errorf("plan %s: price %d %q", p.ID, p.UnitPriceMinor, p.Currency)
 	}
-	for _, d := range []string{p.Term, p.CancellationWindow, p.ActivationDeadline} {
+	for _, d := range []string{p.Term, p.CancellationWindow, p.ActivationDeadline, p.GracePeriod()} {
 		if _, err := ParsePeriod(d); err != nil {
 			return fmt.Errorf("plan %s: %w", p.ID, err)
 		}
@@ -241,6 +259,8 @@ const (
 	EventResellerChanged      = "reseller_changed"
 	EventRenewed              = "renewed"
 	EventSubscriptionLinked   = "subscription_linked"
+	EventSuspended            = "suspended"
+	EventReinstated           = "reinstated"
 )
 
 // Ledger entry kinds.
@@ -274,6 +294,9 @@ const (
 	NotifyDeactivated        = "subscription.deactivated"
 	NotifyExpired            = "subscription.expired"
 	NotifyFulfillmentExpired = "subscription.fulfillment_expired"
+	NotifySuspended          = "subscription.suspended"
+	NotifyReinstated         = "subscription.reinstated"
+	NotifyUnsubscribed       = "subscription.unsubscribed"
 )
 
 // Notification is an event queued for the publisher; ID is its stable webhook-id.

@@ -86,6 +86,9 @@ func isolationTable() map[string]isolationCase {
 
 		"GET /v1/publisher/subscriptions":     {check: publisherListsOnlyOwnSubscriptions},
 		"GET /v1/publisher/subscriptions/:id": {sweep: sub(nil)},
+
+		"GET /v1/billing/statements":        {check: statementsOnlyOfOwnCustomers},
+		"GET /v1/ops/reconciliation/latest": {check: opsRefusesPartners},
 	}
 }
 
@@ -423,4 +426,37 @@ func publisherListsOnlyOwnSubscriptions(t *testing.T, x *isolationWorld) {
 		assert.Equal(t, []string{x.nw}, ids(x.litware, query), "litware's list%s", query)
 	}
 	mustProblem(t, x.admin.Do(http.MethodGet, "/v1/publisher/subscriptions", nil), http.StatusUnauthorized, "unauthenticated")
+}
+
+// statementsOnlyOfOwnCustomers: another partner's customer answers exactly
+// like one that does not exist (404), whatever the role.
+func statementsOnlyOfOwnCustomers(t *testing.T, x *isolationWorld) {
+	month := time.Now().UTC().Format("2006-01")
+	statement := func(p testenv.Partner, customer string) testenv.Response {
+		return p.Do(http.MethodGet, "/v1/billing/statements?month="+month+"&customer_id="+url.QueryEscape(customer), nil)
+	}
+	for who, c := range map[string]struct {
+		p            testenv.Partner
+		own, foreign string
+	}{
+		"northwind admin": {x.other, "tailspin", "woodgrove"},
+		"fabrikam admin":  {x.admin, "woodgrove", "tailspin"},
+		"fabrikam sales":  {x.sales, "woodgrove", "tailspin"},
+	} {
+		own := statement(c.p, c.own)
+		require.Equal(t, http.StatusOK, own.Status, "%s: %s", who, own)
+		foreign, unknown := statement(c.p, c.foreign), statement(c.p, "no-such-customer")
+		mustProblem(t, foreign, http.StatusNotFound, "not_found", "%s asked for %s", who, c.foreign)
+		mustProblem(t, unknown, http.StatusNotFound, "not_found", "%s asked for an unknown customer", who)
+		assert.Equal(t, strings.ReplaceAll(unknown.Str("detail"), "no-such-customer", "ID"), strings.ReplaceAll(foreign.Str("detail"), c.foreign, "ID"))
+	}
+}
+
+// opsRefusesPartners: a partner's key, whatever its role, is no ops key.
+func opsRefusesPartners(t *testing.T, x *isolationWorld) {
+	for who, p := range map[string]testenv.Partner{"fabrikam admin": x.admin, "fabrikam sales": x.sales, "northwind admin": x.other} {
+		r := p.Do(http.MethodGet, "/v1/ops/reconciliation/latest", nil)
+		mustProblem(t, r, http.StatusForbidden, "forbidden_role", "%s", who)
+	}
+	mustProblem(t, x.Do(http.MethodGet, "/v1/ops/reconciliation/latest", nil), http.StatusUnauthorized, "unauthenticated")
 }

@@ -189,7 +189,7 @@ func truncateForLog(b []byte) string {
 // stack (api and worker processes) and validates every answer against
 // api/openapi/openapi.json with kin-openapi's openapi3filter.
 func TestOpenAPIResponsesMatchDocument(t *testing.T) {
-	w := newWorld(t, testenv.StackOptions{})
+	w := newWorld(t, testenv.StackOptions{Env: opsEnv})
 	c := newContract(t, w)
 	admin, sales, other := AdminKey, SalesKey, OtherAdminKey
 	type P = map[string]any
@@ -473,6 +473,22 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	partner("cancel after the window", admin, http.MethodPost, "/v1/subscriptions/"+shortID+"/cancel", nil, http.StatusConflict)
 	partner("decrease quantity after the window", admin, http.MethodPatch, "/v1/subscriptions/"+shortID, P{"quantity": 1}, http.StatusConflict)
 	partner("turn auto_renew off instead", admin, http.MethodPatch, "/v1/subscriptions/"+shortID, P{"auto_renew": false}, http.StatusOK)
+
+	// Statements (the month of the first charge) and the reconciliation report.
+	var firstCharge time.Time
+	require.NoError(t, w.Store.DB().Get(&firstCharge, `SELECT min(created_at) FROM ledger`))
+	month := firstCharge.UTC().Format("2006-01")
+	partner("a customer's statement", sales, http.MethodGet, "/v1/billing/statements?customer_id=oa-lamna&month="+month, nil, http.StatusOK)
+	partner("a statement of a month without billing", admin, http.MethodGet, "/v1/billing/statements?customer_id=oa-lamna&month=1999-01", nil, http.StatusOK)
+	malformedPartner("a statement of month 13", admin, http.MethodGet, "/v1/billing/statements?customer_id=oa-lamna&month=2026-13", nil, http.StatusBadRequest)
+	malformedPartner("a statement without customer", admin, http.MethodGet, "/v1/billing/statements?month="+month, nil, http.StatusBadRequest)
+	partner("a statement of another partner's customer", other, http.MethodGet, "/v1/billing/statements?customer_id=oa-lamna&month="+month, nil, http.StatusNotFound)
+	partner("the reconciliation report before any run", OpsKey, http.MethodGet, "/v1/ops/reconciliation/latest", nil, http.StatusNotFound)
+	partner("the reconciliation report with a partner's key", admin, http.MethodGet, "/v1/ops/reconciliation/latest", nil, http.StatusForbidden)
+	partner("the reconciliation report without a key", "", http.MethodGet, "/v1/ops/reconciliation/latest", nil, http.StatusUnauthorized)
+	w.reconcile(t)
+	partner("the reconciliation report", OpsKey, http.MethodGet, "/v1/ops/reconciliation/latest?limit=1", nil, http.StatusOK)
+	partner("the reconciliation report with a cursor this API never returned", OpsKey, http.MethodGet, "/v1/ops/reconciliation/latest?cursor=bogus", nil, http.StatusBadRequest)
 
 	// Every documented operation was answered with a success, and the error
 	// statuses of the contract were all seen.

@@ -37,7 +37,10 @@ const Seed = `{
        {"id": "deadline-8s", "name": "8-second activation deadline", "term": "P1Y", "unit_price_minor": 1200, "currency": "USD",
         "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P7D", "activation_deadline": "PT8S"},
        {"id": "term-8s", "name": "8-second terms", "term": "PT8S", "unit_price_minor": 700, "currency": "USD",
-        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT2S", "activation_deadline": "PT1M"}
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT2S", "activation_deadline": "PT1M"},
+       {"id": "grace-6s", "name": "6-second payment grace", "term": "P1Y", "unit_price_minor": 500, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P7D", "activation_deadline": "P30D",
+        "payment_grace_period": "PT6S"}
      ]},
     {"id": "insights-app", "publisher_id": "contoso", "name": "Insights (app)", "kind": "app", "parent_offer_ids": ["analytics"],
      "plans": [

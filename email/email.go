@@ -19,12 +19,14 @@ const (
 	KindBillingAccountChanged = "billing_account_changed"
 	KindRenewalReminder       = "renewal_reminder"
 	KindSubscriptionEnded     = "subscription_ended"
+	KindPaymentFailed         = "payment_failed"
 	// KindSignIn carries a one-time link into the portal.
 	KindSignIn = "sign_in"
 )
 
 // Kinds lists every kind.
-var Kinds = []string{KindWelcome, KindOrderPlaced, KindBillingAccountChanged, KindRenewalReminder, KindSubscriptionEnded, KindSignIn}
+var Kinds = []string{KindWelcome, KindOrderPlaced, KindBillingAccountChanged, KindRenewalReminder, KindSubscriptionEnded,
+	KindPaymentFailed, KindSignIn}
 
 // Data is what a template may show. It is stored with the outbox row when
 // the email is queued, so a retry describes the moment that caused it;

@@ -86,3 +86,17 @@ func TestSMTPURL(t *testing.T) {
 	assert.NoError(t, err)
 	assert.Equal(t, "eml_1@b.example", email.MessageID("eml_1", "b.example"))
 }
+
+func TestSuspensionAndItsEnd(t *testing.T) {
+	m, err := email.Render(email.KindPaymentFailed, "eml_1", sample())
+	require.NoError(t, err)
+	assert.Equal(t, "Contoso Analytics is suspended: a payment failed", m.Subject)
+	assert.Contains(t, m.Text, "does not renew until")
+	d := sample()
+	d.Status = "unsubscribed"
+	m, err = email.Render(email.KindSubscriptionEnded, "eml_1", d)
+	require.NoError(t, err)
+	assert.Equal(t, "Contoso Analytics has ended: the payment did not arrive", m.Subject)
+	assert.NotContains(t, m.Text, "cannot be undone")
+	assert.NotContains(t, m.HTML, "cannot be undone")
+}

@@ -26,7 +26,7 @@ type DevMailpit struct {
 // dataDir, and waits until its API answers.
 func StartDevMailpit(ctx context.Context, binary string, smtpPort, uiPort int, dataDir string, logger *slog.Logger) (*DevMailpit, error) {
 	if _, err := os.Stat(binary); err != nil {
-		return nil, fmt.Errorf("mailpit not found at %s (run `make bin/mailpit`): %w", binary, err)
+		return nil, fmt.Errorf("mailpit not found at %s (`make run` installs it): %w", binary, err)
 	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, err

@@ -5,8 +5,8 @@ import (
 	"net/mail"
 	"strings"
 
-	"github.com/partnerhub/fulfillment/activities"
 	"github.com/partnerhub/fulfillment/email"
+	"github.com/partnerhub/fulfillment/outbox"
 )
 
 // startMailer runs the email dispatcher when SMTP_URL is set; without it the
@@ -20,7 +20,7 @@ func startMailer(ctx context.Context, d *Deps) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &activities.Mailer{Store: d.Store, Vault: d.Vault, Sender: sender, Logger: d.Logger, PortalURL: d.Config.PortalURL}
+	m := &outbox.Mailer{Store: d.Store, Vault: d.Vault, Sender: sender, Logger: d.Logger, PortalURL: d.Config.PortalURL}
 	done := make(chan struct{})
 	go func() { m.Run(ctx); close(done) }()
 	d.Logger.Info("sending customer emails", "smtp_url", maskedSMTP(d.Config.SMTPURL), "from", d.Config.SMTPFrom)

@@ -22,6 +22,7 @@ import (
 	"github.com/partnerhub/fulfillment/config"
 	"github.com/partnerhub/fulfillment/domain"
 	"github.com/partnerhub/fulfillment/metrics"
+	"github.com/partnerhub/fulfillment/outbox"
 	"github.com/partnerhub/fulfillment/portal"
 	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/vault"
@@ -61,6 +62,7 @@ func Connect(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Deps
 		return nil, err
 	}
 	reg := metrics.New(logger)
+	reg.WatchReconciliation(domain.FindingKinds, latestReconciliation(st))
 	opts.MetricsHandler = reg.TemporalHandler()
 	tc, err := client.NewLazyClient(opts)
 	if err != nil {
@@ -82,6 +84,7 @@ func (d *Deps) Close() {
 
 // RunAPI serves HTTP until ctx ends, then drains in-flight requests.
 func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
+	servePprof(d.Logger)
 	srv := &api.Server{
 		Store: d.Store, Temporal: d.Temporal, Vault: d.Vault, Logger: d.Logger, Metrics: metrics,
 		TaskQueue: d.Config.TaskQueue, UpdateTimeout: d.Config.UpdateTimeout,
@@ -91,6 +94,7 @@ func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
 			FailedAuthRPS: d.Config.FailedAuthRPS, FailedAuthBurst: d.Config.FailedAuthBurst,
 		},
 		TrustedProxies: d.Config.TrustedProxies,
+		OpsKey:         d.Config.OpsAPIKey,
 	}
 	router := srv.Router()
 	pages := &portal.Portal{Store: d.Store, API: srv, Vault: d.Vault, Logger: d.Logger, SecureCookies: d.Config.PortalSecureCookies}
@@ -127,19 +131,24 @@ func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
 // The worker starts polling once PostgreSQL and Temporal both answer; until
 // then it waits (SIGTERM still ends it at once, cleanly).
 func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
+	servePprof(d.Logger)
+	tuneWorkerCache(d.Logger)
 	acts := &activities.Activities{Store: d.Store, Vault: d.Vault}
 	if observe != nil {
 		acts.Observe = func(e domain.Event) { observe(e.Type) }
 	}
+	rec := &activities.Reconciler{Store: d.Store, Temporal: d.Temporal, TaskQueue: d.Config.TaskQueue, Observe: func(f workflows.ReconciliationFinish) {
+		d.Logger.Info("reconciliation completed", "report_id", f.ReportID, "checked", f.Checked, "counts", f.Counts)
+	}}
 	var polling atomic.Bool
 	stopMetrics, err := serveWorkerMetrics(d, polling.Load)
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
-	notifier := &activities.Notifier{
+	notifier := &outbox.Notifier{
 		Store: d.Store, Vault: d.Vault, Logger: d.Logger,
-		Client: activities.NewWebhookClient(activities.WebhookClientOptions{AllowPrivate: d.Config.WebhookAllowPrivate}),
+		Client: outbox.NewWebhookClient(outbox.WebhookClientOptions{AllowPrivate: d.Config.WebhookAllowPrivate}),
 	}
 	if d.Config.WebhookAllowPrivate {
 		d.Logger.Warn("WEBHOOK_ALLOW_PRIVATE is on: publisher webhooks may target loopback and private addresses (development only)")
@@ -148,14 +157,16 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 	if err != nil {
 		return err
 	}
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
 	go func() { notifier.Run(ctx); done <- struct{}{} }()
 	go func() { purgeMessages(ctx, d); done <- struct{}{} }()
-	if w := startWorker(ctx, d, acts); w != nil {
+	if w := startWorker(ctx, d, acts, rec); w != nil {
 		polling.Store(true)
 		d.Logger.Info("worker started", "task_queue", d.Config.TaskQueue)
+		go func() { ensureScheduleWhenReachable(ctx, d); done <- struct{}{} }()
 		<-ctx.Done()
 		w.Stop()
+		<-done
 	}
 	stopMailer()
 	<-done
@@ -167,10 +178,11 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 // startWorker starts polling once both dependencies answer, and tries again
 // (a new worker: an SDK worker's Start is memoized) if Temporal goes away in
 // between. It returns nil when ctx ends first.
-func startWorker(ctx context.Context, d *Deps, acts *activities.Activities) sdkworker.Worker {
+func startWorker(ctx context.Context, d *Deps, acts *activities.Activities, rec *activities.Reconciler) sdkworker.Worker {
 	var r retry
 	for d.WaitForDependencies(ctx) {
 		w := worker.New(d.Temporal, d.Config.TaskQueue, acts, sdkworker.Options{})
+		worker.RegisterReconciliation(w, rec)
 		started := make(chan error, 1)
 		go func() { started <- w.Start() }() // Start retries server calls for a while; a signal must not wait for it
 		select {

@@ -119,14 +119,15 @@ func (s *Store) Offer(ctx context.Context, id string) (Offer, error) {
 func (s *Store) UpsertPlan(ctx context.Context, p domain.Plan) error {
 	_, err := s.db.ExecContext(ctx, `
 		INSERT INTO plans (offer_id, id, name, term, unit_price_minor, currency, min_quantity, max_quantity,
-			cancellation_window, activation_deadline)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
+			cancellation_window, activation_deadline, payment_grace_period)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)
 		ON CONFLICT (offer_id, id) DO UPDATE SET name = EXCLUDED.name, term = EXCLUDED.term,
 			unit_price_minor = EXCLUDED.unit_price_minor, currency = EXCLUDED.currency,
 			min_quantity = EXCLUDED.min_quantity, max_quantity = EXCLUDED.max_quantity,
-			cancellation_window = EXCLUDED.cancellation_window, activation_deadline = EXCLUDED.activation_deadline`,
+			cancellation_window = EXCLUDED.cancellation_window, activation_deadline = EXCLUDED.activation_deadline,
+			payment_grace_period = EXCLUDED.payment_grace_period`,
 		p.OfferID, p.ID, p.Name, p.Term, p.UnitPriceMinor, p.Currency, p.MinQuantity, p.MaxQuantity,
-		p.CancellationWindow, p.ActivationDeadline)
+		p.CancellationWindow, p.ActivationDeadline, p.GracePeriod())
 	return wrap(err, "upsert plan %s/%s", p.OfferID, p.ID)
 }
 
@@ -135,7 +136,7 @@ func (s *Store) Plan(ctx context.Context, offerID, planID string) (domain.Plan, 
 	var p domain.Plan
 	err := s.db.GetContext(ctx, &p, `
 		SELECT offer_id, id, name, term, unit_price_minor, currency, min_quantity, max_quantity,
-			cancellation_window, activation_deadline
+			cancellation_window, activation_deadline, payment_grace_period
 		FROM plans WHERE offer_id = $1 AND id = $2`, offerID, planID)
 	return p, notFound(err)
 }

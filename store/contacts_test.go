@@ -288,3 +288,28 @@ func TestAppOfCancelledParentIsEmailedItself(t *testing.T) {
 	assert.Equal(t, 2, f.count(t, "email_outbox WHERE kind = 'subscription_ended' AND subscription_id = 'app'"))
 	assert.Zero(t, f.count(t, "email_outbox WHERE kind = 'subscription_ended' AND subscription_id = 'parent'"))
 }
+
+// A transition whose catalog rows are missing still saves: the emails name
+// the offer and plan by id, and the reminder uses the default lead time.
+func TestEmailsNeverHoldATransitionUp(t *testing.T) {
+	f := seeded(t)
+	withContacts(t, f)
+	sub := subscription("sub-1")
+	sub.PlanID = "no-such-plan"
+	f.save(t, purchase(sub), nil)
+	act := activation(sub)
+	f.save(t, act, nil)
+	due, err := f.st.ClaimDueEmails(f.ctx, 50, time.Minute)
+	require.NoError(t, err)
+	var order *store.PendingEmail
+	for i := range due {
+		if due[i].Kind == email.KindOrderPlaced {
+			order = &due[i]
+		}
+	}
+	require.NotNil(t, order)
+	d, err := order.Data()
+	require.NoError(t, err)
+	assert.Equal(t, "no-such-plan", d.PlanName)
+	assert.Equal(t, 2, f.count(t, "email_outbox WHERE kind = 'renewal_reminder' AND send_after = $1", act.Subscription.TermEnd.Add(-7*24*time.Hour)))
+}

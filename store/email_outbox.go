@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -86,14 +87,16 @@ func subscriptionData(ctx context.Context, q sqlx.QueryerContext, sub domain.Sub
 	if err != nil {
 		return email.Data{}, err
 	}
-	var row struct {
+	// The catalog names the offer and plan; their ids stand in should a row be
+	// missing, so an email never holds a transition up.
+	row := struct {
 		Offer string `db:"offer"`
 		Plan  string `db:"plan"`
-	}
+	}{sub.OfferID, sub.PlanID}
 	if err := sqlx.GetContext(ctx, q, &row, `
 		SELECT o.name AS offer, p.name AS plan FROM offers o JOIN plans p ON p.offer_id = o.id
-		WHERE o.id = $1 AND p.id = $2`, sub.OfferID, sub.PlanID); err != nil {
-		return email.Data{}, wrap(notFound(err), "offer %s plan %s", sub.OfferID, sub.PlanID)
+		WHERE o.id = $1 AND p.id = $2`, sub.OfferID, sub.PlanID); err != nil && !errors.Is(notFound(err), ErrNotFound) {
+		return email.Data{}, wrap(err, "offer %s plan %s", sub.OfferID, sub.PlanID)
 	}
 	d := email.Data{
 		CustomerName: customer, PartnerName: partner, SubscriptionID: sub.ID, OfferName: row.Offer, PlanName: row.Plan,
@@ -172,23 +175,11 @@ func enqueueEmails(ctx context.Context, tx *sqlx.Tx, c domain.Change) error {
 			kind = email.KindOrderPlaced
 		case (e.Type == domain.EventBillingStarted || e.Type == domain.EventRenewed) && sub.TermEnd != nil && sub.TermStart != nil:
 			kind, role = email.KindRenewalReminder, RoleTechnical
-			var lead string
-			if err := tx.GetContext(ctx, &lead, `SELECT renewal_reminder_lead FROM plans WHERE offer_id = $1 AND id = $2`,
-				sub.OfferID, sub.PlanID); err != nil {
-				return wrap(notFound(err), "plan lead time")
-			}
-			p, err := domain.ParsePeriod(lead)
-			if err != nil {
-				return err
-			}
-			// term_end - lead, but never before the term started.
-			sendAfter = sub.TermEnd.Add(-p.AddTo(*sub.TermStart).Sub(*sub.TermStart))
-			if sendAfter.Before(*sub.TermStart) {
-				sendAfter = *sub.TermStart
-			}
 		case e.Type == EventBillingAccountChanged:
 			kind = email.KindBillingAccountChanged
-		case e.Type == string(domain.StatusDeactivated) || e.Type == string(domain.StatusExpired):
+		case e.Type == domain.EventSuspended:
+			kind = email.KindPaymentFailed
+		case e.Type == string(domain.StatusDeactivated) || e.Type == string(domain.StatusExpired) || e.Type == string(domain.StatusUnsubscribed):
 			if e.Detail["reason"] == "parent_ended" && sub.ParentSubscriptionID != nil {
 				var parent string
 				if err := tx.GetContext(ctx, &parent, `SELECT status FROM subscriptions WHERE id = $1`, *sub.ParentSubscriptionID); err != nil {
@@ -203,8 +194,16 @@ func enqueueEmails(ctx context.Context, tx *sqlx.Tx, c domain.Change) error {
 			continue
 		}
 		to, err := recipients(ctx, tx, ref, role)
-		if err != nil || len(to) == 0 {
+		if err != nil {
 			return err
+		}
+		if len(to) == 0 {
+			continue
+		}
+		if kind == email.KindRenewalReminder {
+			if sendAfter, err = reminderTime(ctx, tx, sub); err != nil {
+				return err
+			}
 		}
 		d, err := subscriptionData(ctx, tx, sub)
 		if err != nil {
@@ -231,6 +230,25 @@ func enqueueEmails(ctx context.Context, tx *sqlx.Tx, c domain.Change) error {
 		}
 	}
 	return nil
+}
+
+// reminderTime is when a term's renewal reminder is due: term end minus the
+// plan's lead time (P7D when the plan is missing), never before the term started.
+func reminderTime(ctx context.Context, tx *sqlx.Tx, sub domain.Subscription) (time.Time, error) {
+	lead := "P7D"
+	err := tx.GetContext(ctx, &lead, `SELECT renewal_reminder_lead FROM plans WHERE offer_id = $1 AND id = $2`, sub.OfferID, sub.PlanID)
+	if err != nil && !errors.Is(notFound(err), ErrNotFound) {
+		return time.Time{}, wrap(err, "plan lead time")
+	}
+	p, err := domain.ParsePeriod(lead)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("plan %s/%s renewal_reminder_lead: %w", sub.OfferID, sub.PlanID, err)
+	}
+	at := sub.TermEnd.Add(-p.AddTo(*sub.TermStart).Sub(*sub.TermStart))
+	if at.Before(*sub.TermStart) {
+		at = *sub.TermStart
+	}
+	return at, nil
 }
 
 // EventBillingAccountChanged is the timeline event of a move to another

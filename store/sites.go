@@ -6,6 +6,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	neturl "net/url"
 	"time"
@@ -217,19 +218,29 @@ func (s *Store) BillingAccounts(ctx context.Context, c CustomerRef, p Page) ([]B
 // placeOnDefaultAccount puts a new subscription on its customer's default
 // billing account, creating one ("Default") for a customer that has none.
 func placeOnDefaultAccount(ctx context.Context, tx *sqlx.Tx, c CustomerRef, subscriptionID string) error {
-	var id string
-	err := tx.GetContext(ctx, &id, `SELECT id FROM billing_accounts WHERE partner_id = $1 AND customer_id = $2 AND is_default`,
-		c.PartnerID, c.CustomerID)
-	if errors.Is(notFound(err), ErrNotFound) {
-		// Look again under the customer's lock: a concurrent first purchase may have created it.
-		var one int
-		if err := tx.GetContext(ctx, &one, `SELECT 1 FROM customers WHERE partner_id = $1 AND id = $2 FOR NO KEY UPDATE`,
-			c.PartnerID, c.CustomerID); err != nil {
-			return wrap(notFound(err), "customer of %s", subscriptionID)
-		}
-		err = tx.GetContext(ctx, &id, `SELECT id FROM billing_accounts WHERE partner_id = $1 AND customer_id = $2 AND is_default`,
-			c.PartnerID, c.CustomerID)
+	// One round trip in the common case: the customer has a default account.
+	var placed []sql.NullString
+	err := tx.SelectContext(ctx, &placed, `
+		UPDATE subscriptions SET billing_account_id = (
+			SELECT id FROM billing_accounts WHERE partner_id = $2 AND customer_id = $3 AND is_default)
+		WHERE id = $1 AND billing_account_id IS NULL RETURNING billing_account_id`,
+		subscriptionID, c.PartnerID, c.CustomerID)
+	if err != nil {
+		return wrap(err, "place %s on billing account", subscriptionID)
 	}
+	if len(placed) == 0 || placed[0].Valid {
+		return nil // placed before (a retried transition), or placed now
+	}
+	// The customer has no account yet: create its default under the
+	// customer's lock (a concurrent first purchase may have just made it).
+	var one int
+	if err := tx.GetContext(ctx, &one, `SELECT 1 FROM customers WHERE partner_id = $1 AND id = $2 FOR NO KEY UPDATE`,
+		c.PartnerID, c.CustomerID); err != nil {
+		return wrap(notFound(err), "customer of %s", subscriptionID)
+	}
+	var id string
+	err = tx.GetContext(ctx, &id, `SELECT id FROM billing_accounts WHERE partner_id = $1 AND customer_id = $2 AND is_default`,
+		c.PartnerID, c.CustomerID)
 	if errors.Is(notFound(err), ErrNotFound) {
 		a, err := insertBillingAccount(ctx, tx, c, "ba_"+uuid.NewString(), "Default")
 		if err != nil {
@@ -239,8 +250,7 @@ func placeOnDefaultAccount(ctx context.Context, tx *sqlx.Tx, c CustomerRef, subs
 	} else if err != nil {
 		return wrap(err, "default billing account")
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE subscriptions SET billing_account_id = $2 WHERE id = $1 AND billing_account_id IS NULL`,
-		subscriptionID, id)
+	_, err = tx.ExecContext(ctx, `UPDATE subscriptions SET billing_account_id = $2 WHERE id = $1`, subscriptionID, id)
 	return wrap(err, "place %s on billing account", subscriptionID)
 }
 
@@ -251,15 +261,13 @@ func placeOnSite(ctx context.Context, tx *sqlx.Tx, c CustomerRef, subscriptionID
 	if u, err := neturl.Parse(siteURL); err == nil && u.Host != "" {
 		name = u.Host
 	}
-	var id string
-	err := tx.GetContext(ctx, &id, `
-		INSERT INTO customer_sites (id, partner_id, customer_id, name, url) VALUES ($1,$2,$3,$4,$5)
-		ON CONFLICT (partner_id, customer_id, url) DO UPDATE SET url = EXCLUDED.url
-		RETURNING id`, "site_"+uuid.NewString(), c.PartnerID, c.CustomerID, name, siteURL)
-	if err != nil {
-		return wrap(err, "site of %s", subscriptionID)
-	}
-	_, err = tx.ExecContext(ctx, `UPDATE subscriptions SET site_id = $2 WHERE id = $1 AND site_id IS NULL`, subscriptionID, id)
+	_, err := tx.ExecContext(ctx, `
+		WITH site AS (
+			INSERT INTO customer_sites (id, partner_id, customer_id, name, url) VALUES ($1,$2,$3,$4,$5)
+			ON CONFLICT (partner_id, customer_id, url) DO UPDATE SET url = EXCLUDED.url
+			RETURNING id)
+		UPDATE subscriptions SET site_id = (SELECT id FROM site) WHERE id = $6 AND site_id IS NULL`,
+		"site_"+uuid.NewString(), c.PartnerID, c.CustomerID, name, siteURL, subscriptionID)
 	return wrap(err, "place %s on site", subscriptionID)
 }
 

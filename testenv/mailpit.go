@@ -36,7 +36,7 @@ func (m *Mailpit) SMTPURL() string { return "smtp://" + m.SMTPAddr }
 func StartMailpit(tb testing.TB, extra ...string) *Mailpit {
 	tb.Helper()
 	if _, err := os.Stat(MailpitBinary()); err != nil {
-		tb.Fatalf("mailpit missing at %s (run make bin/mailpit): %v", MailpitBinary(), err)
+		tb.Fatalf("mailpit missing at %s (`make test` installs it): %v", MailpitBinary(), err)
 	}
 	m := &Mailpit{SMTPAddr: FreeAddress()}
 	httpAddr := FreeAddress()

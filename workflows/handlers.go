@@ -53,6 +53,16 @@ func (w *subscriptionWorkflow) registerHandlers(ctx workflow.Context) error {
 			name: UpdateDeactivate, id: func(r EndRequest) string { return r.MessageID },
 			check: notTerminal[EndRequest](w), apply: endWith(domain.StatusDeactivated),
 		}),
+		register(ctx, w, message[PaymentRequest]{
+			name: UpdatePaymentFailed, id: func(r PaymentRequest) string { return r.MessageID },
+			check: w.checkStatus(domain.StatusActive, "only an active subscription can be suspended for non-payment"),
+			apply: func(t *transition, r PaymentRequest) { t.suspend(r.Actor, r.Reason) },
+		}),
+		register(ctx, w, message[PaymentRequest]{
+			name: UpdatePaymentReceived, id: func(r PaymentRequest) string { return r.MessageID },
+			check: w.checkStatus(domain.StatusSuspended, "only a suspended subscription can be reinstated"),
+			apply: func(t *transition, r PaymentRequest) { t.reinstate(r.Actor) },
+		}),
 		register(ctx, w, message[LinkRequest]{
 			name: UpdateLink, id: func(LinkRequest) string { return "" },
 			check: w.checkLink, apply: w.link,
@@ -137,6 +147,16 @@ func (w *subscriptionWorkflow) checkNotTerminal() error {
 		return problem(ErrInvalidState, "subscription is %s", s.Status)
 	}
 	return nil
+}
+
+// checkStatus admits a message only in one status.
+func (w *subscriptionWorkflow) checkStatus(want domain.Status, refusal string) func(time.Time, PaymentRequest) error {
+	return func(time.Time, PaymentRequest) error {
+		if s := w.st.Subscription; s.Status != want {
+			return problem(ErrInvalidState, "%s; this one is %s", refusal, s.Status)
+		}
+		return nil
+	}
 }
 
 // notTerminal is the check of messages any non-terminal subscription takes.

@@ -16,6 +16,8 @@ const (
 	UpdateCancel             = "cancel"
 	UpdateDeactivate         = "deactivate"
 	UpdateLink               = "link"
+	UpdatePaymentFailed      = "payment_failed"
+	UpdatePaymentReceived    = "payment_received"
 	SignalParentEnded        = "parent_ended"
 	SignalParentActivated    = "parent_activated"
 	QueryState               = "state"
@@ -93,6 +95,14 @@ type EndRequest struct {
 // ParentActivated tells a linked subscription its parent started billing.
 type ParentActivated struct {
 	ParentID string `json:"parent_id"`
+}
+
+// PaymentRequest reports a failed or a received payment (from the partner's
+// billing system, through an operator).
+type PaymentRequest struct {
+	MessageID string `json:"message_id"`
+	Actor     Actor  `json:"actor"`
+	Reason    string `json:"reason,omitempty"`
 }
 
 // LinkRequest asks a parent to accept a linked subscription.

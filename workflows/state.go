@@ -37,6 +37,8 @@ type State struct {
 	TermBilledMinor int64 `json:"term_billed_minor"`
 	// EventSeq numbers timeline events so each has a deterministic key.
 	EventSeq int `json:"event_seq"`
+	// GraceEndsAt is when a suspended subscription ends unless paid.
+	GraceEndsAt *time.Time `json:"grace_ends_at,omitempty"`
 }
 
 // clone copies the state deeply enough that changing the copy never touches
@@ -219,7 +221,8 @@ func (t *transition) renew() {
 func (t *transition) end(status domain.Status, actor Actor, detail map[string]any) {
 	s := t.sub()
 	refund := status == domain.StatusCancelled || (status == domain.StatusDeactivated && t.parentGate && t.next.ParentEndedRefund)
-	if refund && s.Status == domain.StatusActive && s.TermNumber > 0 {
+	billed := s.Status == domain.StatusActive || s.Status == domain.StatusSuspended
+	if refund && billed && s.TermNumber > 0 {
 		if refund := t.refund(); refund.AmountMinor != 0 {
 			if detail == nil {
 				detail = map[string]any{}
@@ -234,9 +237,33 @@ func (t *transition) end(status domain.Status, actor Actor, detail map[string]an
 	t.notify(terminalNotification[status])
 }
 
+// suspend holds an active subscription for non-payment until the plan's
+// grace period ends.
+func (t *transition) suspend(actor Actor, reason string) {
+	s := t.sub()
+	s.Status = domain.StatusSuspended
+	graceEnds := domain.MustAdd(t.now, t.next.Plan.GracePeriod())
+	t.next.GraceEndsAt = &graceEnds
+	detail := map[string]any{"grace_ends_at": graceEnds}
+	if reason != "" {
+		detail["reason"] = reason
+	}
+	t.event(domain.EventSuspended, actor.String(), detail)
+	t.notify(domain.NotifySuspended)
+}
+
+// reinstate ends a suspension: the same term, the same dates.
+func (t *transition) reinstate(actor Actor) {
+	t.sub().Status = domain.StatusActive
+	t.next.GraceEndsAt = nil
+	t.event(domain.EventReinstated, actor.String(), nil)
+	t.notify(domain.NotifyReinstated)
+}
+
 var terminalNotification = map[domain.Status]string{
 	domain.StatusCancelled:          domain.NotifyCancelled,
 	domain.StatusDeactivated:        domain.NotifyDeactivated,
 	domain.StatusExpired:            domain.NotifyExpired,
 	domain.StatusFulfillmentExpired: domain.NotifyFulfillmentExpired,
+	domain.StatusUnsubscribed:       domain.NotifyUnsubscribed,
 }

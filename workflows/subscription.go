@@ -116,6 +116,8 @@ func (w *subscriptionWorkflow) run(ctx workflow.Context) (domain.Subscription, e
 			err = w.awaitFulfillment(ctx)
 		case s.Status == domain.StatusActive:
 			err = w.awaitTermEnd(ctx)
+		case s.Status == domain.StatusSuspended:
+			err = w.awaitPayment(ctx)
 		default:
 			return s, fmt.Errorf("subscription %s: unknown status %q", s.ID, s.Status)
 		}
@@ -223,6 +225,25 @@ func (w *subscriptionWorkflow) awaitTermEnd(ctx workflow.Context) error {
 		}
 		w.renewed = true
 		return nil
+	})
+}
+
+// awaitPayment waits, suspended, for the payment until the grace period ends;
+// then the subscription ends (unsubscribed) and its linked ones with it.
+// Nothing renews meanwhile: a reinstated subscription whose term ended
+// renews at once.
+func (w *subscriptionWorkflow) awaitPayment(ctx workflow.Context) error {
+	fired, err := w.awaitUntil(ctx, *w.st.GraceEndsAt, func() bool {
+		return w.st.Subscription.Status != domain.StatusSuspended || w.st.ParentEnded
+	})
+	if err != nil || !fired {
+		return err
+	}
+	return w.locked(ctx, func() error {
+		if w.st.Subscription.Status != domain.StatusSuspended {
+			return nil
+		}
+		return w.end(ctx, domain.StatusUnsubscribed, SystemActor, map[string]any{"reason": "payment_not_received"})
 	})
 }
 

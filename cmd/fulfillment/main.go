@@ -1,5 +1,5 @@
 // Command fulfillment is the one binary of the service: dev, api, worker,
-// migrate and seed. It only wires configuration to the service package.
+// migrate, seed, keys and reconcile. It only wires configuration to the service package.
 package main
 
 import (
@@ -24,10 +24,13 @@ commands:
   worker      the Temporal worker and the publisher notification dispatcher
   migrate     create the database if missing and apply migrations
   seed FILE   load a seed file (idempotent upsert)
+  reconcile   run the reconciliation schedule now (creating or updating it first)
   keys ...    create, rotate and revoke agent API keys and publisher signing secrets
               (fulfillment keys -h)
   contacts set-primary --partner ID --customer ID --email ADDRESS --operator NAME [--reason TEXT]
               reassign a customer's primary contact (operators; audited)
+  billing payment-failed|payment-received --subscription ID --operator NAME [--reason TEXT]
+              suspend a subscription for non-payment, or reinstate it (operators; audited)
 `
 
 func main() {
@@ -70,6 +73,15 @@ func run(ctx context.Context, command string, args []string, cfg config.Config, 
 		return service.Keys(ctx, cfg, logger, args, os.Stdout)
 	case "contacts":
 		return service.Contacts(ctx, cfg, args, os.Stdout, logger)
+	case "billing":
+		return service.Billing(ctx, cfg, args, os.Stdout, logger)
+	case "reconcile":
+		d, err := service.Connect(ctx, cfg, logger)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		return service.TriggerReconciliation(ctx, cfg, d)
 	case "api", "worker":
 		logger.Info("starting", append([]any{"command", command}, cfg.Masked()...)...)
 		d, err := service.Connect(ctx, cfg, logger)

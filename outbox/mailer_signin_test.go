@@ -1,4 +1,4 @@
-package activities_test
+package outbox_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/partnerhub/fulfillment/activities"
+	"github.com/partnerhub/fulfillment/outbox"
 	"github.com/partnerhub/fulfillment/seed"
 	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/testenv"
@@ -37,7 +37,7 @@ func TestMailerSendsSignInLinks(t *testing.T) {
 	require.NoError(t, err)
 
 	sent := &recording{}
-	m := &activities.Mailer{Store: st, Vault: v, Sender: sent, Logger: slog.New(slog.DiscardHandler), PortalURL: "https://subs.example/portal/"}
+	m := &outbox.Mailer{Store: st, Vault: v, Sender: sent, Logger: slog.New(slog.DiscardHandler), PortalURL: "https://subs.example/portal/"}
 	require.NoError(t, m.SendDue(ctx))
 	require.Len(t, sent.got, 2)
 	link := regexp.MustCompile(`https://subs\.example/portal/sign-in/([A-Za-z0-9_-]{43})`)
@@ -54,7 +54,7 @@ func TestMailerSendsSignInLinks(t *testing.T) {
 
 	_, err = st.RequestSignIn(ctx, "ann@woodgrove.test", hash, 15*time.Minute)
 	require.NoError(t, err)
-	unset := &activities.Mailer{Store: st, Vault: v, Sender: sent, Logger: slog.New(slog.DiscardHandler)}
+	unset := &outbox.Mailer{Store: st, Vault: v, Sender: sent, Logger: slog.New(slog.DiscardHandler)}
 	require.NoError(t, unset.SendDue(ctx))
 	assert.Len(t, sent.got, 2, "no link can be built without PORTAL_URL")
 	var skipped int

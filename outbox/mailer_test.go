@@ -1,4 +1,4 @@
-package activities_test
+package outbox_test
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/partnerhub/fulfillment/activities"
 	"github.com/partnerhub/fulfillment/domain"
 	"github.com/partnerhub/fulfillment/email"
+	"github.com/partnerhub/fulfillment/outbox"
 	"github.com/partnerhub/fulfillment/seed"
 	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/testenv"
@@ -71,7 +71,7 @@ func TestMailerSendsWithStableMessageID(t *testing.T) {
 
 	smtp, err := email.NewSMTP(mp.SMTPURL(), "Subscriptions <no-reply@fulfillment.test>", "fulfillment.test")
 	require.NoError(t, err)
-	m := &activities.Mailer{Store: st, Vault: v, Sender: &lostAnswer{Sender: smtp, seen: map[string]int{}},
+	m := &outbox.Mailer{Store: st, Vault: v, Sender: &lostAnswer{Sender: smtp, seen: map[string]int{}},
 		Logger: slog.New(slog.DiscardHandler), PortalURL: "http://portal.test/portal/"}
 	require.NoError(t, m.SendDue(ctx))                                              // both reach the server, both "fail"
 	st.DB().MustExecContext(ctx, `UPDATE email_outbox SET next_attempt_at = now()`) // skip the backoff
@@ -144,7 +144,7 @@ func TestMailerSkipsStaleRenewalReminder(t *testing.T) {
 	st.DB().MustExecContext(ctx, `UPDATE email_outbox SET next_attempt_at = now() WHERE kind = 'renewal_reminder'`) // due now
 
 	sent := &recording{}
-	m := &activities.Mailer{Store: st, Vault: v, Sender: sent, Logger: slog.New(slog.DiscardHandler)}
+	m := &outbox.Mailer{Store: st, Vault: v, Sender: sent, Logger: slog.New(slog.DiscardHandler)}
 	require.NoError(t, m.SendDue(ctx))
 	assert.Empty(t, sent.got)
 	var skipped int
@@ -185,7 +185,7 @@ func TestMailerGivesUpOnUndeliverableOnly(t *testing.T) {
 	send := func(mp *testenv.Mailpit) {
 		smtp, err := email.NewSMTP(mp.SMTPURL(), "no-reply@fulfillment.test", "fulfillment.test")
 		require.NoError(t, err)
-		m := &activities.Mailer{Store: st, Vault: v, Sender: smtp, Logger: slog.New(slog.DiscardHandler)}
+		m := &outbox.Mailer{Store: st, Vault: v, Sender: smtp, Logger: slog.New(slog.DiscardHandler)}
 		st.DB().MustExecContext(ctx, `UPDATE email_outbox SET next_attempt_at = now()`)
 		require.NoError(t, m.SendDue(ctx))
 	}

@@ -1,4 +1,4 @@
-package activities_test
+package outbox_test
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/partnerhub/fulfillment/activities"
 	"github.com/partnerhub/fulfillment/domain"
+	"github.com/partnerhub/fulfillment/outbox"
 	"github.com/partnerhub/fulfillment/seed"
 	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/testenv"
@@ -67,14 +67,14 @@ func (w *outboxWorld) delivered(id string) bool {
 	return at != nil
 }
 
-func (w *outboxWorld) notifier(concurrency int) *activities.Notifier {
-	return &activities.Notifier{Store: w.st, Vault: w.v, Logger: slog.New(slog.DiscardHandler), Concurrency: concurrency,
+func (w *outboxWorld) notifier(concurrency int) *outbox.Notifier {
+	return &outbox.Notifier{Store: w.st, Vault: w.v, Logger: slog.New(slog.DiscardHandler), Concurrency: concurrency,
 		Interval: 20 * time.Millisecond, RequestTimeout: 30 * time.Second,
-		Client: activities.NewWebhookClient(activities.WebhookClientOptions{AllowPrivate: true, Timeout: 30 * time.Second})}
+		Client: outbox.NewWebhookClient(outbox.WebhookClientOptions{AllowPrivate: true, Timeout: 30 * time.Second})}
 }
 
 // run starts the dispatcher until the test ends.
-func run(t *testing.T, n *activities.Notifier) {
+func run(t *testing.T, n *outbox.Notifier) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { n.Run(ctx); close(done) }()
@@ -226,7 +226,7 @@ func TestNotifierRefusesPrivateWebhookByDefault(t *testing.T) {
 	w := newOutboxWorld(t, map[string]string{"localpub": srv.URL})
 	w.queue("msg_local", "localpub")
 	n := w.notifier(2)
-	n.Client = activities.NewWebhookClient(activities.WebhookClientOptions{})
+	n.Client = outbox.NewWebhookClient(outbox.WebhookClientOptions{})
 	require.NoError(t, n.DeliverDue(context.Background()))
 	assert.False(t, w.delivered("msg_local"))
 	assert.Zero(t, hits.Load())

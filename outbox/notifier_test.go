@@ -1,4 +1,4 @@
-package activities_test
+package outbox_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/partnerhub/fulfillment/activities"
 	"github.com/partnerhub/fulfillment/domain"
+	"github.com/partnerhub/fulfillment/outbox"
 	"github.com/partnerhub/fulfillment/seed"
 	"github.com/partnerhub/fulfillment/testenv"
 	"github.com/partnerhub/fulfillment/vault"
@@ -97,7 +98,7 @@ func TestNotifierDeliversTheSubscriptionAsOfTheEvent(t *testing.T) {
 	sub.Status, sub.Version = domain.StatusCancelled, 3
 	save(sub, domain.NotifyCancelled, "msg_3")
 
-	n := &activities.Notifier{Store: st, Vault: v, Client: hook.Client(), Logger: slog.New(slog.DiscardHandler)}
+	n := &outbox.Notifier{Store: st, Vault: v, Client: hook.Client(), Logger: slog.New(slog.DiscardHandler)}
 	require.NoError(t, n.DeliverDue(ctx))                                     // every first attempt fails
 	st.DB().MustExecContext(ctx, `UPDATE outbox SET next_attempt_at = now()`) // skip the backoff
 	require.NoError(t, n.DeliverDue(ctx))

@@ -1,4 +1,4 @@
-package activities_test
+package outbox_test
 
 import (
 	"net/http"
@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/partnerhub/fulfillment/activities"
+	"github.com/partnerhub/fulfillment/outbox"
 )
 
 func TestCheckWebhookAddress(t *testing.T) {
@@ -26,10 +26,10 @@ func TestCheckWebhookAddress(t *testing.T) {
 		"example.com:443", // never a name: the check runs on the resolved address
 	}
 	for _, addr := range refused {
-		assert.ErrorIs(t, activities.CheckWebhookAddress(addr), activities.ErrWebhookTargetRefused, addr)
+		assert.ErrorIs(t, outbox.CheckWebhookAddress(addr), outbox.ErrWebhookTargetRefused, addr)
 	}
 	for _, addr := range []string{"93.184.216.34:443", "8.8.8.8:80", "172.32.0.1:443", "[2606:4700:4700::1111]:443", "[::ffff:8.8.8.8]:443"} {
-		assert.NoError(t, activities.CheckWebhookAddress(addr), addr)
+		assert.NoError(t, outbox.CheckWebhookAddress(addr), addr)
 	}
 }
 
@@ -51,17 +51,17 @@ func TestWebhookClientRefusesPrivateTargets(t *testing.T) {
 	srv, hits := countingServer(t, http.StatusNoContent)
 	byName := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
 
-	guarded := activities.NewWebhookClient(activities.WebhookClientOptions{})
+	guarded := outbox.NewWebhookClient(outbox.WebhookClientOptions{})
 	for _, url := range []string{srv.URL, byName} {
 		resp, err := guarded.Post(url, "application/json", strings.NewReader(`{}`))
 		if resp != nil {
 			resp.Body.Close()
 		}
-		require.ErrorIs(t, err, activities.ErrWebhookTargetRefused, url)
+		require.ErrorIs(t, err, outbox.ErrWebhookTargetRefused, url)
 	}
 	assert.Zero(t, hits.Load(), "no request reached the loopback server")
 
-	dev := activities.NewWebhookClient(activities.WebhookClientOptions{AllowPrivate: true})
+	dev := outbox.NewWebhookClient(outbox.WebhookClientOptions{AllowPrivate: true})
 	for _, url := range []string{srv.URL, byName} {
 		resp, err := dev.Post(url, "application/json", strings.NewReader(`{}`))
 		require.NoError(t, err, url)
@@ -77,7 +77,7 @@ func TestWebhookClientFollowsNoRedirect(t *testing.T) {
 	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
 		redirector := httptest.NewServer(http.RedirectHandler(target.URL, status))
 		t.Cleanup(redirector.Close)
-		resp, err := activities.NewWebhookClient(activities.WebhookClientOptions{AllowPrivate: true}).
+		resp, err := outbox.NewWebhookClient(outbox.WebhookClientOptions{AllowPrivate: true}).
 			Post(redirector.URL, "application/json", strings.NewReader(`{}`))
 		require.NoError(t, err)
 		resp.Body.Close()

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+)
+
+// Call kinds of one purchase flow, in order.
+var callKinds = []string{"purchase", "resolve", "licenses", "activate"}
+
+// flow runs one purchase → active and reports its workflow id; timed records
+// the latency of each call it makes.
+type flow func(ctx context.Context, timed func(kind string, d time.Duration)) (workflowID string, err error)
+
+// result is one measured phase.
+type result struct {
+	name    string
+	load    string
+	flows   int64
+	errors  int64
+	elapsed time.Duration
+	latency samples // purchase → active (open loop: from the scheduled arrival)
+	calls   map[string]*samples
+	ids     []string // a sample of completed flows' workflow ids
+	idsMu   sync.Mutex
+	lastErr atomic.Value
+	// From GetWorkflowHistory over ids.
+	events, tasks, activities float64
+	eventTypes                []string // one flow's history, in order
+	// CPU time of each process over the recorded part of the phase.
+	procs    procs
+	cpuStart []time.Duration
+	cpu      []time.Duration
+	// sessions counts PostgreSQL sessions opened on the service's database
+	// (pg_stat_database.sessions); nil for the ceiling.
+	sessions             func() (sessions, xacts int64)
+	sessionsStart, opens int64
+	xactsStart, xacts    int64
+}
+
+// measuring marks the start of the recorded part; measured its end.
+func (r *result) measuring() {
+	r.cpuStart = r.procs.snapshot()
+	if r.sessions != nil {
+		r.sessionsStart, r.xactsStart = r.sessions()
+	}
+}
+
+func (r *result) measured() {
+	if r.sessions != nil {
+		opens, xacts := r.sessions()
+		r.opens, r.xacts = opens-r.sessionsStart, xacts-r.xactsStart
+	}
+	end := r.procs.snapshot()
+	r.cpu = make([]time.Duration, len(end))
+	for i := range end {
+		if r.cpuStart != nil {
+			r.cpu[i] = end[i] - r.cpuStart[i]
+		}
+	}
+}
+
+// cpuPerFlow is a process's CPU milliseconds per recorded flow.
+func (r *result) cpuPerFlow(i int) float64 {
+	if r.flows == 0 || i >= len(r.cpu) {
+		return 0
+	}
+	return float64(r.cpu[i]) / float64(time.Millisecond) / float64(r.flows)
+}
+
+func newResult(name, load string) *result {
+	r := &result{name: name, load: load, calls: map[string]*samples{}}
+	for _, k := range callKinds {
+		r.calls[k] = &samples{}
+	}
+	return r
+}
+
+func (r *result) rate() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.flows) / r.elapsed.Seconds()
+}
+
+// once runs one flow and records it when record is set.
+func (r *result) once(ctx context.Context, f flow, started time.Time, record bool) {
+	timed := func(kind string, d time.Duration) {
+		if record {
+			r.calls[kind].add(d)
+		}
+	}
+	id, err := f(ctx, timed)
+	if !record {
+		return
+	}
+	if err != nil {
+		atomic.AddInt64(&r.errors, 1)
+		r.lastErr.Store(err.Error())
+		return
+	}
+	r.latency.add(time.Since(started))
+	if n := atomic.AddInt64(&r.flows, 1); n%7 == 0 {
+		r.idsMu.Lock()
+		if len(r.ids) < 30 {
+			r.ids = append(r.ids, id)
+		}
+		r.idsMu.Unlock()
+	}
+}
+
+// closedLoop runs concurrency workers back to back: warmup first (not
+// recorded), then duration (recorded).
+func closedLoop(ctx context.Context, r *result, f flow, concurrency int, warmup, duration time.Duration) {
+	var wg sync.WaitGroup
+	begin := time.Now()
+	measureFrom, end := begin.Add(warmup), begin.Add(warmup+duration)
+	time.AfterFunc(warmup, r.measuring)
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				start := time.Now()
+				if !start.Before(end) {
+					return
+				}
+				r.once(ctx, f, start, !start.Before(measureFrom))
+			}
+		}()
+	}
+	wg.Wait()
+	// Flows started before end and finished after it count: measure to the last one.
+	r.elapsed = time.Since(measureFrom)
+	r.measured()
+}
+
+// openLoop starts flows at a fixed arrival rate whatever the system does;
+// latency counts from the scheduled arrival, so queueing is not hidden.
+func openLoop(ctx context.Context, r *result, f flow, rate float64, warmup, duration time.Duration, maxInFlight int) {
+	var wg sync.WaitGroup
+	var inFlight atomic.Int64
+	interval := time.Duration(float64(time.Second) / rate)
+	begin := time.Now()
+	measureFrom, end := begin.Add(warmup), begin.Add(warmup+duration)
+	time.AfterFunc(warmup, r.measuring)
+	for i := 0; ; i++ {
+		at := begin.Add(time.Duration(i) * interval)
+		if !at.Before(end) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Until(at))
+		if inFlight.Load() >= int64(maxInFlight) {
+			// The system fell this far behind: count the arrival as failed.
+			if !at.Before(measureFrom) {
+				atomic.AddInt64(&r.errors, 1)
+				r.lastErr.Store("load generator: too many flows in flight")
+			}
+			continue
+		}
+		inFlight.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer inFlight.Add(-1)
+			r.once(ctx, f, at, !at.Before(measureFrom))
+		}()
+	}
+	wg.Wait()
+	r.elapsed = time.Since(measureFrom)
+	r.measured()
+}
+
+// countHistories reads the sampled flows' histories: events, workflow tasks
+// and activities per flow, and one flow's event types.
+func countHistories(ctx context.Context, c client.Client, r *result) {
+	var n, events, tasks, acts int
+	for _, id := range r.ids {
+		it := c.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		var types []string
+		for it.HasNext() {
+			e, err := it.Next()
+			if err != nil {
+				break
+			}
+			events++
+			types = append(types, e.GetEventType().String())
+			switch e.GetEventType() {
+			case enums.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+				tasks++
+			case enums.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+				acts++
+			}
+		}
+		if r.eventTypes == nil {
+			r.eventTypes = types
+		}
+		n++
+	}
+	if n > 0 {
+		r.events, r.tasks, r.activities = float64(events)/float64(n), float64(tasks)/float64(n), float64(acts)/float64(n)
+	}
+}

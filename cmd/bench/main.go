@@ -1,0 +1,551 @@
+// Command bench is the service's load benchmark (make bench). In one run, on
+// one Temporal server, it measures the ceiling (a no-op workflow of the
+// purchase's message shape, with regular and with local activities, driven
+// in-process) and the service (the real api and worker processes driven over
+// HTTP as partner and signing publisher, closed-loop and open-loop), then the
+// subscription list over a bulk-loaded read model, and prints one table.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/lib/pq"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/partnerhub/fulfillment/store"
+	"github.com/partnerhub/fulfillment/testenv"
+	"github.com/partnerhub/fulfillment/workflows"
+)
+
+type options struct {
+	binary          string
+	temporalAddress string
+	engine          string
+	concurrency     int
+	warmup          time.Duration
+	ceilingDuration time.Duration
+	serviceDuration time.Duration
+	openRate        float64
+	phases          string
+	listRows        int
+	listRequests    int
+	pprof           bool
+	out             string
+	serverPID       int
+	asyncCommit     bool
+	scaleN          int
+	scaleSample     int
+	cacheSize       string
+	rounds          int
+	dropIndex       string
+	logStatements   bool
+	devConfig       string
+	ceilingPollers  int
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.binary, "binary", "bin/fulfillment", "the service binary (make build)")
+	flag.StringVar(&o.temporalAddress, "temporal-address", "", "an already running Temporal server (make bench-pg); empty: start a dev server")
+	flag.StringVar(&o.engine, "engine", "", "how the table names the Temporal server (default: dev server, or the address)")
+	flag.IntVar(&o.concurrency, "concurrency", 32, "closed-loop flows in flight (ceiling and service)")
+	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "unrecorded load before each phase")
+	flag.DurationVar(&o.ceilingDuration, "ceiling-duration", 20*time.Second, "recorded time of each ceiling phase")
+	flag.DurationVar(&o.serviceDuration, "service-duration", 30*time.Second, "recorded time of each service phase")
+	flag.Float64Var(&o.openRate, "open-rate", 0, "open-loop arrivals per second (0: half the regular-activity ceiling)")
+	flag.StringVar(&o.phases, "phases", "ceiling,local,extras,closed,open,list", "phases to run, comma-separated")
+	flag.IntVar(&o.listRows, "list-rows", 100000, "subscriptions bulk-loaded for the list phase")
+	flag.IntVar(&o.listRequests, "list-requests", 200, "requests per list case")
+	flag.BoolVar(&o.pprof, "pprof", false, "CPU-profile api and worker (PPROF_ADDR) for 10 s of the closed-loop phase")
+	flag.StringVar(&o.out, "out", ".tmp/bench", "directory for logs and profiles")
+	flag.BoolVar(&o.asyncCommit, "pg-async-commit", false, "experiment: synchronous_commit=off on the service's database (not how it runs in production)")
+	flag.IntVar(&o.scaleN, "scale-open", 10000, "scale phase: open subscriptions bought")
+	flag.IntVar(&o.scaleSample, "scale-callbacks", 300, "scale phase: subscriptions picked at random to take the three callbacks")
+	flag.StringVar(&o.cacheSize, "worker-cache-size", "", "WORKFLOW_CACHE_SIZE of the service's worker (empty: the SDK's default, 10,000)")
+	flag.IntVar(&o.rounds, "rounds", 0, "extra rounds of ceiling then service (closed loop) back to back, for the ratio on a noisy machine")
+	flag.StringVar(&o.dropIndex, "list-drop-index", "", "list phase: drop this index first (to measure without it)")
+	flag.BoolVar(&o.logStatements, "pg-log-statements", false, "diagnosis: log_statement=all on the service's database (into PostgreSQL's server log)")
+	flag.StringVar(&o.devConfig, "dev-config", "", "experiment: extra dynamic config for the dev server, KEY=VALUE[,KEY=VALUE]")
+	flag.IntVar(&o.ceilingPollers, "ceiling-pollers", 0, "experiment: workflow and activity task pollers of the ceiling's worker (0: SDK default)")
+	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of the external Temporal server, for its CPU time per flow")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func (o options) has(phase string) bool {
+	for _, p := range strings.Split(o.phases, ",") {
+		if strings.TrimSpace(p) == phase {
+			return true
+		}
+	}
+	return false
+}
+
+// quiet drops the SDK's logging below warnings.
+type quiet struct{}
+
+func (quiet) Debug(string, ...any) {}
+func (quiet) Info(string, ...any)  {}
+func (quiet) Warn(string, ...any)  {}
+func (quiet) Error(string, ...any) {}
+
+var _ sdklog.Logger = quiet{}
+
+func run(ctx context.Context, o options) error {
+	began := time.Now()
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	binary, err := filepath.Abs(o.binary)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(binary); err != nil {
+		return fmt.Errorf("service binary: %w (make build)", err)
+	}
+	address, engine := o.temporalAddress, o.engine
+	if address == "" {
+		logf("starting a Temporal dev server (in-memory, %s)", testenv.TemporalCLI())
+		srv, addr, err := startDevServer(ctx, o.devConfig)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = srv.Stop() }()
+		address = addr
+		if engine == "" {
+			engine = "dev server (SQLite in memory)"
+		}
+		_, port, _ := strings.Cut(address, ":")
+		o.serverPID = findProcess("start-dev", "--port "+port+" ")
+	} else if engine == "" {
+		engine = "server at " + address
+	}
+	base := procs{{name: "temporal", pid: o.serverPID}, {name: "api"}, {name: "worker"}, {name: "bench", pid: os.Getpid()}, {name: "postgres"}}
+	c, err := client.Dial(client.Options{HostPort: address, Namespace: "default", Logger: quiet{}})
+	if err != nil {
+		return fmt.Errorf("dial Temporal: %w", err)
+	}
+	defer c.Close()
+
+	var results []*result
+	var ceiling *result
+	for _, p := range []struct {
+		phase, name string
+		in          ceilingInput
+	}{
+		{"ceiling", "ceiling: no-op, regular activities", ceilingInput{}},
+		{"local", "ceiling: no-op, local activities (old shape)", ceilingInput{Local: true}},
+		{"extras", "ceiling + GetVersion, SAs, 2 KB input", ceilingInput{Extras: true, Pad: make([]byte, 2048)}},
+	} {
+		if !o.has(p.phase) {
+			continue
+		}
+		r, err := runCeiling(ctx, c, o, p.name, p.in, slices.Clone(base))
+		if err != nil {
+			return err
+		}
+		if p.phase == "ceiling" {
+			ceiling = r
+		}
+		results = append(results, r)
+	}
+
+	var st *stack
+	var dbURL string
+	var sessions func() (int64, int64)
+	var lists []*listCase
+	var plan string
+	if o.has("closed") || o.has("open") || o.has("list") || o.has("scale") {
+		dbName := "fulfillment_bench_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
+		dbURL = fmt.Sprintf("postgres://postgres@127.0.0.1:5432/%s?sslmode=disable", dbName)
+		base[4].match = dbName + " "
+		defer func() {
+			if err := store.DropDatabase(context.Background(), dbURL); err != nil {
+				logf("drop database: %v", err)
+			}
+		}()
+		if err := migrate(ctx, dbURL); err != nil {
+			return err
+		}
+		admin, err := sql.Open("postgres", dbURL)
+		if err != nil {
+			return err
+		}
+		defer admin.Close()
+		admin.SetMaxIdleConns(1)
+		sessions = func() (n, x int64) {
+			_ = admin.QueryRowContext(ctx, `SELECT pg_stat_clear_snapshot()`).Err()
+			_ = admin.QueryRowContext(ctx, `SELECT sessions, xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1`, dbName).Scan(&n, &x)
+			return n, x
+		}
+		if o.logStatements {
+			if err := setDatabase(ctx, dbURL, dbName, "log_statement", "all"); err != nil {
+				return err
+			}
+			logf("PostgreSQL logs every statement on %s", dbName)
+		}
+		if o.asyncCommit {
+			if err := setDatabase(ctx, dbURL, dbName, "synchronous_commit", "off"); err != nil {
+				return err
+			}
+		}
+		logf("starting the service: api and worker processes of %s", binary)
+		st, err = startStack(ctx, binary, dbURL, address, o.out, o.pprof, o.cacheSize)
+		if err != nil {
+			return err
+		}
+		defer st.stop()
+		base[1].pid, base[2].pid = st.api.Process.Pid, st.worker.Process.Pid
+	}
+	if o.has("closed") {
+		r := newResult("service: HTTP, closed loop", fmt.Sprintf("c=%d", o.concurrency))
+		r.procs, r.sessions = base, sessions
+		logf("%s at %s for %s", r.name, r.load, o.serviceDuration)
+		if o.pprof {
+			go func() {
+				time.Sleep(o.warmup + o.serviceDuration/3)
+				for _, p := range []struct{ addr, file string }{{st.apiPprof, "api.cpu.pprof"}, {st.workerPprof, "worker.cpu.pprof"}} {
+					go func() {
+						if err := profile(ctx, p.addr, 10, filepath.Join(o.out, p.file)); err != nil {
+							logf("profile: %v", err)
+						}
+					}()
+				}
+			}()
+		}
+		closedLoop(ctx, r, st.serviceFlow(), o.concurrency, o.warmup, o.serviceDuration)
+		results = append(results, r)
+	}
+	if o.has("open") {
+		rate := o.openRate
+		if rate <= 0 && ceiling != nil {
+			rate = ceiling.rate() / 2
+		}
+		if rate <= 0 {
+			rate = 5
+		}
+		r := newResult("service: HTTP, open loop", fmt.Sprintf("%.1f/s", rate))
+		r.procs, r.sessions = base, sessions
+		logf("%s at %s for %s", r.name, r.load, o.serviceDuration)
+		openLoop(ctx, r, st.serviceFlow(), rate, o.warmup, o.serviceDuration, 2000)
+		results = append(results, r)
+	}
+	type round struct{ ceiling, service float64 }
+	var rounds []round
+	for i := range o.rounds {
+		if st == nil {
+			break
+		}
+		logf("round %d of %d: ceiling then service, closed loop", i+1, o.rounds)
+		cr, err := runCeiling(ctx, c, o, "ceiling", ceilingInput{}, nil)
+		if err != nil {
+			return err
+		}
+		sr := newResult("service", "")
+		closedLoop(ctx, sr, st.serviceFlow(), o.concurrency, o.warmup, o.ceilingDuration)
+		rounds = append(rounds, round{cr.rate(), sr.rate()})
+	}
+	var scale *scaleResult
+	if o.has("scale") {
+		logf("scale: buying %d subscriptions (worker cache %q), then callbacks to %d of them", o.scaleN, o.cacheSize, o.scaleSample)
+		scale = runScale(ctx, st, o.scaleN, o.scaleSample, 64, o.cacheSize)
+	}
+	for _, r := range results {
+		countHistories(ctx, c, r)
+	}
+	var apiPeak, apiNow, workerPeak, workerNow float64
+	if st != nil {
+		apiPeak, apiNow = rss(st.api.Process.Pid)
+		workerPeak, workerNow = rss(st.worker.Process.Pid)
+	}
+	if o.has("list") {
+		logf("bulk-loading %d subscriptions into the read model", o.listRows)
+		t := time.Now()
+		if err := loadSubscriptions(ctx, dbURL, o.listRows); err != nil {
+			return err
+		}
+		logf("loaded in %s; measuring GET /v1/subscriptions", time.Since(t).Round(time.Millisecond))
+		if o.dropIndex != "" {
+			db, err := sql.Open("postgres", dbURL)
+			if err != nil {
+				return err
+			}
+			_, err = db.ExecContext(ctx, "DROP INDEX "+pq.QuoteIdentifier(o.dropIndex))
+			db.Close()
+			if err != nil {
+				return fmt.Errorf("drop index %s: %w", o.dropIndex, err)
+			}
+			logf("dropped index %s", o.dropIndex)
+		}
+		if lists, err = measureList(ctx, st, o.listRequests); err != nil {
+			return err
+		}
+		for _, q := range []struct {
+			name, customer string
+			statuses       []string
+		}{{"default page", "", nil}, {"customer_id", "bulk-0042", nil}, {"customer_id + tab=upcoming", "bulk-0040", []string{"pending_fulfillment"}}} {
+			p, err := explainList(ctx, dbURL, q.customer, q.statuses, 0)
+			if err != nil {
+				return err
+			}
+			plan += "  " + q.name + ":\n" + p
+		}
+	}
+	printTable(os.Stdout, o, engine, results, ceiling, lists, plan, apiPeak, apiNow, workerPeak, workerNow, time.Since(began))
+	if len(rounds) > 0 {
+		fmt.Printf("\nrounds back to back (ceiling regular, then service closed loop, %s each, c=%d):\n", o.ceilingDuration, o.concurrency)
+		ratios := make([]float64, 0, len(rounds))
+		for i, r := range rounds {
+			ratios = append(ratios, r.service/r.ceiling)
+			fmt.Printf("  round %d: ceiling %.1f flows/s, service %.1f flows/s, ratio %.2f\n", i+1, r.ceiling, r.service, r.service/r.ceiling)
+		}
+		slices.Sort(ratios)
+		median := ratios[len(ratios)/2]
+		if len(ratios)%2 == 0 {
+			median = (ratios[len(ratios)/2-1] + median) / 2
+		}
+		fmt.Printf("  median ratio over %d rounds: %.2f\n", len(ratios), median)
+	}
+	if scale != nil {
+		printScale(os.Stdout, scale)
+	}
+	return nil
+}
+
+// startDevServer starts the dev server with testenv.StartTemporal's flags
+// (in memory), plus extra dynamic config for experiments.
+func startDevServer(ctx context.Context, extra string) (*testsuite.DevServer, string, error) {
+	address := testenv.FreeAddress()
+	args := []string{
+		"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
+		"--dynamic-config-value", "frontend.enableExecuteMultiOperation=true",
+		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
+	}
+	for _, kv := range strings.Split(extra, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			args = append(args, "--dynamic-config-value", kv)
+		}
+	}
+	for _, name := range workflows.SearchAttributeNames {
+		args = append(args, "--search-attribute", name+"=Keyword")
+	}
+	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath: testenv.TemporalCLI(), ClientOptions: &client.Options{HostPort: address, Namespace: "default"},
+		LogLevel: "error", ExtraArgs: args, Stdout: io.Discard, Stderr: io.Discard,
+	})
+	return srv, address, err
+}
+
+// setDatabase sets a parameter for new sessions of a database.
+func setDatabase(ctx context.Context, dbURL, name, param, value string) error {
+	db, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, fmt.Sprintf("ALTER DATABASE %s SET %s = %s", pq.QuoteIdentifier(name), param, pq.QuoteLiteral(value)))
+	return err
+}
+
+func migrate(ctx context.Context, dbURL string) error {
+	if err := store.CreateDatabase(ctx, dbURL); err != nil {
+		return err
+	}
+	s, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Migrate(ctx)
+}
+
+func runCeiling(ctx context.Context, c client.Client, o options, name string, in ceilingInput, ps procs) (*result, error) {
+	tq := "bench-ceiling-" + uuid.NewString()[:8]
+	w := sdkworker.New(c, tq, sdkworker.Options{
+		MaxConcurrentWorkflowTaskPollers: o.ceilingPollers, MaxConcurrentActivityTaskPollers: o.ceilingPollers,
+	})
+	w.RegisterWorkflowWithOptions(CeilingWorkflow, workflow.RegisterOptions{Name: ceilingWorkflowType})
+	w.RegisterActivityWithOptions(noopActivity, activity.RegisterOptions{Name: noopActivityName})
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("ceiling worker: %w", err)
+	}
+	defer w.Stop()
+	r := newResult(name, fmt.Sprintf("c=%d", o.concurrency))
+	r.procs = ps
+	logf("%s at %s for %s", name, r.load, o.ceilingDuration)
+	closedLoop(ctx, r, ceilingFlow(c, tq, in), o.concurrency, o.warmup, o.ceilingDuration)
+	return r, nil
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench %s: %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func sdkVersion() string {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range info.Deps {
+			if d.Path == "go.temporal.io/sdk" {
+				return d.Version
+			}
+		}
+	}
+	return "?"
+}
+
+func temporalVersion() string {
+	out, err := exec.Command(testenv.TemporalCLI(), "--version").Output()
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func loadAverage() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(raw))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func printTable(w io.Writer, o options, engine string, results []*result, ceiling *result, lists []*listCase, plan string,
+	apiPeak, apiNow, workerPeak, workerNow float64, took time.Duration) {
+	fmt.Fprintf(w, "\n%s, %d cores, load average %s, %s, SDK %s, %s; took %s\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), loadAverage(), runtime.Version(), sdkVersion(),
+		temporalVersion(), took.Round(time.Second))
+	fmt.Fprintf(w, "Temporal: %s; warmup %s, ceiling %s, service %s per phase\n", engine, o.warmup, o.ceilingDuration, o.serviceDuration)
+	if o.devConfig != "" || o.ceilingPollers != 0 {
+		fmt.Fprintf(w, "EXPERIMENT: dev server config %q, ceiling worker pollers %d\n", o.devConfig, o.ceilingPollers)
+	}
+	if o.asyncCommit {
+		fmt.Fprintln(w, "EXPERIMENT: the service's database runs with synchronous_commit=off")
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| %-44s | %-7s | %5s | %7s | %5s | %6s | %6s | %6s | %8s | %8s | %8s | %8s | %6s | %5s | %5s |\n",
+		"phase", "load", "flows", "flows/s", "errs", "p50", "p95", "p99", "p99 buy", "p99 res", "p99 lic", "p99 act", "events", "wft", "acts")
+	fmt.Fprintf(w, "|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", dash(46), dash(9), dash(7), dash(9), dash(7),
+		dash(8), dash(8), dash(8), dash(10), dash(10), dash(10), dash(10), dash(8), dash(7), dash(7))
+	for _, r := range results {
+		fmt.Fprintf(w, "| %-44s | %-7s | %5d | %7.1f | %5d | %6s | %6s | %6s | %8s | %8s | %8s | %8s | %6.1f | %5.1f | %5.1f |\n",
+			r.name, r.load, r.flows, r.rate(), r.errors, ms(r.latency.pct(50)), ms(r.latency.pct(95)), ms(r.latency.pct(99)),
+			ms(r.calls["purchase"].pct(99)), ms(r.calls["resolve"].pct(99)), ms(r.calls["licenses"].pct(99)), ms(r.calls["activate"].pct(99)),
+			r.events, r.tasks, r.activities)
+	}
+	fmt.Fprintln(w, "\nlatencies in ms: p50/p95/p99 purchase→active; p99 per call (buy = POST /v1/subscriptions, res = resolve,")
+	fmt.Fprintln(w, "lic = licenses, act = activate; the ceiling has no resolve). events / wft / acts: history events, workflow")
+	fmt.Fprintln(w, "tasks completed and activities scheduled per flow, from GetWorkflowHistory of sampled flows.")
+	fmt.Fprintln(w, "\nCPU ms per flow (user+system from /proc/<pid>/stat; bench = the load generator and the ceiling's in-process")
+	fmt.Fprintln(w, "worker; postgres = the backends serving the service's database, not Temporal's):")
+	fmt.Fprintln(w, "pg conns/fl and pg xacts/fl: sessions opened and transactions (each autocommit statement is one) on that")
+	fmt.Fprintln(w, "database per flow, from pg_stat_database (approximate: statistics are flushed about once a second).")
+	fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s | %8s | %6s | %11s | %11s |\n|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "phase", "temporal", "api", "worker", "bench", "postgres", "total", "pg conns/fl", "pg xacts/fl",
+		dash(46), dash(10), dash(8), dash(8), dash(8), dash(10), dash(8), dash(13), dash(13))
+	for _, r := range results {
+		cell := func(i int) string {
+			if r.procs == nil || (r.procs[i].pid == 0 && r.procs[i].match == "") {
+				return "-"
+			}
+			return fmt.Sprintf("%.1f", r.cpuPerFlow(i))
+		}
+		total := 0.0
+		for i := range r.procs {
+			total += r.cpuPerFlow(i)
+		}
+		opens, xacts := "-", "-"
+		if r.sessions != nil && r.flows > 0 {
+			opens = fmt.Sprintf("%.2f", float64(r.opens)/float64(r.flows))
+			xacts = fmt.Sprintf("%.1f", float64(r.xacts)/float64(r.flows))
+		}
+		fmt.Fprintf(w, "| %-44s | %8s | %6s | %6s | %6s | %8s | %6.1f | %11s | %11s |\n", r.name, cell(0), cell(1), cell(2), cell(3), cell(4), total, opens, xacts)
+	}
+	fmt.Fprintln(w)
+	for _, r := range results {
+		if r.ceilingRatio(ceiling) != "" {
+			fmt.Fprintf(w, "ratio %s / ceiling (regular, same concurrency): %s\n", r.name, r.ceilingRatio(ceiling))
+		}
+		if e, ok := r.lastErr.Load().(string); ok {
+			fmt.Fprintf(w, "last error of %s: %s\n", r.name, e)
+		}
+	}
+	if apiPeak > 0 {
+		fmt.Fprintf(w, "RSS MiB: api peak %.0f (now %.0f), worker peak %.0f (now %.0f)\n", apiPeak, apiNow, workerPeak, workerNow)
+	}
+	if len(lists) > 0 {
+		fmt.Fprintf(w, "\nGET /v1/subscriptions, %d subscriptions of one partner in the read model, %d sequential requests per case", o.listRows, o.listRequests)
+		if o.dropIndex != "" {
+			fmt.Fprintf(w, ", WITHOUT index %s", o.dropIndex)
+		}
+		fmt.Fprint(w, ":\n\n")
+		fmt.Fprintf(w, "| %-28s | %6s | %6s | %6s | %9s |\n|%s|%s|%s|%s|%s|\n", "case", "p50", "p95", "p99", "items/req", dash(30), dash(8), dash(8), dash(8), dash(11))
+		for _, l := range lists {
+			fmt.Fprintf(w, "| %-28s | %6s | %6s | %6s | %9.1f |\n", l.name, ms(l.latency.pct(50)), ms(l.latency.pct(95)), ms(l.latency.pct(99)),
+				float64(l.items)/float64(max(1, l.latency.count())))
+		}
+		fmt.Fprintf(w, "\nplans of the store's list query (EXPLAIN ANALYZE):\n%s", plan)
+	}
+	for _, r := range results {
+		if r.eventTypes != nil && strings.HasPrefix(r.name, "service: HTTP, closed") {
+			fmt.Fprintf(w, "\none purchase→active history (%d events):\n", len(r.eventTypes))
+			for i, t := range r.eventTypes {
+				fmt.Fprintf(w, "  %2d %s\n", i+1, strings.TrimPrefix(t, "EVENT_TYPE_"))
+			}
+		}
+	}
+}
+
+// ceilingRatio is this phase's throughput over the ceiling's, for closed-loop
+// service phases at the ceiling's concurrency.
+func (r *result) ceilingRatio(ceiling *result) string {
+	if ceiling == nil || r == ceiling || r.load != ceiling.load || ceiling.rate() == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f (%.1f / %.1f flows/s)", r.rate()/ceiling.rate(), r.rate(), ceiling.rate())
+}
+
+func dash(n int) string { return strings.Repeat("-", n) }
+
+func printScale(w io.Writer, r *scaleResult) {
+	cache := r.cacheSize
+	if cache == "" {
+		cache = "SDK default (10,000)"
+	}
+	fmt.Fprintf(w, "\nscale, worker sticky cache %s:\n", cache)
+	fmt.Fprintf(w, "  %d open subscriptions bought at %.1f/s (%d errors; POST p50 %s ms, p99 %s ms), each waiting on its activation timer\n",
+		r.open, r.purchaseRate, r.purchaseErrors, ms(r.purchase.pct(50)), ms(r.purchase.pct(99)))
+	fmt.Fprintf(w, "  worker RSS after them: %.0f MiB (peak %.0f)\n", r.rssNow, r.rssPeak)
+	fmt.Fprintf(w, "  callbacks (resolve, licenses, activate) to %d picked at random: %d active, %d errors; p50 %s ms, p99 %s ms per subscription\n",
+		r.callbacks, r.callbacksCompleted, r.callbackErrors, ms(r.flow.pct(50)), ms(r.flow.pct(99)))
+	fmt.Fprintf(w, "  worker RSS after the callbacks: %.0f MiB (peak %.0f)\n", r.rssNow2, r.rssPeak2)
+	if r.lastErr != "" {
+		fmt.Fprintf(w, "  last error: %s\n", r.lastErr)
+	}
+}

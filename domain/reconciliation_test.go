@@ -1,0 +1,63 @@
+package domain
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func kinds(fs []Finding) []string {
+	out := []string{}
+	for _, f := range fs {
+		out = append(out, f.Kind)
+	}
+	return out
+}
+
+func TestReconcileComparesStateReadModelAndLedger(t *testing.T) {
+	now := time.Date(2030, 1, 10, 0, 0, 0, 0, time.UTC)
+	started := now.Add(-48 * time.Hour)
+	active := Subscription{ID: "s1", PublisherID: "contoso", Status: StatusActive, Version: 5, TermNumber: 2, Quantity: 3,
+		BillingStartedAt: &started, CreatedAt: started, LicensesAssigned: 3, FulfillmentConfirmed: true}
+	charge := func(term int, amount int64) LedgerEntry {
+		return LedgerEntry{ID: "charge:s1:" + string(rune('0'+term)), TermNumber: term, Kind: LedgerCharge, AmountMinor: amount}
+	}
+	healthy := []LedgerEntry{charge(1, 300), charge(2, 300), {ID: "p", TermNumber: 2, Kind: LedgerProration, AmountMinor: 50}}
+
+	t.Run("agreeing", func(t *testing.T) {
+		assert.Empty(t, Reconcile(&active, active, healthy, now, time.Hour))
+	})
+	t.Run("read model drifted", func(t *testing.T) {
+		row := active
+		row.Status, row.Version, row.TermNumber, row.Quantity = StatusPendingFulfillment, 4, 1, 9
+		fs := Reconcile(&active, row, healthy, now, time.Hour)
+		assert.Equal(t, []string{FindingStatusMismatch, FindingVersionMismatch, FindingTermMismatch, FindingQuantityMismatch}, kinds(fs))
+		assert.Equal(t, "active", *fs[0].WorkflowValue)
+		assert.Equal(t, "pending_fulfillment", *fs[0].ReadModelValue)
+	})
+	t.Run("ledger against the workflow's terms", func(t *testing.T) {
+		ledger := []LedgerEntry{charge(1, 300), charge(1, 300), {ID: "r", TermNumber: 1, Kind: LedgerRefund, AmountMinor: -700},
+			charge(3, 300), {ID: "z", TermNumber: 0, Kind: LedgerCharge, AmountMinor: 1}}
+		fs := Reconcile(&active, active, ledger, now, time.Hour)
+		assert.ElementsMatch(t, []string{FindingLedgerBeyondTerm, FindingLedgerBeyondTerm, FindingChargeDuplicate,
+			FindingRefundExceedsCharges, FindingChargeMissing}, kinds(fs))
+	})
+	t.Run("a full refund of charge and prorations is fine", func(t *testing.T) {
+		ledger := append(healthy, LedgerEntry{ID: "r", TermNumber: 2, Kind: LedgerRefund, AmountMinor: -350})
+		assert.Empty(t, Reconcile(&active, active, ledger, now, time.Hour))
+	})
+	t.Run("no workflow", func(t *testing.T) {
+		assert.Equal(t, []string{FindingWorkflowMissing}, kinds(Reconcile(nil, active, healthy, now, time.Hour)))
+	})
+	t.Run("pending on the publisher too long", func(t *testing.T) {
+		pending := Subscription{ID: "s2", PublisherID: "contoso", Status: StatusPendingFulfillment, Version: 2, CreatedAt: now.Add(-2 * time.Hour)}
+		assert.Equal(t, []string{FindingPendingOverdue}, kinds(Reconcile(&pending, pending, nil, now, time.Hour)))
+		assert.Empty(t, Reconcile(&pending, pending, nil, now, 3*time.Hour), "not yet past the threshold")
+		waitingOnParent := pending
+		waitingOnParent.LicensesAssigned, waitingOnParent.FulfillmentConfirmed = 1, true
+		assert.Empty(t, Reconcile(&waitingOnParent, waitingOnParent, nil, now, time.Hour), "both callbacks in: not waiting on the publisher")
+		assert.Equal(t, []string{FindingLedgerBeyondTerm}, kinds(Reconcile(&waitingOnParent, waitingOnParent, []LedgerEntry{charge(1, 300)}, now, time.Hour)),
+			"an unbilled subscription has no ledger rows")
+	})
+}
