@@ -5,6 +5,10 @@ import (
 	"errors"
 	"net/http"
 
+	"go.temporal.io/api/serviceerror"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/partnerhub/fulfillment/workflows"
@@ -112,11 +116,19 @@ func writeProblem(c *gin.Context, err error) {
 // unavailable answers 503 for a dependency failure, keeping the cause for the log.
 func unavailable(cause error) *Problem {
 	p := problem(CodeUnavailable, "PostgreSQL or Temporal did not answer; nothing was changed, retry later")
-	if errors.Is(cause, context.DeadlineExceeded) {
+	if mayStillApply(cause) {
 		// Temporal may hold the message and apply it once a worker runs: say so.
 		p.Detail = "Temporal did not answer in time; the request may still take effect. " +
 			"Retrying it with the same Idempotency-Key or webhook-id is safe: it is applied at most once"
 	}
 	p.cause = cause
 	return p
+}
+
+// mayStillApply tells a timeout (the caller's context, or Temporal's own
+// deadline) from a refusal: after a timeout the message may still be applied.
+func mayStillApply(err error) bool {
+	var deadline *serviceerror.DeadlineExceeded
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &deadline) ||
+		status.Code(errors.Unwrap(err)) == codes.DeadlineExceeded || status.Code(err) == codes.DeadlineExceeded
 }

@@ -21,6 +21,8 @@ import (
 // Config is every setting, each from an environment variable with a default.
 type Config struct {
 	DatabaseURL       string
+	// DatabaseMaxConns caps each process's PostgreSQL connections.
+	DatabaseMaxConns int
 	TemporalAddress   string
 	TemporalNamespace string
 	TaskQueue         string
@@ -107,6 +109,7 @@ func FromEnv() (Config, error) {
 	}
 	parse("RATE_LIMIT_PARTNER_RPS", "20", floatInto(&c.PartnerRPS))
 	parse("RATE_LIMIT_PARTNER_BURST", "40", intInto(&c.PartnerBurst))
+	parse("DATABASE_MAX_CONNS", "20", intInto(&c.DatabaseMaxConns))
 	parse("RATE_LIMIT_PUBLISHER_RPS", "20", floatInto(&c.PublisherRPS))
 	parse("RATE_LIMIT_PUBLISHER_BURST", "40", intInto(&c.PublisherBurst))
 	parse("RATE_LIMIT_FAILED_AUTH_RPS", "1", floatInto(&c.FailedAuthRPS))

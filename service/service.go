@@ -56,6 +56,7 @@ func Connect(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Deps
 	if err != nil {
 		return nil, err
 	}
+	st.SetMaxConns(cfg.DatabaseMaxConns)
 	opts, err := cfg.TemporalOptions(logger)
 	if err != nil {
 		st.Close()

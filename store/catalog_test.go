@@ -63,6 +63,7 @@ func TestCatalogUpsertsAreIdempotent(t *testing.T) {
 	assert.Equal(t, offer, gotOffer)
 	gotPlan, err := f.st.Plan(f.ctx, "analytics", "std")
 	require.NoError(t, err)
+	plan.PaymentGracePeriod = domain.DefaultPaymentGracePeriod // a plan naming none gets the default
 	assert.Equal(t, plan, gotPlan)
 	gotPartner, err := f.st.Partner(f.ctx, "fabrikam")
 	require.NoError(t, err)

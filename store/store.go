@@ -45,6 +45,14 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	return &Store{db: db}, nil
 }
 
+// SetMaxConns caps the pool (DATABASE_MAX_CONNS) and keeps that many open.
+func (s *Store) SetMaxConns(n int) {
+	if n > 0 {
+		s.db.SetMaxOpenConns(n)
+		s.db.SetMaxIdleConns(n)
+	}
+}
+
 // sizePool caps the pool at 20 connections and keeps them open: with
 // database/sql's default of 2 idle, every burst above 2 closed its
 // connections on release and opened new ones (a PostgreSQL backend fork
