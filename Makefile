@@ -16,14 +16,14 @@ PG_STACK := $(CURDIR)/scripts/pg-stack.sh
 export TEMPORAL_CLI := $(TEMPORAL)
 export MAILPIT
 
-.PHONY: run test lint vet workflowcheck fuzz bench bench-load bench-go bench-pg postgres build run-pg test-pg pg-bins
+.PHONY: chromium run test lint vet workflowcheck fuzz bench bench-load bench-go bench-pg postgres build run-pg test-pg pg-bins
 
 ## run: everything on this machine — Temporal dev server + UI, database, demo seed, worker and API
 run: $(TEMPORAL) $(MAILPIT) postgres build
 	@exec $(BIN)/fulfillment dev
 
 ## test: every test, against a real Temporal dev server and real PostgreSQL
-test: $(TEMPORAL) $(MAILPIT) postgres lint
+test: $(TEMPORAL) $(MAILPIT) postgres chromium lint
 	go test -race -count=1 -timeout 60m ./...
 	$(MAKE) fuzz
 
@@ -74,6 +74,14 @@ $(PG_SQL):
 $(UI_SERVER):
 	@echo "Installing the Temporal UI server $(TEMPORAL_UI_VERSION) into ./bin/ui (first time only)..."
 	GOBIN=$(BIN)/ui go install github.com/temporalio/ui-server/v2/cmd/server@$(TEMPORAL_UI_VERSION)
+
+# The portal's browser tests (e2e/portal_test.go) drive Debian's Chromium;
+# installed once on a fresh machine (CI runs as root; otherwise through sudo).
+chromium:
+	@test -x /usr/bin/chromium || { \
+		echo "Installing Chromium for the portal's browser tests..."; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium; }
 
 # PostgreSQL must answer at 127.0.0.1:5432; start the local cluster if it does not.
 postgres:

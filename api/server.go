@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -45,6 +46,8 @@ type Server struct {
 	partnerLimiter   *limiter
 	publisherLimiter *limiter
 	failureLimiter   *limiter
+	inProcess        http.Handler // AsAgent's engine, built once
+	inProcessOnce    sync.Once
 }
 
 // Metrics is what the API needs from the metrics registry.
@@ -109,7 +112,24 @@ func (s *Server) Router() *gin.Engine {
 		r.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
 	}
 
-	partner := r.Group("/v1", s.authenticatePartner)
+	s.partnerRoutes(r.Group("/v1", s.authenticatePartner))
+
+	ops := r.Group("/v1/ops", s.authenticateOps)
+	ops.GET("/reconciliation/latest", s.latestReconciliation)
+
+	publisher := r.Group("/v1/publisher", s.authenticatePublisher)
+	publisher.POST("/resolve", s.publisherMessage(s.resolve))
+	publisher.POST("/subscriptions/:id/licenses", s.publisherMessage(s.assignLicenses))
+	publisher.POST("/subscriptions/:id/activate", s.publisherMessage(s.confirmFulfillment))
+	// Reads are signed messages too: a GET signs its method and request target (signedPayload).
+	publisher.GET("/subscriptions", s.publisherMessage(s.listPublisherSubscriptions))
+	publisher.GET("/subscriptions/:id", s.publisherMessage(s.getPublisherSubscription))
+	return r
+}
+
+// partnerRoutes registers the partner API on an authenticated group (over
+// HTTP with an API key, or in-process for the portal: AsAgent).
+func (s *Server) partnerRoutes(partner *gin.RouterGroup) {
 	partner.POST("/customers", s.createCustomer)
 	partner.GET("/customers", s.listCustomers)
 	partner.GET("/customers/:id", s.getCustomer)
@@ -130,18 +150,6 @@ func (s *Server) Router() *gin.Engine {
 	partner.GET("/offers/:id", s.getOffer)
 	partner.POST("/subscriptions/:id/transfer", s.requireAdmin("transfer"), s.transferSubscription)
 	partner.GET("/billing/statements", s.getStatement)
-
-	ops := r.Group("/v1/ops", s.authenticateOps)
-	ops.GET("/reconciliation/latest", s.latestReconciliation)
-
-	publisher := r.Group("/v1/publisher", s.authenticatePublisher)
-	publisher.POST("/resolve", s.publisherMessage(s.resolve))
-	publisher.POST("/subscriptions/:id/licenses", s.publisherMessage(s.assignLicenses))
-	publisher.POST("/subscriptions/:id/activate", s.publisherMessage(s.confirmFulfillment))
-	// Reads are signed messages too: a GET signs its method and request target (signedPayload).
-	publisher.GET("/subscriptions", s.publisherMessage(s.listPublisherSubscriptions))
-	publisher.GET("/subscriptions/:id", s.publisherMessage(s.getPublisherSubscription))
-	return r
 }
 
 // requestContext gives every request an id, a logger carrying it, and

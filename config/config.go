@@ -52,6 +52,9 @@ type Config struct {
 	SMTPURL   string
 	SMTPFrom  string
 	PortalURL string
+	// PortalSecureCookies marks the portal's session cookie Secure
+	// (PORTAL_SECURE_COOKIES, default true; `fulfillment dev` false: plain HTTP).
+	PortalSecureCookies bool
 	// ReconcileEvery (RECONCILE_EVERY, default 24h) is the interval of the
 	// reconciliation schedule; ReconcilePendingAfter
 	// (RECONCILE_PENDING_THRESHOLD, default 24h) is how long a subscription may
@@ -117,6 +120,7 @@ func FromEnv() (Config, error) {
 	parse("SHUTDOWN_TIMEOUT", "20s", func(s string) (e error) { c.ShutdownTimeout, e = time.ParseDuration(s); return })
 	parse("UPDATE_TIMEOUT", "30s", func(s string) (e error) { c.UpdateTimeout, e = time.ParseDuration(s); return })
 	parse("MESSAGE_RETENTION", "48h", func(s string) (e error) { c.MessageRetention, e = time.ParseDuration(s); return })
+	parse("PORTAL_SECURE_COOKIES", "true", func(s string) (e error) { c.PortalSecureCookies, e = strconv.ParseBool(s); return })
 	parse("RECONCILE_EVERY", "24h", positiveDuration(&c.ReconcileEvery))
 	parse("RECONCILE_PENDING_THRESHOLD", "24h", positiveDuration(&c.ReconcilePendingAfter))
 	parse("WEBHOOK_ALLOW_PRIVATE", "false", func(s string) (e error) { c.WebhookAllowPrivate, e = strconv.ParseBool(s); return })

@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,6 +59,27 @@ func TestDevCommand(t *testing.T) {
 	assert.Contains(t, out, "http://"+httpAddr)
 	assert.Contains(t, out, "Temporal UI:  http://127.0.0.1:"+uiPort)
 	assert.Contains(t, out, "demo_fabrikam_admin_alice_key")
+	assert.Contains(t, out, "Portal:       http://"+httpAddr+"/portal/")
+	for _, who := range []string{"ann@woodgrove.example (contact)", "alice@fabrikam.example (agent)", "bob@fabrikam.example (agent)"} {
+		assert.Regexp(t, regexp.QuoteMeta(who)+` +http://`+regexp.QuoteMeta(httpAddr)+`/portal/sign-in/[A-Za-z0-9_-]{43}\n`, out, "a demo sign-in link")
+	}
+	// The contact's printed link signs in once.
+	link := regexp.MustCompile(`ann@woodgrove\.example \(contact\) +(\S+)`).FindStringSubmatch(out)
+	require.NotNil(t, link, out)
+	for i, want := range []int{http.StatusSeeOther, http.StatusGone} {
+		jar, _ := cookiejar.New(nil)
+		browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		page, err := browser.Get(link[1])
+		require.NoError(t, err)
+		body, _ := io.ReadAll(page.Body)
+		page.Body.Close()
+		csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(string(body))
+		require.NotNil(t, csrf, string(body))
+		resp, err := browser.PostForm(link[1], url.Values{"csrf": {csrf[1]}})
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, want, resp.StatusCode, "use %d of the demo link", i+1)
+	}
 	assert.Contains(t, out, "Mail inbox:   http://127.0.0.1:"+mailUIPort)
 	assert.Contains(t, stderr.String(), "SECRET_KEY not set", "the dev key is announced")
 	_, err := os.Stat(filepath.Join(dataDir, "temporal.db"))

@@ -55,10 +55,10 @@ const Seed = `{
   ],
   "partners": [
     {"id": "fabrikam", "name": "Fabrikam", "agents": [
-      {"id": "alice", "role": "admin_agent", "api_key": "` + AdminKey + `"},
-      {"id": "bob", "role": "sales_agent", "api_key": "` + SalesKey + `"}]},
+      {"id": "alice", "role": "admin_agent", "api_key": "` + AdminKey + `", "email": "alice@fabrikam.test"},
+      {"id": "bob", "role": "sales_agent", "api_key": "` + SalesKey + `", "email": "bob@fabrikam.test"}]},
     {"id": "northwind", "name": "Northwind", "agents": [
-      {"id": "nina", "role": "admin_agent", "api_key": "` + OtherAdminKey + `"}]}
+      {"id": "nina", "role": "admin_agent", "api_key": "` + OtherAdminKey + `", "email": "nina@northwind.test"}]}
   ],
   "customers": [
     {"id": "woodgrove", "partner_id": "fabrikam", "name": "Woodgrove Bank"},

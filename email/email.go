@@ -20,10 +20,13 @@ const (
 	KindRenewalReminder       = "renewal_reminder"
 	KindSubscriptionEnded     = "subscription_ended"
 	KindPaymentFailed         = "payment_failed"
+	// KindSignIn carries a one-time link into the portal.
+	KindSignIn = "sign_in"
 )
 
 // Kinds lists every kind.
-var Kinds = []string{KindWelcome, KindOrderPlaced, KindBillingAccountChanged, KindRenewalReminder, KindSubscriptionEnded, KindPaymentFailed}
+var Kinds = []string{KindWelcome, KindOrderPlaced, KindBillingAccountChanged, KindRenewalReminder, KindSubscriptionEnded,
+	KindPaymentFailed, KindSignIn}
 
 // Data is what a template may show. It is stored with the outbox row when
 // the email is queued, so a retry describes the moment that caused it;
@@ -49,8 +52,14 @@ type Data struct {
 	FromAccount       string               `json:"from_account,omitempty"`
 	ToAccount         string               `json:"to_account,omitempty"`
 	Linked            []LinkedSubscription `json:"linked,omitempty"`
-	SetupURL          string               `json:"-"`
-	PortalURL         string               `json:"-"`
+	// SignInLinkID names a portal sign-in link; its token (in SignInURL) is
+	// derived at send time and never stored.
+	SignInLinkID  string `json:"sign_in_link_id,omitempty"`
+	SignInMinutes int    `json:"sign_in_minutes,omitempty"`
+	Agent         bool   `json:"agent,omitempty"` // the recipient is a partner agent
+	SignInURL     string `json:"-"`
+	SetupURL      string `json:"-"`
+	PortalURL     string `json:"-"`
 }
 
 // LinkedSubscription is a subscription that ended with its parent.
@@ -108,4 +117,10 @@ func Render(kind, id string, d Data) (Message, error) {
 	}
 	m.HTML = b.String()
 	return m, nil
+}
+
+// SignInURL is the portal page a one-time sign-in link opens (PORTAL_URL is
+// the portal's root, e.g. https://subscriptions.example.com/portal).
+func SignInURL(portalURL, token string) string {
+	return strings.TrimSuffix(portalURL, "/") + "/sign-in/" + token
 }

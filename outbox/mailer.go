@@ -125,6 +125,11 @@ func (m *Mailer) send(ctx context.Context, p store.PendingEmail) error {
 		if !still {
 			return fmt.Errorf("renewal reminder: %w", errSkip)
 		}
+	case email.KindSignIn:
+		if m.PortalURL == "" {
+			return fmt.Errorf("sign-in link: PORTAL_URL is not set: %w", errSkip)
+		}
+		d.SignInURL = email.SignInURL(m.PortalURL, m.Vault.SignInToken(d.SignInLinkID))
 	case email.KindOrderPlaced:
 		if d.NeedsSetup {
 			if d.SetupURL, err = m.setupURL(ctx, *p.SubscriptionID); err != nil {

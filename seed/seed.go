@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -59,6 +60,8 @@ type Agent struct {
 	ID     string      `json:"id"`
 	Role   domain.Role `json:"role"`
 	APIKey string      `json:"api_key"`
+	// Email is the address the agent signs in to the portal with (optional).
+	Email *string `json:"email,omitempty"`
 }
 
 // Customer of the seed.
@@ -67,6 +70,8 @@ type Customer struct {
 	PartnerID string  `json:"partner_id"`
 	Name      string  `json:"name"`
 	Domain    *string `json:"domain"`
+	// ContactEmail becomes the customer's first (primary) contact (optional).
+	ContactEmail *string `json:"contact_email,omitempty"`
 }
 
 // Read parses a seed file strictly.
@@ -177,11 +182,20 @@ func Load(ctx context.Context, st *store.Store, v *vault.Vault, f File) error {
 			if err := st.UpsertAgent(ctx, store.Agent{PartnerID: p.ID, ID: a.ID, Role: a.Role}, v.KeyHash(a.APIKey)); err != nil {
 				return err
 			}
+			if err := st.SetAgentEmail(ctx, p.ID, a.ID, a.Email); err != nil {
+				return fmt.Errorf("seed: agent %s/%s: %w", p.ID, a.ID, err)
+			}
 		}
 	}
 	for _, c := range f.Customers {
 		if err := st.UpsertCustomer(ctx, store.Customer{PartnerID: c.PartnerID, ID: c.ID, Name: c.Name, Domain: c.Domain}); err != nil {
 			return err
+		}
+		if c.ContactEmail != nil {
+			ref := store.CustomerRef{PartnerID: c.PartnerID, CustomerID: c.ID}
+			if _, _, err := st.AssignFirstContact(ctx, ref, *c.ContactEmail, "seed"); err != nil && !errors.Is(err, store.ErrCustomerHasOther) {
+				return fmt.Errorf("seed: customer %s: contact: %w", c.ID, err)
+			}
 		}
 	}
 	return nil

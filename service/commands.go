@@ -58,6 +58,7 @@ func RunDev(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		logger.Warn("SECRET_KEY not set: using the development key; never do this in production")
 	}
 	cfg = withDevWebhooks(cfg)
+	cfg = withDevPortal(cfg)
 	dev, err := StartDevTemporal(ctx, cfg.TemporalCLI, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.TemporalUIPort, cfg.DataDir, logger)
 	if err != nil {
 		return err
@@ -109,7 +110,8 @@ func RunDev(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	go run(func() error { return RunWorker(ctx, d, d.Metrics.ObserveEvent) })
 	go run(func() error { return RunAPI(ctx, d, NewMetrics(d)) })
-	printWelcome(cfg, dev, mail, demo)
+	links := demoSignInLinks(ctx, d, logger)
+	printWelcome(cfg, dev, mail, demo, links)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -120,7 +122,7 @@ func RunDev(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	return nil
 }
 
-func printWelcome(cfg config.Config, dev *DevTemporal, mail *DevMailpit, demo seed.File) {
+func printWelcome(cfg config.Config, dev *DevTemporal, mail *DevMailpit, demo seed.File, links []demoLink) {
 	addr := cfg.HTTPAddr
 	if strings.HasPrefix(addr, ":") {
 		addr = "127.0.0.1" + addr
@@ -134,6 +136,13 @@ func printWelcome(cfg config.Config, dev *DevTemporal, mail *DevMailpit, demo se
 		fmt.Fprintf(&b, "  Mail:         sent to %s\n", maskedSMTP(mail.SMTPURL))
 	default:
 		fmt.Fprintf(&b, "  Mail:         not sent (no SMTP_URL and no bin/mailpit)\n")
+	}
+	fmt.Fprintf(&b, "  Portal:       %s/  (sign in by a one-time link sent by email)\n", strings.TrimSuffix(cfg.PortalURL, "/"))
+	if len(links) > 0 {
+		fmt.Fprintf(&b, "  Demo sign-in links (each works once, for %s):\n", devLinkTTL)
+		for _, l := range links {
+			fmt.Fprintf(&b, "    %-32s %s\n", l.who, l.url)
+		}
 	}
 	fmt.Fprintf(&b, "  Demo API keys:\n")
 	for _, p := range demo.Partners {

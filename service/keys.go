@@ -27,6 +27,8 @@ const KeysUsage = `usage: fulfillment keys <command>
         a new API key; the agent's other keys stop working after the overlap (0s: at once)
   agent revoke PARTNER AGENT
         every key of the agent stops working now
+  agent email PARTNER AGENT ADDRESS
+        the address the agent signs in to the portal with ("-" removes it)
   publisher rotate PUBLISHER [-overlap 24h]
         a new signing secret; the other secrets stop verifying after the overlap; printed once
   publisher revoke PUBLISHER FINGERPRINT
@@ -47,6 +49,7 @@ func Keys(ctx context.Context, cfg config.Config, logger *slog.Logger, args []st
 		"agent create":     func(k *keys, ctx context.Context, a []string) error { return k.agentKey(ctx, "create", a) },
 		"agent rotate":     func(k *keys, ctx context.Context, a []string) error { return k.agentKey(ctx, "rotate", a) },
 		"agent revoke":     (*keys).revokeAgent,
+		"agent email":      (*keys).agentEmail,
 		"publisher rotate": (*keys).rotateSecret,
 		"publisher revoke": (*keys).revokeSecret,
 		"publisher list":   (*keys).listSecrets,
@@ -186,6 +189,29 @@ func (k *keys) revokeAgent(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "revoked %d key(s) of %s/%s\n", n, partnerID, agentID)
 	return k.audit(ctx, partnerID, "keys.agent.revoke", "ok", map[string]any{"agent_id": agentID, "keys_revoked": n})
+}
+
+// agentEmail sets (or with "-" removes) the portal sign-in address of an agent.
+func (k *keys) agentEmail(ctx context.Context, args []string) error {
+	pos, err := parse(flag.NewFlagSet("keys agent email", flag.ContinueOnError), args, 3)
+	if err != nil {
+		return err
+	}
+	partnerID, agentID := pos[0], pos[1]
+	if _, err := k.st.Agent(ctx, partnerID, agentID); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no agent %s/%s", partnerID, agentID)
+	} else if err != nil {
+		return err
+	}
+	var address *string
+	if pos[2] != "-" {
+		address = &pos[2]
+	}
+	if err := k.st.SetAgentEmail(ctx, partnerID, agentID, address); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "portal sign-in address of %s/%s set\n", partnerID, agentID)
+	return k.audit(ctx, partnerID, "keys.agent.email", "ok", map[string]any{"agent_id": agentID, "email": pos[2]})
 }
 
 func (k *keys) publisher(ctx context.Context, id string) error {

@@ -23,6 +23,7 @@ import (
 	"github.com/partnerhub/fulfillment/domain"
 	"github.com/partnerhub/fulfillment/metrics"
 	"github.com/partnerhub/fulfillment/outbox"
+	"github.com/partnerhub/fulfillment/portal"
 	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/vault"
 	"github.com/partnerhub/fulfillment/worker"
@@ -96,7 +97,10 @@ func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
 		TrustedProxies: d.Config.TrustedProxies,
 		OpsKey:         d.Config.OpsAPIKey,
 	}
-	httpServer := newHTTPServer(d.Config.HTTPAddr, srv.Handler(), timeoutsFor(d.Config.UpdateTimeout))
+	router := srv.Router()
+	pages := &portal.Portal{Store: d.Store, API: srv, Vault: d.Vault, Logger: d.Logger, SecureCookies: d.Config.PortalSecureCookies}
+	pages.Mount(router)
+	httpServer := newHTTPServer(d.Config.HTTPAddr, router, timeoutsFor(d.Config.UpdateTimeout))
 	errs := make(chan error, 1)
 	go func() { errs <- httpServer.ListenAndServe() }()
 	d.Logger.Info("api listening", "addr", d.Config.HTTPAddr)

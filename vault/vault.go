@@ -21,6 +21,7 @@ type Vault struct {
 	aead    cipher.AEAD
 	codeKey []byte
 	keyKey  []byte
+	macKey  []byte
 }
 
 // New builds a vault from a 32-byte key.
@@ -36,7 +37,7 @@ func New(key []byte) (*Vault, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Vault{aead: aead, codeKey: derive(key, "authorization-code"), keyKey: derive(key, "api-key-hash")}, nil
+	return &Vault{aead: aead, codeKey: derive(key, "authorization-code"), keyKey: derive(key, "api-key-hash"), macKey: derive(key, "token-mac")}, nil
 }
 
 // Parse decodes a base64 SECRET_KEY.
@@ -79,6 +80,18 @@ func (v *Vault) AuthorizationCode(subscriptionID string) string {
 	m.Write([]byte(subscriptionID))
 	return "ac_" + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
+
+// Token derives a 256-bit URL-safe token from message for one purpose (the
+// portal's sign-in links and CSRF tokens): like authorization codes, such a
+// token need not be stored, only its hash.
+func (v *Vault) Token(purpose, message string) string {
+	m := hmac.New(sha256.New, v.macKey)
+	m.Write([]byte(purpose + "\x00" + message))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// SignInToken is the secret of a portal sign-in link, derived from its id.
+func (v *Vault) SignInToken(linkID string) string { return v.Token("portal-sign-in", linkID) }
 
 // KeyHash is the lookup hash of a partner API key: HMAC-SHA256 under a key
 // derived from SECRET_KEY, so a copy of the database alone does not let

@@ -1,0 +1,94 @@
+package api
+
+// In-process calls for the portal (package portal): it signs people in with
+// its own sessions, then acts through exactly the paths the HTTP API uses —
+// the same handlers, role checks, idempotency, audit and workflow Updates.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/partnerhub/fulfillment/domain"
+	"github.com/partnerhub/fulfillment/store"
+	"github.com/partnerhub/fulfillment/workflows"
+)
+
+type agentContextKey struct{}
+
+// AsAgent serves one partner API request (method, path under /v1, JSON body,
+// optional Idempotency-Key) for an agent the caller has authenticated, and
+// returns the status and body the HTTP API would answer. Call it after
+// Router has built the server.
+func (s *Server) AsAgent(ctx context.Context, agent store.Agent, method, path string, body any, idempotencyKey string) (int, []byte) {
+	s.inProcessOnce.Do(func() {
+		r := gin.New()
+		r.Use(s.requestContext, s.recover)
+		s.partnerRoutes(r.Group("/v1", func(c *gin.Context) {
+			a := c.Request.Context().Value(agentContextKey{}).(store.Agent)
+			c.Set(agentKey, a)
+			c.Set(tenantKey, a.PartnerID)
+			if !s.allow(c, s.partnerLimiter, "partner:"+a.PartnerID) {
+				return
+			}
+			c.Next()
+		}))
+		s.inProcess = r
+	})
+	h := s.inProcess
+	var raw []byte
+	if body != nil {
+		raw, _ = json.Marshal(body)
+	}
+	req, err := http.NewRequestWithContext(context.WithValue(ctx, agentContextKey{}, agent), method, path, bytes.NewReader(raw))
+	if err != nil {
+		return http.StatusInternalServerError, nil
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if idempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", idempotencyKey)
+	}
+	w := &recorder{header: http.Header{}, status: http.StatusOK}
+	h.ServeHTTP(w, req)
+	return w.status, w.body.Bytes()
+}
+
+// DeactivateAsContact ends a subscription for a customer contact (the
+// portal's Deactivate): the same Update as the partner API's deactivate, with
+// the contact as its actor, recorded in the audit log.
+func (s *Server) DeactivateAsContact(ctx context.Context, actor store.ContactActor, subscriptionID, messageID string) (domain.Subscription, error) {
+	msg := workflows.EndRequest{MessageID: "deactivate:contact:" + messageID, Actor: workflows.Actor{Kind: "contact", ID: actor.ContactID}}
+	sub, err := s.update(ctx, subscriptionID, workflows.UpdateDeactivate, msg.MessageID, msg)
+	outcome := "ok"
+	if err != nil {
+		outcome = fmt.Sprint(err)
+	}
+	s.Logger.Info("audit", "actor", actor.String(), "tenant", actor.PartnerID, "action", "deactivate", "outcome", outcome)
+	if aerr := s.Store.RecordAudit(context.WithoutCancel(ctx), store.AuditEntry{Actor: actor.String(), Tenant: actor.PartnerID,
+		Action: "deactivate", Outcome: outcome, Detail: map[string]any{"subscription_id": subscriptionID, "customer_id": actor.CustomerID}}); aerr != nil {
+		s.Logger.Warn("record audit", "error", aerr)
+	}
+	return sub, err
+}
+
+type recorder struct {
+	header http.Header
+	status int
+	wrote  bool
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.body.Write(b)
+}
+func (r *recorder) WriteHeader(status int) {
+	if !r.wrote {
+		r.status, r.wrote = status, true
+	}
+}
