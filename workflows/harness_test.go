@@ -80,7 +80,7 @@ func withLinked(ids ...string) func(*State) {
 	return func(in *State) { in.Subscription.LinkedSubscriptionIDs = ids }
 }
 
-// fakeStore stands in for the SaveSubscription local activity. It records
+// fakeStore stands in for the SaveSubscription activity. It records
 // every Change it receives, in order.
 type fakeStore struct {
 	mu           sync.Mutex
