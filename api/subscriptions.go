@@ -337,19 +337,26 @@ func (s *Server) update(ctx context.Context, subscriptionID, name, updateID stri
 }
 
 // sendUpdate sends an Update and waits for its result. A message turned away
-// while the workflow continues as new is sent again, with backoff, until the
-// next run takes it or ctx ends.
+// while the workflow continues as new, or one Temporal stopped waiting for on
+// its own (an Update admitted as the run closed is aborted), is sent again
+// under the same Update id, with backoff, until it is answered or ctx ends:
+// Temporal and the workflow's own message ids apply it at most once.
 func (s *Server) sendUpdate(ctx context.Context, subscriptionID, name, updateID string, arg any) (domain.Subscription, error) {
 	var sub domain.Subscription
 	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
-		handle, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		// Each attempt waits a bounded time: an Update the server lost (its
+		// registry cleared with the workflow's cached state) is never answered,
+		// and only sending it again under the same id brings its answer.
+		attempt, cancel := context.WithTimeout(ctx, updateAttempt)
+		handle, err := s.Temporal.UpdateWorkflow(attempt, client.UpdateWorkflowOptions{
 			WorkflowID: workflows.WorkflowID(subscriptionID), UpdateID: updateID, UpdateName: name,
 			Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
 		})
 		if err == nil {
-			err = handle.Get(ctx, &sub)
+			err = handle.Get(attempt, &sub)
 		}
-		if !workflows.ComeAgain(err) {
+		cancel()
+		if !workflows.ComeAgain(err) && !(ctx.Err() == nil && mayStillApply(err)) {
 			return sub, err
 		}
 		select {
@@ -359,6 +366,9 @@ func (s *Server) sendUpdate(ctx context.Context, subscriptionID, name, updateID 
 		}
 	}
 }
+
+// updateAttempt bounds one wait for an Update's answer (see sendUpdate).
+const updateAttempt = 5 * time.Second
 
 // lookupable tells whether id could name a row: PostgreSQL refuses NUL and
 // invalid UTF-8, and such an id is unknown (404), not an outage (503).

@@ -133,14 +133,34 @@ func TestMessageTurnedAwayDuringContinueAsNewIsSentAgain(t *testing.T) {
 	assert.Equal(t, ids[0], ids[2])
 }
 
+// Temporal giving up on its own (an Update aborted as the run closed) is sent
+// again under the same id; only the caller's own deadline ends the wait, with
+// a 503 that says the change may still apply.
 func TestUpdateTimeoutSaysTheChangeMayStillApply(t *testing.T) {
 	c, h, sub := updateServer(t, domain.StatusActive)
-	answering(c, sub, context.DeadlineExceeded)
+	answering(c, sub, serviceerror.NewDeadlineExceeded("update aborted"))
+	sub.Nickname = ptr("later")
+	answering(c, sub, nil)
 	status, body := patch(h, `{"nickname": "later"}`)
+	assert.Equal(t, http.StatusOK, status, "%v", body)
+	require.Len(t, c.Calls, 2)
+	assert.Equal(t, c.Calls[0].Arguments.Get(1).(client.UpdateWorkflowOptions).UpdateID,
+		c.Calls[1].Arguments.Get(1).(client.UpdateWorkflowOptions).UpdateID, "sent again under the same Update id")
+
+	c, h, sub = updateServer(t, domain.StatusActive)
+	h2 := &mocks.WorkflowUpdateHandle{}
+	h2.On("Get", mock.Anything, mock.Anything).Return(func(ctx context.Context, _ any) error {
+		<-ctx.Done() // no worker answers within UPDATE_TIMEOUT
+		return ctx.Err()
+	})
+	c.On("UpdateWorkflow", mock.Anything, mock.Anything).Return(h2, nil)
+	status, body = patch(h, `{"nickname": "never"}`)
 	assert.Equal(t, http.StatusServiceUnavailable, status)
 	assert.Equal(t, "unavailable", body["code"])
 	assert.Contains(t, body["detail"], "may still take effect")
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func TestClosedWorkflowIsInvalidState(t *testing.T) {
 	c, h, _ := updateServer(t, domain.StatusCancelled)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,6 +149,18 @@ func TestFloodOfChangesLeavesTheSubscriptionAnswering(t *testing.T) {
 		changes = int64(n)
 	}
 	w := newWorld(t, testenv.StackOptions{})
+	t.Cleanup(func() {
+		if t.Failed() {
+			if f := os.Getenv("FLOOD_LOG"); f != "" {
+				_ = os.WriteFile(f, []byte(w.Logs()), 0o644)
+			}
+			for _, l := range strings.Split(w.Logs(), "\n") {
+				if strings.Contains(l, `"dependency failed"`) || strings.Contains(l, `"level":"ERROR"`) {
+					t.Log(l)
+				}
+			}
+		}
+	})
 	sub := w.buy(t, "analytics", "annual", 2)
 	w.fulfill(t, sub, 2)
 	id := sub.Str("id")
