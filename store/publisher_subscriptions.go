@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/lib/pq"
-
 	"github.com/partnerhub/fulfillment/domain"
 )
 
@@ -25,10 +23,7 @@ func (s *Store) ListPublisherSubscriptions(ctx context.Context, f PublisherSubsc
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
-	statuses := make(pq.StringArray, 0, len(f.Statuses))
-	for _, st := range f.Statuses {
-		statuses = append(statuses, string(st))
-	}
+	statuses := statusArray(f.Statuses)
 	var rows []subscriptionRow
 	err := s.db.SelectContext(ctx, &rows, `
 		SELECT seq, `+subscriptionColumns+` FROM subscriptions
@@ -39,13 +34,5 @@ func (s *Store) ListPublisherSubscriptions(ctx context.Context, f PublisherSubsc
 	if err != nil {
 		return SubscriptionPage{}, fmt.Errorf("list subscriptions of publisher %s: %w", f.PublisherID, err)
 	}
-	page := SubscriptionPage{Items: make([]domain.Subscription, 0, len(rows))}
-	if len(rows) > f.Limit {
-		rows = rows[:f.Limit]
-		page.NextSeq = rows[len(rows)-1].Seq
-	}
-	for _, r := range rows {
-		page.Items = append(page.Items, r.subscription())
-	}
-	return page, nil
+	return pageOf(rows, f.Limit), nil
 }

@@ -209,6 +209,28 @@ type SubscriptionFilter struct {
 	BeforeSeq int64
 }
 
+// statusArray is a status filter as a PostgreSQL text array (empty: any).
+func statusArray(statuses []domain.Status) pq.StringArray {
+	out := make(pq.StringArray, 0, len(statuses))
+	for _, st := range statuses {
+		out = append(out, string(st))
+	}
+	return out
+}
+
+// pageOf cuts rows fetched with limit+1 into a page and the next cursor.
+func pageOf(rows []subscriptionRow, limit int) SubscriptionPage {
+	page := SubscriptionPage{Items: make([]domain.Subscription, 0, len(rows))}
+	if len(rows) > limit {
+		rows = rows[:limit]
+		page.NextSeq = rows[len(rows)-1].Seq
+	}
+	for _, r := range rows {
+		page.Items = append(page.Items, r.subscription())
+	}
+	return page
+}
+
 // SubscriptionPage is one page of a list, newest first.
 type SubscriptionPage struct {
 	Items   []domain.Subscription
@@ -221,10 +243,7 @@ func (s *Store) ListSubscriptions(ctx context.Context, f SubscriptionFilter) (Su
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
-	statuses := make(pq.StringArray, 0, len(f.Statuses))
-	for _, st := range f.Statuses {
-		statuses = append(statuses, string(st))
-	}
+	statuses := statusArray(f.Statuses)
 	var rows []subscriptionRow
 	err := s.db.SelectContext(ctx, &rows, `
 		SELECT seq, `+subscriptionColumns+` FROM subscriptions
@@ -236,15 +255,7 @@ func (s *Store) ListSubscriptions(ctx context.Context, f SubscriptionFilter) (Su
 	if err != nil {
 		return SubscriptionPage{}, fmt.Errorf("list subscriptions: %w", err)
 	}
-	page := SubscriptionPage{Items: make([]domain.Subscription, 0, len(rows))}
-	if len(rows) > f.Limit {
-		rows = rows[:f.Limit]
-		page.NextSeq = rows[len(rows)-1].Seq
-	}
-	for _, r := range rows {
-		page.Items = append(page.Items, r.subscription())
-	}
-	return page, nil
+	return pageOf(rows, f.Limit), nil
 }
 
 // SubscriptionByCode finds the subscription an unexpired authorization code was issued for.
