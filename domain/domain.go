@@ -97,6 +97,12 @@ type Plan struct {
 	// PaymentGracePeriod is how long a subscription suspended for non-payment
 	// waits for the payment (default P30D).
 	PaymentGracePeriod string `json:"payment_grace_period,omitempty" db:"payment_grace_period"`
+	// BillingFrequency is how often a term is charged, an ISO 8601 period the
+	// term is a whole number of (see PeriodsPerTerm); empty: once per term.
+	BillingFrequency string `json:"billing_frequency,omitempty" db:"billing_frequency"`
+	// BillingFrequencies are the frequencies a purchase may choose besides
+	// BillingFrequency (empty: only that one).
+	BillingFrequencies []string `json:"billing_frequencies,omitempty" db:"-"`
 }
 
 // DefaultPaymentGracePeriod applies when a plan names none.
@@ -123,7 +129,7 @@ func (p Plan) Validate() error {
 			return fmt.Errorf("plan %s: %w", p.ID, err)
 		}
 	}
-	return nil
+	return p.validateFrequencies()
 }
 
 // Period is a parsed ISO 8601 duration, added to times calendar-wise (P1M from
@@ -189,8 +195,15 @@ type Subscription struct {
 	TermStart                *time.Time `json:"term_start" db:"term_start"`
 	TermEnd                  *time.Time `json:"term_end" db:"term_end"`
 	CancellationWindowEndsAt *time.Time `json:"cancellation_window_ends_at" db:"cancellation_window_ends_at"`
-	CreatedAt                time.Time  `json:"created_at" db:"created_at"`
-	UpdatedAt                time.Time  `json:"updated_at" db:"updated_at"`
+	// BillingFrequency is how often the current term is charged (ISO 8601;
+	// empty in subscriptions bought before billing periods: once per term).
+	BillingFrequency string `json:"billing_frequency,omitempty" db:"billing_frequency"`
+	// PendingBillingFrequency takes effect at the next renewal.
+	PendingBillingFrequency *string `json:"pending_billing_frequency,omitempty" db:"pending_billing_frequency"`
+	// PeriodsBilled counts the current term's periods charged so far (see BilledPeriods).
+	PeriodsBilled int       `json:"periods_billed,omitempty" db:"periods_billed"`
+	CreatedAt     time.Time `json:"created_at" db:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at" db:"updated_at"`
 	// Version grows with every saved change; the read model keeps the highest.
 	Version int64 `json:"version" db:"version"`
 }
@@ -261,6 +274,11 @@ const (
 	EventSubscriptionLinked   = "subscription_linked"
 	EventSuspended            = "suspended"
 	EventReinstated           = "reinstated"
+	// EventPeriodCharged: a billing period after the first of a term was charged.
+	EventPeriodCharged = "period_charged"
+	// EventBillingFrequencyChanged: a PATCH changed the billing frequency (or
+	// the one pending for the next term).
+	EventBillingFrequencyChanged = "billing_frequency_changed"
 )
 
 // Ledger entry kinds.

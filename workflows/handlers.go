@@ -217,6 +217,9 @@ func (w *subscriptionWorkflow) checkChange(now time.Time, req ChangeRequest) err
 			return problem(ErrValidationFailed, "quantity %d is below the %d licenses assigned", q, s.LicensesAssigned)
 		}
 	}
+	if req.BillingFrequency != nil {
+		return w.checkFrequency(*req.BillingFrequency)
+	}
 	return nil
 }
 
@@ -247,6 +250,9 @@ func (w *subscriptionWorkflow) change(t *transition, req ChangeRequest) {
 	if (req.ResellerPartnerID != nil || req.ClearReseller) && !(w.durable && equal(s.ResellerPartnerID, req.ResellerPartnerID)) {
 		s.ResellerPartnerID = req.ResellerPartnerID
 		t.event(domain.EventResellerChanged, actor, map[string]any{"reseller_partner_id": s.ResellerPartnerID})
+	}
+	if req.BillingFrequency != nil {
+		t.changeFrequency(*req.BillingFrequency, actor)
 	}
 }
 

@@ -84,6 +84,8 @@ type ChangeRequest struct {
 	ResellerPartnerID *string `json:"reseller_partner_id,omitempty"`
 	ClearReseller     bool    `json:"clear_reseller,omitempty"`
 	ClearNickname     bool    `json:"clear_nickname,omitempty"`
+	// BillingFrequency changes the billing frequency from the next term.
+	BillingFrequency *string `json:"billing_frequency,omitempty"`
 }
 
 // EndRequest is a cancel or deactivate.

@@ -109,9 +109,15 @@ func (t *transition) notify(typ string) {
 
 func (t *transition) ledger(kind, id string, amount int64) domain.LedgerEntry {
 	s := t.sub()
+	return t.ledgerOver(kind, id, amount, *s.TermStart, *s.TermEnd)
+}
+
+// ledgerOver adds a billing line over the given period.
+func (t *transition) ledgerOver(kind, id string, amount int64, start, end time.Time) domain.LedgerEntry {
+	s := t.sub()
 	entry := domain.LedgerEntry{
 		ID: id, SubscriptionID: s.ID, TermNumber: s.TermNumber, Kind: kind, AmountMinor: amount,
-		Currency: t.next.Plan.Currency, PeriodStart: *s.TermStart, PeriodEnd: *s.TermEnd, CreatedAt: t.now,
+		Currency: t.next.Plan.Currency, PeriodStart: start, PeriodEnd: end, CreatedAt: t.now,
 	}
 	t.change.Ledger = append(t.change.Ledger, entry)
 	return entry
@@ -123,15 +129,14 @@ func (t *transition) startTerm(start time.Time) {
 	end := domain.MustAdd(start, t.next.Plan.Term)
 	window := domain.MustAdd(start, t.next.Plan.CancellationWindow)
 	s.TermStart, s.TermEnd, s.CancellationWindowEndsAt = &start, &end, &window
+	s.PeriodsBilled = 0
 	t.next.TermBilledMinor = 0
 }
 
-// charge bills the full current term: unit price × quantity.
+// charge bills the first period of the current term (the full term, unit
+// price × quantity, when it bills once per term; see billing_periods.go).
 func (t *transition) charge() domain.LedgerEntry {
-	s := t.sub()
-	amount := t.next.Plan.UnitPriceMinor * int64(s.Quantity)
-	t.next.TermBilledMinor += amount
-	return t.ledger(domain.LedgerCharge, fmt.Sprintf("charge:%s:%d", s.ID, s.TermNumber), amount)
+	return t.installment(1)
 }
 
 // refund gives back everything billed for the current term.
@@ -142,20 +147,23 @@ func (t *transition) refund() domain.LedgerEntry {
 	return t.ledger(domain.LedgerRefund, fmt.Sprintf("refund:%s:%d", s.ID, s.TermNumber), amount)
 }
 
-// prorate prices a quantity change for the rest of the term:
-// unit price × delta × remaining / term length, truncated toward zero to the
-// minor unit (the customer is never charged a fraction of a cent).
+// prorate prices a quantity change for the rest of the current billing
+// period at the per-period price: unit price × delta × remaining / (period
+// length × periods per term), truncated toward zero to the minor unit (the
+// customer is never charged a fraction of a cent). Billed once per term, the
+// period is the term. Later periods charge the new quantity's installments.
 func (t *transition) prorate(delta int, key string) (domain.LedgerEntry, bool) {
 	s := t.sub()
 	if s.Status != domain.StatusActive || s.TermStart == nil || delta == 0 {
 		return domain.LedgerEntry{}, false
 	}
-	length := s.TermEnd.Sub(*s.TermStart)
-	remaining := s.TermEnd.Sub(t.now)
+	start, end, periods := t.currentPeriod()
+	length := end.Sub(start)
+	remaining := end.Sub(t.now)
 	if remaining <= 0 || length <= 0 {
 		return domain.LedgerEntry{}, false
 	}
-	amount := prorate(t.next.Plan.UnitPriceMinor*int64(delta), remaining, length)
+	amount := prorate(t.next.Plan.UnitPriceMinor*int64(delta), remaining, length*time.Duration(periods))
 	if amount == 0 {
 		return domain.LedgerEntry{}, false
 	}
@@ -208,11 +216,16 @@ func (t *transition) renew() {
 	s := t.sub()
 	start := *s.TermEnd
 	s.TermNumber++
+	freq, adopted := t.adoptPendingFrequency()
 	t.startTerm(start)
 	charge := t.charge()
-	t.event(domain.EventRenewed, SystemActor.String(), map[string]any{
+	detail := map[string]any{
 		"term_number": s.TermNumber, "term_start": s.TermStart, "term_end": s.TermEnd, "amount_minor": charge.AmountMinor,
-	})
+	}
+	if adopted {
+		detail["billing_frequency"] = freq
+	}
+	t.event(domain.EventRenewed, SystemActor.String(), detail)
 	t.notify(domain.NotifyRenewed)
 }
 

@@ -203,8 +203,12 @@ func (w *subscriptionWorkflow) waitsOnlyForParent(ctx workflow.Context) bool {
 	return w.durable && w.st.Subscription.ParentSubscriptionID != nil && w.begin(ctx).readyToBill()
 }
 
-// awaitTermEnd waits for the term to end, then renews or expires.
+// awaitTermEnd waits for the term to end, then renews or expires; a term
+// billed in several periods first charges each of them as it starts.
 func (w *subscriptionWorkflow) awaitTermEnd(ctx workflow.Context) error {
+	if k, start, ok := w.st.nextPeriod(); ok {
+		return w.awaitPeriod(ctx, k, start)
+	}
 	fired, err := w.awaitUntil(ctx, *w.st.Subscription.TermEnd, func() bool {
 		return w.st.Subscription.Status != domain.StatusActive || w.st.ParentEnded
 	})
