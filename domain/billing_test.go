@@ -1,0 +1,116 @@
+package domain
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestPeriodsPerTerm(t *testing.T) {
+	for _, c := range []struct {
+		term, freq string
+		want       int
+	}{
+		{"P1Y", "", 1}, {"P1Y", "P1Y", 1}, {"P1Y", "P1M", 12}, {"P1Y", "P3M", 4}, {"P1Y", "P6M", 2},
+		{"P2Y", "P1Y", 2}, {"P2Y", "P1M", 24}, {"P1M", "P1M", 1}, {"PT12S", "PT3S", 4}, {"PT1H", "PT5M", 12},
+		{"P4W", "P1W", 4}, {"P52W", "P1W", 52}, {"P30D", "P1D", 30}, {"P1Y", "P12M", 1},
+	} {
+		n, err := PeriodsPerTerm(c.term, c.freq)
+		require.NoError(t, err, "%s / %s", c.term, c.freq)
+		assert.Equal(t, c.want, n, "%s / %s", c.term, c.freq)
+	}
+	for _, c := range []struct{ term, freq string }{
+		{"P1M", "P1W"}, {"P1Y", "P1W"}, {"P1Y", "P5M"}, {"P1M", "P1Y"}, {"P1Y", "P30D"}, {"PT12S", "PT5S"},
+		{"P1Y", "junk"}, {"P1M", "P1D"}, {"P53W", "P1W"}, {"P1M1D", "P1M"},
+	} {
+		_, err := PeriodsPerTerm(c.term, c.freq)
+		assert.Error(t, err, "%s / %s", c.term, c.freq)
+	}
+}
+
+// Period k is computed from the term start, never by accumulating: month
+// ends do not drift, and the last period ends exactly with the term.
+func TestBillingPeriodBoundsFromTheTermStart(t *testing.T) {
+	start := time.Date(2031, time.January, 31, 10, 0, 0, 0, time.UTC)
+	date := func(m time.Month, d int) time.Time { return time.Date(2031, m, d, 10, 0, 0, 0, time.UTC) }
+	s, e := BillingPeriod(start, "P1Y", "P1M", 1)
+	assert.Equal(t, start, s)
+	assert.Equal(t, date(time.March, 3), e, "Jan 31 + 1 month, as time.AddDate and the term arithmetic have it")
+	s, e = BillingPeriod(start, "P1Y", "P1M", 3)
+	assert.Equal(t, date(time.March, 31), s, "2 months after Jan 31, not Mar 3 + 1 month")
+	assert.Equal(t, date(time.May, 1), e)
+	s, e = BillingPeriod(start, "P1Y", "P1M", 12)
+	assert.Equal(t, date(time.December, 31), s)
+	assert.Equal(t, MustAdd(start, "P1Y"), e, "the 12th period ends with the term")
+	for k := 1; k < 12; k++ {
+		_, end := BillingPeriod(start, "P1Y", "P1M", k)
+		next, _ := BillingPeriod(start, "P1Y", "P1M", k+1)
+		assert.Equal(t, end, next, "periods %d and %d touch", k, k+1)
+	}
+	s, e = BillingPeriod(start, "P1Y", "", 1)
+	assert.Equal(t, start, s)
+	assert.Equal(t, MustAdd(start, "P1Y"), e, "once per term: the term")
+	_, e = BillingPeriod(start, "PT12S", "PT3S", 4)
+	assert.Equal(t, start.Add(12*time.Second), e)
+}
+
+func TestInstallmentsAddUpToTheTermPrice(t *testing.T) {
+	for _, c := range []struct {
+		price int64
+		n     int
+	}{{7000, 12}, {1, 12}, {0, 4}, {999_999_999_999, 52}, {1200, 1}, {11, 4}} {
+		var total int64
+		for k := 1; k <= c.n; k++ {
+			a := Installment(c.price, c.n, k)
+			if k < c.n {
+				assert.Equal(t, c.price/int64(c.n), a)
+			}
+			total += a
+		}
+		assert.Equal(t, c.price, total, "%d in %d", c.price, c.n)
+	}
+	assert.Equal(t, int64(587), Installment(7000, 12, 12))
+}
+
+func TestPlanFrequencies(t *testing.T) {
+	p := Plan{ID: "p", Term: "P1Y", UnitPriceMinor: 1, Currency: "USD", MinQuantity: 1, MaxQuantity: 1,
+		CancellationWindow: "P7D", ActivationDeadline: "P30D"}
+	require.NoError(t, p.Validate())
+	assert.Equal(t, []string{"P1Y"}, p.Frequencies(), "once per term by default")
+	p.BillingFrequency, p.BillingFrequencies = "P1M", []string{"P3M", "P1M", "P1Y"}
+	require.NoError(t, p.Validate())
+	assert.Equal(t, []string{"P1M", "P3M", "P1Y"}, p.Frequencies())
+	assert.True(t, p.AllowsFrequency("P3M"))
+	assert.False(t, p.AllowsFrequency("P6M"))
+	p.BillingFrequencies = []string{"P1W"}
+	assert.Error(t, p.Validate(), "a year is no whole number of weeks")
+	p.BillingFrequencies, p.BillingFrequency = nil, "P5M"
+	assert.Error(t, p.Validate())
+}
+
+func TestUpcomingCharges(t *testing.T) {
+	start := time.Date(2031, time.January, 1, 0, 0, 0, 0, time.UTC)
+	end := MustAdd(start, "P1Y")
+	plan := Plan{Term: "P1Y", UnitPriceMinor: 1000, Currency: "EUR", BillingFrequency: "P3M"}
+	s := Subscription{Status: StatusActive, Quantity: 7, TermNumber: 2, TermStart: &start, TermEnd: &end,
+		BillingFrequency: "P3M", PeriodsBilled: 2, AutoRenew: true}
+	up := UpcomingCharges(s, plan)
+	require.Len(t, up, 3)
+	assert.Equal(t, UpcomingCharge{TermNumber: 2, Period: 3, PeriodStart: MustAdd(start, "P6M"), PeriodEnd: MustAdd(start, "P9M"),
+		AmountMinor: 1750, Currency: "EUR"}, up[0])
+	assert.Equal(t, 4, up[1].Period)
+	assert.Equal(t, UpcomingCharge{TermNumber: 3, Period: 1, PeriodStart: end, PeriodEnd: MustAdd(end, "P3M"), AmountMinor: 1750, Currency: "EUR"}, up[2])
+
+	yearly := "P1Y"
+	s.PendingBillingFrequency = &yearly
+	up = UpcomingCharges(s, plan)
+	assert.Equal(t, int64(7000), up[2].AmountMinor, "the next term at the pending frequency")
+	assert.Equal(t, MustAdd(end, "P1Y"), up[2].PeriodEnd)
+
+	s.AutoRenew, s.PeriodsBilled = false, 4
+	assert.Empty(t, UpcomingCharges(s, plan))
+	s.Status = StatusCancelled
+	assert.Empty(t, UpcomingCharges(s, plan))
+}
