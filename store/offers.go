@@ -93,16 +93,16 @@ func (s *Store) attachPlans(ctx context.Context, offers []CatalogOffer) error {
 	if len(offers) == 0 {
 		return nil
 	}
-	var plans []domain.Plan
+	var plans []planRow
 	if err := s.db.SelectContext(ctx, &plans, `
 		SELECT offer_id, id, name, term, unit_price_minor, currency, min_quantity, max_quantity,
-			cancellation_window, activation_deadline
+			cancellation_window, activation_deadline, billing_frequency, billing_frequencies
 		FROM plans WHERE offer_id = ANY($1) ORDER BY offer_id, id COLLATE "C"`, ids); err != nil {
 		return fmt.Errorf("list plans: %w", err)
 	}
 	for _, p := range plans {
 		o := &offers[byID[p.OfferID]]
-		o.Plans = append(o.Plans, p)
+		o.Plans = append(o.Plans, p.plan())
 	}
 	return nil
 }

@@ -16,7 +16,8 @@ import (
 const subscriptionColumns = `id, partner_id, customer_id, publisher_id, offer_id, plan_id, quantity, nickname,
 	auto_renew, reseller_partner_id, parent_subscription_id, linked_subscription_ids, entitlement_number,
 	site_url, licenses_assigned, fulfillment_confirmed, status, term_number, activation_deadline,
-	billing_started_at, term_start, term_end, cancellation_window_ends_at, created_at, updated_at, version`
+	billing_started_at, term_start, term_end, cancellation_window_ends_at, created_at, updated_at, version,
+	billing_frequency, pending_billing_frequency, periods_billed`
 
 // subscriptionValues names each of subscriptionColumns as a named parameter
 // (:id, :partner_id, …) of subscriptionRow.
@@ -78,7 +79,10 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 				status = EXCLUDED.status, term_number = EXCLUDED.term_number,
 				billing_started_at = EXCLUDED.billing_started_at, term_start = EXCLUDED.term_start,
 				term_end = EXCLUDED.term_end, cancellation_window_ends_at = EXCLUDED.cancellation_window_ends_at,
-				updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
+				updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,
+				-- a run started before billing periods carries no frequency; the row keeps its plan's term
+				billing_frequency = COALESCE(NULLIF(EXCLUDED.billing_frequency, ''), subscriptions.billing_frequency),
+				pending_billing_frequency = EXCLUDED.pending_billing_frequency, periods_billed = EXCLUDED.periods_billed
 			WHERE subscriptions.version <= EXCLUDED.version`, row); err != nil {
 			return fmt.Errorf("upsert subscription: %w", err)
 		}
