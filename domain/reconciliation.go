@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -44,9 +45,12 @@ type Finding struct {
 
 // Reconcile compares one subscription's workflow state (nil when the
 // workflow could not be found) with its read-model row and its ledger rows.
-// The workflow is the truth for the ledger: terms 1..N of a billed state each
-// have exactly one charge, no row belongs to a term beyond N, and no term's
-// refunds exceed what it billed (charges and prorations). A subscription
+// The workflow is the truth for the ledger: terms 1..N of a billed state are
+// charged once per billing period (a term billed once per term has one
+// charge), no period twice, the periods of a term one after the other with
+// no gap (a past term's through to the next term's start), the current term
+// exactly the periods the workflow billed; no row belongs to a term beyond
+// N, and no term's refunds exceed what it billed (charges and prorations). A subscription
 // pending fulfillment longer than pendingThreshold whose publisher has not
 // sent both callbacks is listed too.
 func Reconcile(state *Subscription, row Subscription, ledger []LedgerEntry, now time.Time, pendingThreshold time.Duration) []Finding {
@@ -74,7 +78,7 @@ func Reconcile(state *Subscription, row Subscription, ledger []LedgerEntry, now 
 	if subject.BillingStartedAt != nil {
 		billed = subject.TermNumber
 	}
-	charges := map[int]int{}
+	charges := map[int][]LedgerEntry{}
 	billedMinor := map[int]int64{} // charges and prorations per term
 	refundedMinor := map[int]int64{}
 	beyond := map[int]bool{}
@@ -88,7 +92,7 @@ func Reconcile(state *Subscription, row Subscription, ledger []LedgerEntry, now 
 		}
 		switch l.Kind {
 		case LedgerCharge:
-			charges[l.TermNumber]++
+			charges[l.TermNumber] = append(charges[l.TermNumber], l)
 			billedMinor[l.TermNumber] += l.AmountMinor
 		case LedgerProration:
 			billedMinor[l.TermNumber] += l.AmountMinor
@@ -96,12 +100,33 @@ func Reconcile(state *Subscription, row Subscription, ledger []LedgerEntry, now 
 			refundedMinor[l.TermNumber] -= l.AmountMinor // refunds are negative
 		}
 	}
+	periods := make([][]LedgerEntry, billed+2) // per term, one charge per period start, by start
 	for term := 1; term <= billed; term++ {
-		switch n := charges[term]; {
-		case n == 0:
+		periods[term] = chargedPeriods(charges[term], func(start time.Time, n int) {
+			add(FindingChargeDuplicate, term, fmt.Sprintf("term %d has %d charges for the period starting %s", term, n, start.UTC().Format(time.RFC3339)), nil, nil)
+		})
+	}
+	for term := 1; term <= billed; term++ {
+		got := periods[term]
+		if len(got) == 0 {
 			add(FindingChargeMissing, term, fmt.Sprintf("term %d has no charge", term), nil, nil)
-		case n > 1:
-			add(FindingChargeDuplicate, term, fmt.Sprintf("term %d has %d charges", term, n), nil, nil)
+		}
+		for i := 1; i < len(got); i++ {
+			if !got[i-1].PeriodEnd.Equal(got[i].PeriodStart) {
+				add(FindingChargeMissing, term, fmt.Sprintf("term %d has no charge from %s to %s", term,
+					got[i-1].PeriodEnd.UTC().Format(time.RFC3339), got[i].PeriodStart.UTC().Format(time.RFC3339)), nil, nil)
+			}
+		}
+		if next := periods[term+1]; term < billed && len(got) > 0 && len(next) > 0 && !got[len(got)-1].PeriodEnd.Equal(next[0].PeriodStart) {
+			add(FindingChargeMissing, term, fmt.Sprintf("term %d has no charge from %s to the next term's start %s", term,
+				got[len(got)-1].PeriodEnd.UTC().Format(time.RFC3339), next[0].PeriodStart.UTC().Format(time.RFC3339)), nil, nil)
+		}
+		if want := subject.BilledPeriods(); term == billed && len(got) > 0 && len(got) != want {
+			kind := FindingChargeMissing
+			if len(got) > want {
+				kind = FindingChargeDuplicate
+			}
+			add(kind, term, fmt.Sprintf("term %d has charges for %d periods; the subscription billed %d", term, len(got), want), nil, nil)
 		}
 		if refundedMinor[term] > billedMinor[term] {
 			add(FindingRefundExceedsCharges, term, fmt.Sprintf("term %d refunded %d minor units of %d billed", term, refundedMinor[term], billedMinor[term]), nil, nil)
@@ -112,6 +137,26 @@ func Reconcile(state *Subscription, row Subscription, ledger []LedgerEntry, now 
 		(subject.LicensesAssigned == 0 || !subject.FulfillmentConfirmed) {
 		add(FindingPendingOverdue, 0, fmt.Sprintf("waiting on publisher %s since %s (licenses assigned: %t, fulfillment confirmed: %t)",
 			row.PublisherID, row.CreatedAt.UTC().Format(time.RFC3339), subject.LicensesAssigned > 0, subject.FulfillmentConfirmed), nil, nil)
+	}
+	return out
+}
+
+// chargedPeriods keeps one charge per period start, ordered by start, and
+// reports every start charged more than once.
+func chargedPeriods(charges []LedgerEntry, duplicate func(start time.Time, n int)) []LedgerEntry {
+	byStart := map[int64][]LedgerEntry{}
+	for _, c := range charges {
+		byStart[c.PeriodStart.UnixNano()] = append(byStart[c.PeriodStart.UnixNano()], c)
+	}
+	out := make([]LedgerEntry, 0, len(byStart))
+	for _, cs := range byStart {
+		out = append(out, cs[0])
+	}
+	slices.SortFunc(out, func(a, b LedgerEntry) int { return a.PeriodStart.Compare(b.PeriodStart) })
+	for _, c := range out {
+		if n := len(byStart[c.PeriodStart.UnixNano()]); n > 1 {
+			duplicate(c.PeriodStart, n)
+		}
 	}
 	return out
 }

@@ -1,6 +1,8 @@
 package domain
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -59,5 +61,47 @@ func TestReconcileComparesStateReadModelAndLedger(t *testing.T) {
 		assert.Empty(t, Reconcile(&waitingOnParent, waitingOnParent, nil, now, time.Hour), "both callbacks in: not waiting on the publisher")
 		assert.Equal(t, []string{FindingLedgerBeyondTerm}, kinds(Reconcile(&waitingOnParent, waitingOnParent, []LedgerEntry{charge(1, 300)}, now, time.Hour)),
 			"an unbilled subscription has no ledger rows")
+	})
+}
+
+// A term billed in periods has one charge per period: all of them in a past
+// term, exactly the periods billed so far in the current one.
+func TestReconcileBillingPeriods(t *testing.T) {
+	now := time.Date(2030, 6, 10, 0, 0, 0, 0, time.UTC)
+	term1 := time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC)
+	term2 := MustAdd(term1, "P1Y")
+	end2 := MustAdd(term2, "P1Y")
+	charge := func(termStart time.Time, term, k int) LedgerEntry {
+		start, end := BillingPeriod(termStart, "P1Y", "P3M", k)
+		return LedgerEntry{ID: fmt.Sprintf("charge:s1:%d:%d", term, k), TermNumber: term, Kind: LedgerCharge, AmountMinor: 250,
+			PeriodStart: start, PeriodEnd: end}
+	}
+	state := Subscription{ID: "s1", Status: StatusActive, Version: 9, TermNumber: 2, Quantity: 1, BillingStartedAt: &term1,
+		TermStart: &term2, TermEnd: &end2, BillingFrequency: "P3M", PeriodsBilled: 2, CreatedAt: term1}
+	full := []LedgerEntry{charge(term1, 1, 1), charge(term1, 1, 2), charge(term1, 1, 3), charge(term1, 1, 4), charge(term2, 2, 1), charge(term2, 2, 2)}
+
+	t.Run("every period once", func(t *testing.T) {
+		assert.Empty(t, Reconcile(&state, state, full, now, time.Hour))
+	})
+	t.Run("a period charged twice", func(t *testing.T) {
+		again := charge(term1, 1, 2)
+		again.ID = "charge:s1:1:2:again"
+		fs := Reconcile(&state, state, append(slices.Clone(full), again), now, time.Hour)
+		assert.Equal(t, []string{FindingChargeDuplicate}, kinds(fs))
+		assert.Equal(t, 1, fs[0].TermNumber)
+	})
+	t.Run("a past term's period missing", func(t *testing.T) {
+		fs := Reconcile(&state, state, slices.Delete(slices.Clone(full), 2, 3), now, time.Hour)
+		assert.Equal(t, []string{FindingChargeMissing}, kinds(fs))
+		fs = Reconcile(&state, state, slices.Delete(slices.Clone(full), 3, 4), now, time.Hour)
+		assert.Equal(t, []string{FindingChargeMissing}, kinds(fs), "the last period of a past term")
+	})
+	t.Run("the current term against the periods billed", func(t *testing.T) {
+		fewer := state
+		fewer.PeriodsBilled = 3
+		assert.Equal(t, []string{FindingChargeMissing}, kinds(Reconcile(&fewer, fewer, full, now, time.Hour)))
+		more := state
+		more.PeriodsBilled = 1
+		assert.Equal(t, []string{FindingChargeDuplicate}, kinds(Reconcile(&more, more, full, now, time.Hour)))
 	})
 }
