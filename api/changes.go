@@ -40,6 +40,7 @@ type PatchBody struct {
 	Quantity          optional[int]    `json:"quantity"`
 	AutoRenew         optional[bool]   `json:"auto_renew"`
 	ResellerPartnerID optional[string] `json:"reseller_partner_id"`
+	BillingFrequency  optional[string] `json:"billing_frequency"`
 }
 
 // DecodePatch decodes and shape-checks a PATCH body.
@@ -48,11 +49,14 @@ func DecodePatch(body []byte) (PatchBody, error) {
 	if err := DecodeStrict(body, &req); err != nil {
 		return req, err
 	}
-	if !req.Nickname.Set && !req.Quantity.Set && !req.AutoRenew.Set && !req.ResellerPartnerID.Set {
-		return req, problem(CodeInvalidRequest, "send at least one of nickname, quantity, auto_renew, reseller_partner_id")
+	if !req.Nickname.Set && !req.Quantity.Set && !req.AutoRenew.Set && !req.ResellerPartnerID.Set && !req.BillingFrequency.Set {
+		return req, problem(CodeInvalidRequest, "send at least one of nickname, quantity, auto_renew, reseller_partner_id, billing_frequency")
 	}
-	if req.Quantity.Null || req.AutoRenew.Null {
-		return req, problem(CodeInvalidRequest, "quantity and auto_renew cannot be null")
+	if req.Quantity.Null || req.AutoRenew.Null || req.BillingFrequency.Null {
+		return req, problem(CodeInvalidRequest, "quantity, auto_renew and billing_frequency cannot be null")
+	}
+	if err := checkText("billing_frequency", &req.BillingFrequency.Value, maxFrequency); err != nil {
+		return req, err
 	}
 	if err := checkText("nickname", &req.Nickname.Value, maxNickname); err != nil {
 		return req, err
@@ -77,6 +81,9 @@ func (p PatchBody) changeRequest(messageID string, actor workflows.Actor) workfl
 	}
 	if p.AutoRenew.Set {
 		req.AutoRenew = &p.AutoRenew.Value
+	}
+	if p.BillingFrequency.Set {
+		req.BillingFrequency = &p.BillingFrequency.Value
 	}
 	return req
 }
@@ -108,8 +115,8 @@ func (s *Server) changeSubscription(c *gin.Context) {
 		return
 	}
 	agent := currentAgent(c)
-	if (req.Quantity.Set || req.AutoRenew.Set) && agent.Role != domain.RoleAdminAgent {
-		s.refuseRole(c, "change quantity or auto_renew of", sub.ID)
+	if (req.Quantity.Set || req.AutoRenew.Set || req.BillingFrequency.Set) && agent.Role != domain.RoleAdminAgent {
+		s.refuseRole(c, "change quantity, auto_renew or billing_frequency of", sub.ID)
 		return
 	}
 	canonical, _ := json.Marshal(req.changeRequest("", workflows.Actor{}))

@@ -71,7 +71,7 @@ func offerView(o store.CatalogOffer) wire.Offer {
 	for _, p := range o.Plans {
 		plans = append(plans, wire.Plan{
 			ID: p.ID, Name: p.Name, UnitPriceMinor: p.UnitPriceMinor, Currency: p.Currency,
-			Term: p.Term, BillingFrequency: p.Term, // one charge per term until plans bill otherwise
+			Term: p.Term, BillingFrequency: p.Frequency(), BillingFrequencies: p.Frequencies(),
 			MinQuantity: p.MinQuantity, MaxQuantity: p.MaxQuantity,
 			CancellationWindow: p.CancellationWindow, ActivationDeadline: p.ActivationDeadline,
 		})

@@ -31,6 +31,7 @@ const (
 	maxNickname       = 256
 	maxResellerID     = 64
 	maxID             = 128
+	maxFrequency      = 32
 	// staleClaim is how long a purchase may run before a retry with the same
 	// key takes it over (with the same subscription id, so nothing duplicates).
 	staleClaim = 10 * time.Second
@@ -48,6 +49,8 @@ type PurchaseBody struct {
 	ParentSubscriptionID *string `json:"parent_subscription_id"`
 	// CustomerContactEmail becomes the customer's first (primary) contact.
 	CustomerContactEmail *string `json:"customer_contact_email,omitempty"`
+	// BillingFrequency is one of the plan's billing frequencies (default: the plan's).
+	BillingFrequency *string `json:"billing_frequency,omitempty"`
 }
 
 // DecodePurchase decodes and shape-checks a purchase body.
@@ -77,6 +80,9 @@ func DecodePurchase(body []byte) (PurchaseBody, error) {
 		return req, err
 	}
 	if err := checkText("customer_contact_email", req.CustomerContactEmail, 254); err != nil {
+		return req, err
+	}
+	if err := checkText("billing_frequency", req.BillingFrequency, maxFrequency); err != nil {
 		return req, err
 	}
 	if p := req.ParentSubscriptionID; p != nil && (*p == "" || len(*p) > maxID || strings.ContainsRune(*p, 0)) {
@@ -213,6 +219,13 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 	if q := *req.Quantity; q < plan.MinQuantity || q > plan.MaxQuantity {
 		return domain.Subscription{}, invalid("quantity must be between %d and %d", plan.MinQuantity, plan.MaxQuantity)
 	}
+	frequency := plan.Frequency()
+	if f := req.BillingFrequency; f != nil {
+		if !plan.AllowsFrequency(*f) {
+			return domain.Subscription{}, invalid("billing_frequency must be one of %s", strings.Join(plan.Frequencies(), ", "))
+		}
+		frequency = *f
+	}
 	publisher, err := s.Store.Publisher(ctx, offer.PublisherID)
 	if err != nil {
 		return domain.Subscription{}, unavailable(err)
@@ -237,7 +250,7 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 		ResellerPartnerID: req.ResellerPartnerID, ParentSubscriptionID: req.ParentSubscriptionID,
 		LinkedSubscriptionIDs: []string{}, EntitlementNumber: domain.EntitlementNumber(id),
 		Status: domain.StatusPendingFulfillment, ActivationDeadline: domain.MustAdd(now, plan.ActivationDeadline),
-		CreatedAt: now, UpdatedAt: now,
+		BillingFrequency: frequency, CreatedAt: now, UpdatedAt: now,
 	}
 	if req.AutoRenew != nil {
 		sub.AutoRenew = *req.AutoRenew
@@ -412,6 +425,14 @@ func (s *Server) unplacedView(ctx context.Context, sub domain.Subscription) (wir
 		}
 		link = wire.NewPublisherLink(pub.LandingURL, s.Vault.AuthorizationCode(sub.ID), sub.ActivationDeadline)
 	}
+	if sub.BillingFrequency == "" {
+		// A workflow started before billing periods answers without one: it bills once per term.
+		plan, err := s.Store.Plan(ctx, sub.OfferID, sub.PlanID)
+		if err != nil {
+			return wire.Subscription{}, unavailable(fmt.Errorf("plan of %s: %w", sub.ID, err))
+		}
+		sub.BillingFrequency = plan.Term
+	}
 	return wire.NewSubscription(sub, s.Now(), link), nil
 }
 
@@ -521,7 +542,13 @@ func (s *Server) subscriptionBilling(c *gin.Context) {
 		writeProblem(c, unavailable(err))
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"items": wire.Ledger(entries), "balance_minor": balance, "currency": s.currencyOf(entries)})
+	plan, err := s.Store.Plan(c.Request.Context(), sub.OfferID, sub.PlanID)
+	if err != nil {
+		writeProblem(c, unavailable(err))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"items": wire.Ledger(entries), "balance_minor": balance, "currency": s.currencyOf(entries),
+		"upcoming_charges": wire.UpcomingCharges(domain.UpcomingCharges(sub, plan))})
 }
 
 func (s *Server) currencyOf(entries []domain.LedgerEntry) *string {

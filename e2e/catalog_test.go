@@ -185,7 +185,7 @@ func seededCatalog(t *testing.T) []map[string]any {
 		wirePlans := []map[string]any{}
 		for _, p := range plans {
 			wirePlans = append(wirePlans, map[string]any{"id": p.ID, "name": p.Name, "unit_price_minor": p.UnitPriceMinor,
-				"currency": p.Currency, "term": p.Term, "billing_frequency": p.Term, "min_quantity": p.MinQuantity,
+				"currency": p.Currency, "term": p.Term, "billing_frequency": p.Frequency(), "billing_frequencies": p.Frequencies(), "min_quantity": p.MinQuantity,
 				"max_quantity": p.MaxQuantity, "cancellation_window": p.CancellationWindow, "activation_deadline": p.ActivationDeadline})
 		}
 		parents := o.ParentOfferIDs

@@ -47,8 +47,9 @@ func (w *world) workflowState(t *testing.T, id string) domain.Subscription {
 }
 
 // requireAgree checks that Temporal, the read model and the ledger tell the
-// same story of one subscription: same status, version and term; one charge
-// per billed term, refunds never above charges, the balance their sum.
+// same story of one subscription: same status, version and term; charges
+// for every billed term, one per billing period (one per term when it bills
+// once per term), refunds never above charges, the balance their sum.
 func (w *world) requireAgree(t *testing.T, id string) domain.Subscription {
 	t.Helper()
 	state := w.workflowState(t, id)
@@ -58,11 +59,12 @@ func (w *world) requireAgree(t *testing.T, id string) domain.Subscription {
 	assert.Equal(t, state.Version, row.Version, "%s: version", id)
 	assert.Equal(t, state.TermNumber, row.TermNumber, "%s: term", id)
 	assert.Equal(t, state.Quantity, row.Quantity, "%s: quantity", id)
-	var charges, terms int
+	var charges, periods, terms int
 	require.NoError(t, w.Store.DB().Get(&charges, `SELECT count(*) FROM ledger WHERE subscription_id = $1 AND kind = 'charge'`, id))
+	require.NoError(t, w.Store.DB().Get(&periods, `SELECT count(DISTINCT (term_number, period_start)) FROM ledger WHERE subscription_id = $1 AND kind = 'charge'`, id))
 	require.NoError(t, w.Store.DB().Get(&terms, `SELECT count(DISTINCT term_number) FROM ledger WHERE subscription_id = $1 AND kind = 'charge'`, id))
-	assert.Equal(t, state.TermNumber, charges, "%s: one charge per term", id)
-	assert.Equal(t, charges, terms, "%s: never two charges for a term", id)
+	assert.Equal(t, state.TermNumber, terms, "%s: every billed term is charged", id)
+	assert.Equal(t, periods, charges, "%s: never two charges for a billing period", id)
 	var refunds, charged int64
 	require.NoError(t, w.Store.DB().Get(&refunds, `SELECT coalesce(-sum(amount_minor), 0) FROM ledger WHERE subscription_id = $1 AND kind = 'refund'`, id))
 	require.NoError(t, w.Store.DB().Get(&charged, `SELECT coalesce(sum(amount_minor), 0) FROM ledger WHERE subscription_id = $1 AND kind <> 'refund'`, id))

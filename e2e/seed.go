@@ -40,7 +40,10 @@ const Seed = `{
         "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT2S", "activation_deadline": "PT1M"},
        {"id": "grace-6s", "name": "6-second payment grace", "term": "P1Y", "unit_price_minor": 500, "currency": "USD",
         "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P7D", "activation_deadline": "P30D",
-        "payment_grace_period": "PT6S"}
+        "payment_grace_period": "PT6S"},
+       {"id": "periods-3s", "name": "12-second terms billed every 3 seconds", "term": "PT12S", "unit_price_minor": 1000,
+        "currency": "USD", "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT2S", "activation_deadline": "PT1M",
+        "billing_frequency": "PT3S", "billing_frequencies": ["PT12S", "PT6S"]}
      ]},
     {"id": "insights-app", "publisher_id": "contoso", "name": "Insights (app)", "kind": "app", "parent_offer_ids": ["analytics"],
      "plans": [

@@ -63,11 +63,20 @@ func (r subscriptionRow) subscription() domain.Subscription {
 func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte) (domain.SaveResult, error) {
 	var res domain.SaveResult
 	sub := c.Subscription
-	snapshot, err := json.Marshal(sub)
-	if err != nil {
-		return res, fmt.Errorf("encode snapshot of %s: %w", sub.ID, err)
-	}
-	err = s.tx(ctx, func(tx *sqlx.Tx) error {
+	err := s.tx(ctx, func(tx *sqlx.Tx) error {
+		if sub.BillingFrequency == "" {
+			// A run started before billing periods carries no frequency: the
+			// row's, else the plan's term (it bills once per term).
+			if err := tx.GetContext(ctx, &sub.BillingFrequency, `
+				SELECT COALESCE((SELECT NULLIF(billing_frequency, '') FROM subscriptions WHERE id = $1),
+					(SELECT term FROM plans WHERE offer_id = $2 AND id = $3), '')`, sub.ID, sub.OfferID, sub.PlanID); err != nil {
+				return fmt.Errorf("read billing frequency: %w", err)
+			}
+		}
+		snapshot, err := json.Marshal(sub)
+		if err != nil {
+			return fmt.Errorf("encode snapshot of %s: %w", sub.ID, err)
+		}
 		row := subscriptionRow{Subscription: sub, Linked: append(pq.StringArray{}, sub.LinkedSubscriptionIDs...)} // nil would be NULL
 		if _, err := sqlx.NamedExecContext(ctx, tx, `
 			INSERT INTO subscriptions (`+subscriptionColumns+`) VALUES (`+subscriptionValues+`)
@@ -80,8 +89,7 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 				billing_started_at = EXCLUDED.billing_started_at, term_start = EXCLUDED.term_start,
 				term_end = EXCLUDED.term_end, cancellation_window_ends_at = EXCLUDED.cancellation_window_ends_at,
 				updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,
-				-- a run started before billing periods carries no frequency; the row keeps its plan's term
-				billing_frequency = COALESCE(NULLIF(EXCLUDED.billing_frequency, ''), subscriptions.billing_frequency),
+				billing_frequency = EXCLUDED.billing_frequency,
 				pending_billing_frequency = EXCLUDED.pending_billing_frequency, periods_billed = EXCLUDED.periods_billed
 			WHERE subscriptions.version <= EXCLUDED.version`, row); err != nil {
 			return fmt.Errorf("upsert subscription: %w", err)

@@ -26,11 +26,13 @@ type Plan struct {
 	UnitPriceMinor int64  `json:"unit_price_minor"`
 	Currency       string `json:"currency"`
 	Term           string `json:"term"`
-	// BillingFrequency is how often a charge is made. Today every plan is
-	// billed once per term, at its start, so it always equals Term.
-	BillingFrequency   string `json:"billing_frequency"`
-	MinQuantity        int    `json:"min_quantity"`
-	MaxQuantity        int    `json:"max_quantity"`
-	CancellationWindow string `json:"cancellation_window"`
-	ActivationDeadline string `json:"activation_deadline"`
+	// BillingFrequency is how often a charge is made by default: Term when
+	// the plan bills once per term, else a period the term is a whole number of.
+	BillingFrequency string `json:"billing_frequency"`
+	// BillingFrequencies are the frequencies a purchase may choose, the default first.
+	BillingFrequencies []string `json:"billing_frequencies"`
+	MinQuantity        int      `json:"min_quantity"`
+	MaxQuantity        int      `json:"max_quantity"`
+	CancellationWindow string   `json:"cancellation_window"`
+	ActivationDeadline string   `json:"activation_deadline"`
 }

@@ -39,9 +39,13 @@ type Subscription struct {
 	NextBillDate             *time.Time     `json:"next_bill_date"`
 	DaysUntilRenewal         *int           `json:"days_until_renewal"`
 	CancellationWindowEndsAt *time.Time     `json:"cancellation_window_ends_at"`
-	CreatedAt                time.Time      `json:"created_at"`
-	UpdatedAt                time.Time      `json:"updated_at"`
-	Version                  int64          `json:"version"`
+	// BillingFrequency is how often the current term is charged (ISO 8601).
+	BillingFrequency string `json:"billing_frequency"`
+	// PendingBillingFrequency applies from the next term; null when none.
+	PendingBillingFrequency *string   `json:"pending_billing_frequency"`
+	CreatedAt               time.Time `json:"created_at"`
+	UpdatedAt               time.Time `json:"updated_at"`
+	Version                 int64     `json:"version"`
 	// Site is where the subscription is set up (an app: its parent's site).
 	Site *Site `json:"site"`
 	// BillingAccountID is the customer's billing account its charges land on.
@@ -90,7 +94,8 @@ func NewSubscription(s domain.Subscription, now time.Time, link *PublisherLink) 
 		TermNumber: s.TermNumber, TermStart: utc(s.TermStart), TermEnd: utc(s.TermEnd),
 		NextBillDate: utc(s.NextBillDate()), DaysUntilRenewal: s.DaysUntilRenewal(now),
 		CancellationWindowEndsAt: utc(s.CancellationWindowEndsAt),
-		CreatedAt:                s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(), Version: s.Version,
+		BillingFrequency:         s.BillingFrequency, PendingBillingFrequency: s.PendingBillingFrequency,
+		CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(), Version: s.Version,
 		ActionRequired: NewActionRequired(s),
 	}
 }
@@ -142,6 +147,25 @@ type LedgerEntry struct {
 	PeriodStart time.Time `json:"period_start"`
 	PeriodEnd   time.Time `json:"period_end"`
 	CreatedAt   time.Time `json:"created_at"`
+}
+
+// UpcomingCharge is a charge still to come (GET /v1/subscriptions/{id}/billing).
+type UpcomingCharge struct {
+	TermNumber  int       `json:"term_number"`
+	Period      int       `json:"period"`
+	PeriodStart time.Time `json:"period_start"`
+	PeriodEnd   time.Time `json:"period_end"`
+	AmountMinor int64     `json:"amount_minor"`
+	Currency    string    `json:"currency"`
+}
+
+// UpcomingCharges renders the charges to come, [] when none.
+func UpcomingCharges(charges []domain.UpcomingCharge) []UpcomingCharge {
+	out := make([]UpcomingCharge, 0, len(charges))
+	for _, c := range charges {
+		out = append(out, UpcomingCharge(c))
+	}
+	return out
 }
 
 // Ledger renders billing lines.

@@ -283,7 +283,7 @@ var subscriptionFields = []string{
 	"fulfillment_confirmed", "publisher_link", "activation_deadline", "billing_started_at",
 	"term_start", "term_end", "next_bill_date", "days_until_renewal",
 	"cancellation_window_ends_at", "created_at", "updated_at",
-	"publisher_id", "term_number", "version",
+	"publisher_id", "term_number", "version", "billing_frequency", "pending_billing_frequency",
 	"site", "billing_account_id", "action_required",
 }
 
@@ -312,7 +312,8 @@ func TestSubscriptionSchema(t *testing.T) {
 		"activation_deadline": "2026-01-01T00:00:00Z", "billing_started_at": "2026-01-01T00:00:00Z",
 		"term_number": 1.0, "term_start": "2026-01-01T00:00:00Z", "term_end": "2027-01-01T00:00:00Z",
 		"next_bill_date": "2027-01-01T00:00:00Z", "days_until_renewal": 365.0,
-		"cancellation_window_ends_at": nil, "created_at": "2026-01-01T00:00:00Z",
+		"cancellation_window_ends_at": nil, "billing_frequency": "P1M", "pending_billing_frequency": nil,
+		"created_at": "2026-01-01T00:00:00Z",
 		"updated_at": "2026-01-01T00:00:00Z", "version": 4.0,
 		"site": map[string]any{"id": "site_1", "name": "HQ", "url": "https://hq.example"}, "billing_account_id": "ba_1",
 		"action_required": nil,
