@@ -72,6 +72,7 @@ func subscription(id string) domain.Subscription {
 		Quantity: 5, Nickname: &nickname, AutoRenew: true, LinkedSubscriptionIDs: []string{},
 		EntitlementNumber: domain.EntitlementNumber(id), Status: domain.StatusPendingFulfillment,
 		ActivationDeadline: t0.Add(30 * 24 * time.Hour), CreatedAt: t0, UpdatedAt: t0, Version: 1,
+		BillingFrequency: "P1Y", // the plan's term: billed once per term
 	}
 }
 
