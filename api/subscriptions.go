@@ -537,7 +537,8 @@ func (s *Server) subscriptionBilling(c *gin.Context) {
 		writeProblem(c, err)
 		return
 	}
-	entries, balance, err := s.Store.Ledger(c.Request.Context(), sub.ID)
+	// The subscription again, with its ledger as of the same instant.
+	sub, entries, balance, err := s.Store.Billing(c.Request.Context(), sub.ID)
 	if err != nil {
 		writeProblem(c, unavailable(err))
 		return

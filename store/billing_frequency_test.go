@@ -109,3 +109,22 @@ func TestPeriodChargesAreKeyedPerPeriod(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2, got.PeriodsBilled)
 }
+
+// Billing reads the subscription with its ledger as of one instant.
+func TestBillingReadsSubscriptionAndLedgerTogether(t *testing.T) {
+	f := seeded(t)
+	sub := subscription("sub-billing")
+	f.save(t, purchase(sub), []byte("code-billing"))
+	c := activation(sub)
+	c.Subscription.PeriodsBilled = 1
+	f.save(t, c, nil)
+
+	got, entries, balance, err := f.st.Billing(f.ctx, sub.ID)
+	require.NoError(t, err)
+	assert.Equal(t, 1, got.PeriodsBilled)
+	assert.Equal(t, domain.StatusActive, got.Status)
+	require.Len(t, entries, 1)
+	assert.Equal(t, int64(6000), balance)
+	_, _, _, err = f.st.Billing(f.ctx, "nope")
+	assert.ErrorIs(t, err, store.ErrNotFound)
+}

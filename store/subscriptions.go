@@ -303,8 +303,12 @@ func (s *Store) Events(ctx context.Context, subscriptionID string) ([]domain.Eve
 
 // Ledger lists a subscription's billing lines and their balance.
 func (s *Store) Ledger(ctx context.Context, subscriptionID string) ([]domain.LedgerEntry, int64, error) {
+	return ledgerOf(ctx, s.db, subscriptionID)
+}
+
+func ledgerOf(ctx context.Context, q sqlx.QueryerContext, subscriptionID string) ([]domain.LedgerEntry, int64, error) {
 	entries := []domain.LedgerEntry{}
-	if err := s.db.SelectContext(ctx, &entries, `
+	if err := sqlx.SelectContext(ctx, q, &entries, `
 		SELECT id, subscription_id, term_number, kind, amount_minor, currency, period_start, period_end, created_at
 		FROM ledger WHERE subscription_id = $1 ORDER BY created_at, id`, subscriptionID); err != nil {
 		return nil, 0, fmt.Errorf("list ledger: %w", err)
