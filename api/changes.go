@@ -116,7 +116,11 @@ func (s *Server) changeSubscription(c *gin.Context) {
 	}
 	agent := currentAgent(c)
 	if (req.Quantity.Set || req.AutoRenew.Set || req.BillingFrequency.Set) && agent.Role != domain.RoleAdminAgent {
-		s.refuseRole(c, "change quantity, auto_renew or billing_frequency of", sub.ID)
+		action := "change quantity or auto_renew of"
+		if !req.Quantity.Set && !req.AutoRenew.Set {
+			action = "change billing_frequency of"
+		}
+		s.refuseRole(c, action, sub.ID)
 		return
 	}
 	canonical, _ := json.Marshal(req.changeRequest("", workflows.Actor{}))

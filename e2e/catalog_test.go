@@ -82,7 +82,10 @@ func TestCatalogPartnerBuysWhatItRead(t *testing.T) {
 		byID[o["id"].(string)] = o
 		for _, p := range o["plans"].([]any) {
 			plan := p.(map[string]any)
-			assert.Equal(t, plan["term"], plan["billing_frequency"], "%s/%s: billed once per term", o["id"], plan["id"])
+			assert.Equal(t, plan["billing_frequency"], plan["billing_frequencies"].([]any)[0], "%s/%s: the default first", o["id"], plan["id"])
+			if plan["id"] != "periods-3s" {
+				assert.Equal(t, plan["term"], plan["billing_frequency"], "%s/%s: billed once per term", o["id"], plan["id"])
+			}
 		}
 	}
 	analytics, app, docs := byID["analytics"], byID["insights-app"], byID["docs"]
@@ -100,7 +103,7 @@ func TestCatalogPartnerBuysWhatItRead(t *testing.T) {
 	assert.Equal(t, "litware", docs["publisher_id"])
 	assert.Equal(t, map[string]any{
 		"id": "annual", "name": "Annual", "unit_price_minor": float64(900), "currency": "EUR", "term": "P1Y",
-		"billing_frequency": "P1Y", "min_quantity": float64(1), "max_quantity": float64(10),
+		"billing_frequency": "P1Y", "billing_frequencies": []any{"P1Y"}, "min_quantity": float64(1), "max_quantity": float64(10),
 		"cancellation_window": "P7D", "activation_deadline": "P30D",
 	}, catalogPlan(t, docs, "annual"))
 
