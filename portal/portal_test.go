@@ -5,6 +5,7 @@ package portal_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -33,7 +34,9 @@ type site struct {
 	h  http.Handler
 }
 
-func newSite(t *testing.T) *site {
+// newSite serves the portal over a seeded database; configure adjusts the
+// portal before it is mounted.
+func newSite(t *testing.T, configure ...func(*portal.Portal)) *site {
 	t.Parallel()
 	st, _ := testenv.Database(t)
 	v, err := vault.Parse(testenv.SecretKey())
@@ -50,7 +53,11 @@ func newSite(t *testing.T) *site {
 	require.NoError(t, err)
 	srv := &api.Server{Store: st, Vault: v}
 	r := srv.Router()
-	(&portal.Portal{Store: st, API: srv, Vault: v, SecureCookies: true}).Mount(r)
+	p := &portal.Portal{Store: st, API: srv, Vault: v, SecureCookies: true}
+	for _, f := range configure {
+		f(p)
+	}
+	p.Mount(r)
 	return &site{t: t, st: st, v: v, h: r}
 }
 
@@ -165,6 +172,32 @@ func TestSignInRequestRevealsNothingAndQueuesOneEmail(t *testing.T) {
 	var links int
 	require.NoError(t, s.st.DB().Get(&links, `SELECT count(*) FROM portal_sign_in_links WHERE email = 'ann@woodgrove.test'`))
 	assert.Equal(t, 5, links)
+}
+
+func TestSignInRequestsAreThrottledPerClientAddress(t *testing.T) {
+	s := newSite(t, func(p *portal.Portal) { p.SignInLimit = api.NewAddressLimiter(0.01, 3) })
+	request := func(from, address string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/portal/sign-in", strings.NewReader(url.Values{"email": {address}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = from + ":40000"
+		w := httptest.NewRecorder()
+		s.h.ServeHTTP(w, req)
+		return w
+	}
+	for i := range 3 { // different addresses, so the per-email cap is not what stops them
+		assert.Equal(t, http.StatusOK, request("192.0.2.7", fmt.Sprintf("nobody%d@woodgrove.test", i)).Code)
+	}
+	refused := request("192.0.2.7", "ann@woodgrove.test")
+	assert.Equal(t, http.StatusTooManyRequests, refused.Code)
+	assert.NotEmpty(t, refused.Header().Get("Retry-After"))
+	assert.Contains(t, refused.Body.String(), "Too many sign-in requests")
+	var links int
+	require.NoError(t, s.st.DB().Get(&links, `SELECT count(*) FROM portal_sign_in_links WHERE email = 'ann@woodgrove.test'`))
+	assert.Zero(t, links, "a refused request creates no link and sends no email")
+
+	assert.Equal(t, http.StatusOK, request("198.51.100.9", "ann@woodgrove.test").Code, "another client is not throttled")
+	require.NoError(t, s.st.DB().Get(&links, `SELECT count(*) FROM portal_sign_in_links WHERE email = 'ann@woodgrove.test'`))
+	assert.Equal(t, 1, links)
 }
 
 func TestLinkWorksOnceAndOpensAStrictSession(t *testing.T) {
