@@ -70,14 +70,13 @@ func (p *Portal) agentCustomer(c *gin.Context) {
 		p.unavailable(c, err)
 		return
 	}
-	t := tab(c)
-	subs, err := p.list(ctx, id.PartnerID, cu.ID, t)
+	page, err := p.list(c, id.PartnerID, cu.ID)
 	if err != nil {
 		p.unavailable(c, err)
 		return
 	}
-	p.render(c, http.StatusOK, "a_customer", gin.H{"Title": cu.Name, "Customer": cu, "Tab": t,
-		"Subs": p.views(ctx, newCatalog(p.Store), subs, true), "Section": "customers"})
+	p.render(c, http.StatusOK, "a_customer", gin.H{"Title": cu.Name, "Customer": cu, "Tab": page.Tab, "Page": page,
+		"Subs": p.views(ctx, newCatalog(p.Store), page.Items, true), "Section": "customers"})
 }
 
 func (p *Portal) buyForm(c *gin.Context) {
@@ -96,7 +95,7 @@ func (p *Portal) buyForm(c *gin.Context) {
 	var parents []subView
 	if cid := c.Query("customer"); cid != "" {
 		for _, t := range []string{domain.TabActive, domain.TabUpcoming} {
-			subs, err := p.list(ctx, id.PartnerID, cid, t)
+			subs, err := p.tabItems(ctx, id.PartnerID, cid, t)
 			if err != nil {
 				p.unavailable(c, err)
 				return

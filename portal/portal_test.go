@@ -353,3 +353,45 @@ func TestARemovedContactsSessionEnds(t *testing.T) {
 	require.NoError(t, s.st.RemoveContact(ctx, store.ContactActor{CustomerRef: ref, ContactID: contacts[0].ID}, bea.ID))
 	assert.Equal(t, http.StatusSeeOther, b.do(http.MethodGet, "/portal/contacts", nil).Code, "sent back to sign in")
 }
+
+func TestListsPageThroughEverySubscription(t *testing.T) {
+	s := newSite(t)
+	const total = 57 // more than a page of 50
+	for i := range total {
+		pending(t, s.st, "fabrikam", "woodgrove", fmt.Sprintf("sub-page-%02d", i))
+	}
+	ids := regexp.MustCompile(`/subscriptions/(sub-page-\d\d)"`)
+	next := regexp.MustCompile(`href="\?tab=upcoming&amp;before=(\d+)" id="next-page"`)
+	for _, who := range []struct{ address, path string }{
+		{"ann@woodgrove.test", "/portal/subscriptions?tab=upcoming"},
+		{"alice@fabrikam.test", "/portal/partner/customers/woodgrove?tab=upcoming"},
+	} {
+		b := s.browser()
+		b.signIn(who.address)
+		seen := map[string]bool{}
+		path, pages := who.path, 0
+		for path != "" {
+			w := b.do(http.MethodGet, path, nil)
+			require.Equal(t, http.StatusOK, w.Code)
+			body := w.Body.String()
+			pages++
+			for _, m := range ids.FindAllStringSubmatch(body, -1) {
+				assert.False(t, seen[m[1]], "%s appears on one page only", m[1])
+				seen[m[1]] = true
+			}
+			if pages > 1 {
+				assert.Contains(t, body, `id="first-page"`, "a later page links back to the newest")
+			}
+			path = ""
+			if m := next.FindStringSubmatch(body); m != nil {
+				path = who.path + "&before=" + m[1]
+			}
+		}
+		assert.Equal(t, 2, pages, who.address)
+		assert.Len(t, seen, total, "%s sees every subscription once across the pages", who.address)
+	}
+	w := s.browser()
+	w.signIn("ann@woodgrove.test")
+	assert.Equal(t, http.StatusOK, w.do(http.MethodGet, "/portal/subscriptions?tab=upcoming&before=nonsense", nil).Code,
+		"a broken page link shows the newest page")
+}
