@@ -27,6 +27,7 @@ var notices = map[string]string{
 	"deactivated": "The subscription was deactivated.",
 	"cancelled":   "The subscription was cancelled.",
 	"changed":     "The subscription was changed.",
+	"transferred": "The subscription was moved to the billing account; the customer's contacts were emailed.",
 	"bought":      "The subscription was bought. Send the set-up link to the customer.",
 	"site":        "The site was chosen. Continue to the publisher to finish setting up.",
 }

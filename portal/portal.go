@@ -109,6 +109,7 @@ func (p *Portal) Mount(r *gin.Engine) {
 	a.POST("/buy", p.buy)
 	a.GET("/subscriptions/:id", p.agentSubscription)
 	a.POST("/subscriptions/:id/change", p.change)
+	a.POST("/subscriptions/:id/transfer", p.transfer)
 	a.GET("/subscriptions/:id/cancel", p.cancelForm)
 	a.POST("/subscriptions/:id/cancel", p.cancel)
 	a.GET("/subscriptions/:id/deactivate", p.agentDeactivateForm)
