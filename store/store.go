@@ -124,7 +124,10 @@ func CreateDatabase(ctx context.Context, databaseURL string) error {
 	if exists {
 		return nil
 	}
-	_, err = db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name))
+	// From template0, which takes no connections: a copy of template1 fails
+	// while any session is connected to it (55006), and template1 may hold
+	// local additions a new database should not inherit.
+	_, err = db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)+" TEMPLATE template0")
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) && (pqErr.Code == "42P04" || pqErr.Code == "23505") { // created concurrently (a racing CREATE hits pg_database's unique index)
 		return nil
