@@ -56,12 +56,12 @@ func (w *subscriptionWorkflow) registerHandlers(ctx workflow.Context) error {
 		register(ctx, w, message[PaymentRequest]{
 			name: UpdatePaymentFailed, id: func(r PaymentRequest) string { return r.MessageID },
 			check: w.checkStatus(domain.StatusActive, "only an active subscription can be suspended for non-payment"),
-			apply: func(t *transition, r PaymentRequest) { t.suspend(r.Actor, r.Reason) },
+			apply: func(t *transition, r PaymentRequest) { t.suspend(r.Actor, r.Reason, r.OccurredAt) },
 		}),
 		register(ctx, w, message[PaymentRequest]{
 			name: UpdatePaymentReceived, id: func(r PaymentRequest) string { return r.MessageID },
 			check: w.checkStatus(domain.StatusSuspended, "only a suspended subscription can be reinstated"),
-			apply: func(t *transition, r PaymentRequest) { t.reinstate(r.Actor) },
+			apply: func(t *transition, r PaymentRequest) { t.reinstate(r.Actor, r.OccurredAt) },
 		}),
 		register(ctx, w, message[LinkRequest]{
 			name: UpdateLink, id: func(LinkRequest) string { return "" },

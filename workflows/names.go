@@ -1,6 +1,10 @@
 package workflows
 
-import "github.com/partnerhub/fulfillment/domain"
+import (
+	"time"
+
+	"github.com/partnerhub/fulfillment/domain"
+)
 
 // TaskQueue is the default task queue subscription workflows and activities
 // run on (TEMPORAL_TASK_QUEUE overrides it, e.g. to isolate test stacks that
@@ -98,11 +102,13 @@ type ParentActivated struct {
 }
 
 // PaymentRequest reports a failed or a received payment (from the partner's
-// billing system, through an operator).
+// billing system, signed, or through an operator).
 type PaymentRequest struct {
 	MessageID string `json:"message_id"`
 	Actor     Actor  `json:"actor"`
 	Reason    string `json:"reason,omitempty"`
+	// OccurredAt is when the billing system saw the payment fail or arrive.
+	OccurredAt *time.Time `json:"occurred_at,omitempty"`
 }
 
 // LinkRequest asks a parent to accept a linked subscription.
