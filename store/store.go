@@ -124,7 +124,9 @@ func CreateDatabase(ctx context.Context, databaseURL string) error {
 	if exists {
 		return nil
 	}
-	_, err = db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name))
+	// From template0, which nobody connects to: copying template1 fails
+	// (55006) while any other client is connected to it.
+	_, err = db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)+" TEMPLATE template0")
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) && (pqErr.Code == "42P04" || pqErr.Code == "23505") { // created concurrently (a racing CREATE hits pg_database's unique index)
 		return nil

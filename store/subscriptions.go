@@ -80,7 +80,7 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 				billing_started_at = EXCLUDED.billing_started_at, term_start = EXCLUDED.term_start,
 				term_end = EXCLUDED.term_end, cancellation_window_ends_at = EXCLUDED.cancellation_window_ends_at,
 				updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,
-				-- Nil in a workflow that has not learned them: the row keeps its own.
+				-- Nil in a workflow that has not learned them, so the row keeps its own.
 				billing_account_id = COALESCE(EXCLUDED.billing_account_id, subscriptions.billing_account_id),
 				site_id = COALESCE(EXCLUDED.site_id, subscriptions.site_id)
 			WHERE subscriptions.version <= EXCLUDED.version`, row); err != nil {
