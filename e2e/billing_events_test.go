@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/partnerhub/fulfillment/domain"
 	"github.com/partnerhub/fulfillment/testenv"
+	"github.com/partnerhub/fulfillment/vault"
 )
 
 // billingSigner is a partner's billing system: it signs like a publisher
@@ -130,4 +132,59 @@ func TestBillingSystemEventsOverHTTP(t *testing.T) {
 	var denied int
 	require.NoError(t, w.Store.DB().Get(&denied, `SELECT count(*) FROM audit_log WHERE action = 'verify_signature' AND outcome = 'denied' AND actor = 'billing:fabrikam'`))
 	assert.Equal(t, 2, denied, "forged events are audited as denied")
+}
+
+// The partner's billing secret is managed like a publisher's: rotate prints
+// a new one once (the old one verifies during the overlap, or stops at once
+// without it), list shows fingerprints only, revoke stops one now; audited;
+// no secret reaches a log or the audit trail.
+func TestBillingSecretsCommandLine(t *testing.T) {
+	w := newWorld(t, testenvOpts())
+	id := w.buy(t, "analytics", "annual", 1).Str("id")
+	// A payment_failed on a pending subscription is refused (409) once verified: the status tells a verified signature (401 otherwise).
+	verifies := func(secret string) int {
+		return w.billingSystem("fabrikam", secret).send(t, map[string]any{"event_id": "evt_" + uuid.NewString(),
+			"type": "payment_failed", "subscription_id": id}).Status
+	}
+	require.Equal(t, http.StatusConflict, verifies(FabrikamBillingSecret))
+
+	out, errOut := keysCLI(t, w, "billing", "rotate", "fabrikam", "-overlap", "1h")
+	second := strings.TrimSpace(out)
+	require.True(t, strings.HasPrefix(second, "whsec_"), out)
+	assert.Contains(t, errOut, `"action":"keys.billing.rotate"`)
+	assert.Equal(t, http.StatusConflict, verifies(second), "the new secret verifies")
+	assert.Equal(t, http.StatusConflict, verifies(FabrikamBillingSecret), "the old one too, during the overlap")
+
+	list, _ := keysCLI(t, w, "billing", "list", "fabrikam")
+	assert.NotContains(t, list, second)
+	assert.NotContains(t, list, FabrikamBillingSecret)
+	assert.Contains(t, list, vault.Fingerprint(second))
+	keysCLI(t, w, "billing", "revoke", "fabrikam", vault.Fingerprint(FabrikamBillingSecret))
+	assert.Equal(t, http.StatusUnauthorized, verifies(FabrikamBillingSecret), "revoked immediately")
+
+	out, _ = keysCLI(t, w, "billing", "rotate", "fabrikam", "-overlap", "0s")
+	third := strings.TrimSpace(out)
+	assert.Equal(t, http.StatusConflict, verifies(third))
+	assert.Equal(t, http.StatusUnauthorized, verifies(second), "without overlap the old ones stop at once")
+	assert.Equal(t, http.StatusConflict, w.billingSystem("northwind", NorthwindBillingSecret).send(t, map[string]any{
+		"event_id": "evt_" + uuid.NewString(), "type": "payment_received", "subscription_id": w.otherPending(t)}).Status,
+		"another partner's secrets are untouched")
+
+	var actions []string
+	require.NoError(t, w.Store.DB().Select(&actions, `SELECT action || ' ' || tenant || ' ' || outcome FROM audit_log WHERE actor LIKE 'cli:%' ORDER BY id`))
+	assert.Equal(t, []string{"keys.billing.rotate fabrikam ok", "keys.billing.revoke fabrikam ok", "keys.billing.rotate fabrikam ok"}, actions)
+	var details []string
+	require.NoError(t, w.Store.DB().Select(&details, `SELECT detail::text FROM audit_log`))
+	logs := w.Logs() + strings.Join(details, "\n")
+	for _, secret := range []string{second, third, FabrikamBillingSecret, NorthwindBillingSecret} {
+		assert.NotContains(t, logs, strings.TrimPrefix(secret, "whsec_"), "a billing secret is printed once, on stdout only")
+	}
+}
+
+// otherPending buys a subscription for northwind's customer and returns its id.
+func (w *world) otherPending(t *testing.T) string {
+	t.Helper()
+	r := w.other.Purchase(map[string]any{"customer_id": "tailspin", "offer_id": "docs", "plan_id": "annual", "quantity": 1})
+	require.Equal(t, http.StatusCreated, r.Status, r.String())
+	return r.Str("id")
 }
