@@ -40,6 +40,22 @@ func TestTransferBillingAccount(t *testing.T) {
 	h.store.requireConsistent(t)
 }
 
+// The purchase's write answers the default account it placed the
+// subscription on; the workflow carries it, so a move names where it came
+// from and a move back to it is a no-op.
+func TestPurchaseCarriesTheDefaultAccount(t *testing.T) {
+	h := newHarness(t)
+	h.store.defaultAccount = ptr("ba-default")
+	moved := h.update(time.Minute, UpdateTransferBilling, "t1", TransferRequest{MessageID: "t1", Actor: admin, BillingAccountID: "ba-eu"})
+	home := h.update(2*time.Minute, UpdateTransferBilling, "t2", TransferRequest{MessageID: "t2", Actor: admin, BillingAccountID: "ba-eu"})
+	h.run(newInput("sub-default", withoutAutoRenew))
+
+	assert.Equal(t, "ba-eu", *moved.applied(t).BillingAccountID)
+	home.unchanged(t)
+	ev := h.store.Event(t, domain.EventBillingAccountChanged)
+	assert.Equal(t, "ba-default", ev.Detail["from_billing_account_id"])
+}
+
 // The workflow's own account wins over the caller's idea of it.
 func TestTransferBillingAccountFromTheWorkflowsAccount(t *testing.T) {
 	h := newHarness(t)
