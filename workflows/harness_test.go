@@ -89,7 +89,7 @@ type fakeStore struct {
 	parentStatus domain.Status   // reported in every SaveResult
 	// defaultAccount is the billing account a purchase's write places it on.
 	defaultAccount *string
-	failFirst    int             // number of leading calls that fail (transient)
+	failFirst      int // number of leading calls that fail (transient)
 	// down, while true, fails every call (a database outage).
 	down atomic.Bool
 	// hold, when set, runs before a change is recorded; it may block the
