@@ -206,6 +206,11 @@ type Subscription struct {
 	UpdatedAt     time.Time `json:"updated_at" db:"updated_at"`
 	// Version grows with every saved change; the read model keeps the highest.
 	Version int64 `json:"version" db:"version"`
+	// BillingAccountID is the customer's billing account later charges land
+	// on; SiteID the customer's site chosen for set-up. Nil in a workflow that
+	// has not learned them (the read model keeps what it has).
+	BillingAccountID *string `json:"billing_account_id,omitempty" db:"billing_account_id"`
+	SiteID           *string `json:"site_id,omitempty" db:"site_id"`
 }
 
 // InCancellationWindow reports whether a cancel or quantity decrease at now is
@@ -274,6 +279,11 @@ const (
 	EventSubscriptionLinked   = "subscription_linked"
 	EventSuspended            = "suspended"
 	EventReinstated           = "reinstated"
+	// EventBillingAccountChanged: moved to another billing account of its
+	// customer, detail {from_billing_account_id, to_billing_account_id}.
+	EventBillingAccountChanged = "billing_account_changed"
+	// EventSiteChosen: a contact chose the site to set it up on, detail {site_id, url}.
+	EventSiteChosen = "site_chosen"
 	// EventPeriodCharged: a billing period after the first of a term was charged.
 	EventPeriodCharged = "period_charged"
 	// EventBillingFrequencyChanged: a PATCH changed the billing frequency (or
@@ -340,4 +350,7 @@ type Change struct {
 type SaveResult struct {
 	// ParentStatus is the parent's status in the read model, if there is a parent.
 	ParentStatus Status `json:"parent_status,omitempty"`
+	// BillingAccountID is the account a purchase was placed on (the
+	// customer's default), for the workflow to carry.
+	BillingAccountID *string `json:"billing_account_id,omitempty"`
 }
