@@ -285,3 +285,45 @@ func TestContinueAsNewMidTermKeepsTheCount(t *testing.T) {
 	assert.Equal(t, at(periodStart(5)), rest[0].CreatedAt)
 	assert.Equal(t, periodPrice*periodSeats, sum(h.store.chargesOfTerm(1))+sum(rest))
 }
+
+// Period starts that pass while the database is down are charged once each
+// when it is back: the charge is adopted only with its write, retried
+// without limit, and the next period waits for the one before.
+func TestPeriodsDuringOutageAreChargedOnceEach(t *testing.T) {
+	h := newHarness(t)
+	h.fulfil()
+	h.outage(periodStart(3)-time.Minute, periodStart(5)+time.Minute)
+	during := h.queryAt(periodStart(4) + time.Minute)
+	h.run(newInput("sub-pero", withPeriods("PT5M"), withoutAutoRenew))
+
+	assert.Equal(t, 2, during.PeriodsBilled, "nothing is adopted before it is saved")
+	charges := h.store.chargesOfTerm(1)
+	require.Len(t, charges, 12)
+	assert.Equal(t, periodPrice*periodSeats, sum(charges))
+	for i, c := range charges {
+		assert.Equal(t, at(periodStart(i+1)), c.PeriodStart, "period %d over its own bounds", i+1)
+	}
+	assert.Greater(t, len(h.store.tried), len(h.store.Changes()), "writes were retried through the outage")
+	h.store.requireConsistent(t)
+}
+
+// A run carried over from before billing periods (no frequency, no count of
+// periods billed, mid-term) bills its term once, as before: no period
+// charge, the renewal at the term's price.
+func TestStateFromBeforeBillingPeriodsBillsOncePerTerm(t *testing.T) {
+	h := newHarness(t)
+	h.fulfil()
+	h.run(newInput("sub-old"))
+	carried := h.continued()
+	carried.Subscription.PeriodsBilled = 0 // as a run saved before billing periods carries it
+	carried.Subscription.BillingFrequency = ""
+
+	h2 := newHarnessAt(t, h.env.Now())
+	h2.run(carried)
+	h2.continued()
+	assert.Empty(t, h2.store.EventsOfType(domain.EventPeriodCharged))
+	charges := h2.store.LedgerOfKind(domain.LedgerCharge)
+	require.Len(t, charges, 1)
+	assert.Equal(t, "charge:sub-old:3", charges[0].ID)
+	assert.Equal(t, unitPrice*testQuantity, charges[0].AmountMinor)
+}
