@@ -163,6 +163,20 @@ func (s Subscription) BilledPeriods() int {
 	return s.PeriodsBilled
 }
 
+// nextPeriodStart is the start of the current term's first period not
+// charged yet, if one starts before the term ends.
+func (s Subscription) nextPeriodStart() (time.Time, bool) {
+	if s.BillingFrequency == "" || s.TermStart == nil || s.TermEnd == nil || s.TermNumber == 0 {
+		return time.Time{}, false
+	}
+	p, err := ParsePeriod(s.BillingFrequency)
+	if err != nil {
+		return time.Time{}, false
+	}
+	next := p.AddTimes(*s.TermStart, s.BilledPeriods())
+	return next, next.Before(*s.TermEnd)
+}
+
 // UpcomingCharge is a charge the subscription will make if nothing changes.
 type UpcomingCharge struct {
 	TermNumber  int       `json:"term_number"`

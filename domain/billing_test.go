@@ -114,3 +114,29 @@ func TestUpcomingCharges(t *testing.T) {
 	s.Status = StatusCancelled
 	assert.Empty(t, UpcomingCharges(s, plan))
 }
+
+// The next bill date is the next period's start while the term has periods
+// to charge (with or without auto_renew), then the renewal; the days until
+// renewal count to the term end either way.
+func TestNextBillDateIsTheNextPeriod(t *testing.T) {
+	start := time.Date(2031, time.January, 1, 0, 0, 0, 0, time.UTC)
+	end := MustAdd(start, "P1Y")
+	now := start.Add(24 * time.Hour)
+	s := Subscription{Status: StatusActive, TermNumber: 1, TermStart: &start, TermEnd: &end, BillingFrequency: "P1M", PeriodsBilled: 1, AutoRenew: true}
+	require.NotNil(t, s.NextBillDate())
+	assert.Equal(t, MustAdd(start, "P1M"), *s.NextBillDate())
+	assert.Equal(t, 364, *s.DaysUntilRenewal(now))
+	s.AutoRenew = false
+	assert.Equal(t, MustAdd(start, "P1M"), *s.NextBillDate(), "the term's own periods are charged without auto_renew")
+	assert.Nil(t, s.DaysUntilRenewal(now))
+	s.PeriodsBilled = 12
+	assert.Nil(t, s.NextBillDate(), "every period charged, no renewal")
+	s.AutoRenew = true
+	assert.Equal(t, end, *s.NextBillDate())
+	once := Subscription{Status: StatusActive, TermNumber: 1, TermStart: &start, TermEnd: &end, BillingFrequency: "P1Y", PeriodsBilled: 1, AutoRenew: true}
+	assert.Equal(t, end, *once.NextBillDate(), "billed once per term: the renewal, as before")
+	once.BillingFrequency, once.PeriodsBilled = "", 0
+	assert.Equal(t, end, *once.NextBillDate())
+	once.Status = StatusSuspended
+	assert.Nil(t, once.NextBillDate())
+}

@@ -223,17 +223,29 @@ func (s Subscription) InCancellationWindow(now time.Time) bool {
 	return now.Before(*s.CancellationWindowEndsAt)
 }
 
-// NextBillDate is the date of the next charge, if the subscription renews.
+// NextBillDate is the date of the next charge of an active subscription:
+// the start of the current term's next billing period, else its renewal.
 func (s Subscription) NextBillDate() *time.Time {
+	if s.Status != StatusActive {
+		return nil
+	}
+	if next, ok := s.nextPeriodStart(); ok {
+		return &next
+	}
+	return s.renewalDate()
+}
+
+// renewalDate is the term end, if the subscription renews.
+func (s Subscription) renewalDate() *time.Time {
 	if s.Status != StatusActive || !s.AutoRenew || s.TermEnd == nil {
 		return nil
 	}
 	return s.TermEnd
 }
 
-// DaysUntilRenewal counts whole days, rounded up, until the next bill date.
+// DaysUntilRenewal counts whole days, rounded up, until the renewal.
 func (s Subscription) DaysUntilRenewal(now time.Time) *int {
-	next := s.NextBillDate()
+	next := s.renewalDate()
 	if next == nil {
 		return nil
 	}
