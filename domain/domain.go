@@ -4,7 +4,9 @@ package domain
 
 import (
 	"crypto/sha256"
+	"database/sql/driver"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -97,7 +99,24 @@ type Plan struct {
 	// PaymentGracePeriod is how long a subscription suspended for non-payment
 	// waits for the payment (default P30D).
 	PaymentGracePeriod string `json:"payment_grace_period,omitempty" db:"payment_grace_period"`
+	// PlanChangeVetoWindow is how long the publisher may refuse a plan change
+	// away from this plan (default PT1H).
+	PlanChangeVetoWindow string `json:"plan_change_veto_window,omitempty" db:"plan_change_veto_window"`
 }
+
+// DefaultPlanChangeVetoWindow applies when a plan names none.
+const DefaultPlanChangeVetoWindow = "PT1H"
+
+// VetoWindow is the plan's plan-change veto window, or the default.
+func (p Plan) VetoWindow() string {
+	if p.PlanChangeVetoWindow == "" {
+		return DefaultPlanChangeVetoWindow
+	}
+	return p.PlanChangeVetoWindow
+}
+
+// TermPriceMinor is what one term of the plan costs at a quantity.
+func (p Plan) TermPriceMinor(quantity int) int64 { return p.UnitPriceMinor * int64(quantity) }
 
 // DefaultPaymentGracePeriod applies when a plan names none.
 const DefaultPaymentGracePeriod = "P30D"
@@ -118,7 +137,7 @@ func (p Plan) Validate() error {
 	if p.UnitPriceMinor < 0 || len(p.Currency) != 3 {
 		return fmt.Errorf("plan %s: price %d %q", p.ID, p.UnitPriceMinor, p.Currency)
 	}
-	for _, d := range []string{p.Term, p.CancellationWindow, p.ActivationDeadline, p.GracePeriod()} {
+	for _, d := range []string{p.Term, p.CancellationWindow, p.ActivationDeadline, p.GracePeriod(), p.VetoWindow()} {
 		if _, err := ParsePeriod(d); err != nil {
 			return fmt.Errorf("plan %s: %w", p.ID, err)
 		}
@@ -193,6 +212,48 @@ type Subscription struct {
 	UpdatedAt                time.Time  `json:"updated_at" db:"updated_at"`
 	// Version grows with every saved change; the read model keeps the highest.
 	Version int64 `json:"version" db:"version"`
+	// PendingPlanChange is a plan change requested and not yet in effect.
+	PendingPlanChange *PlanChange `json:"pending_plan_change" db:"pending_plan_change"`
+}
+
+// Plan change kinds and when a change takes effect.
+const (
+	PlanChangeUpgrade   = "upgrade"
+	PlanChangeDowngrade = "downgrade"
+
+	PlanChangeNow     = "now"
+	PlanChangeRenewal = "renewal"
+
+	// PlanChangeAwaitingPublisher: the publisher may still refuse it (until
+	// VetoEndsAt); PlanChangeScheduled: not refused, waiting for the renewal.
+	PlanChangeAwaitingPublisher = "awaiting_publisher"
+	PlanChangeScheduled         = "scheduled"
+)
+
+// PlanChange is a change of plan within the offer, pending while the
+// publisher may refuse it and, for a downgrade at renewal, until the renewal.
+type PlanChange struct {
+	PlanID      string    `json:"plan_id"`
+	FromPlanID  string    `json:"from_plan_id"`
+	Kind        string    `json:"kind"`
+	Effective   string    `json:"effective"`
+	Stage       string    `json:"stage"`
+	RequestedAt time.Time `json:"requested_at"`
+	VetoEndsAt  time.Time `json:"veto_ends_at"`
+}
+
+// Value stores a plan change as JSON (a nil *PlanChange is NULL).
+func (p PlanChange) Value() (driver.Value, error) { return json.Marshal(p) }
+
+// Scan reads a plan change stored as JSON.
+func (p *PlanChange) Scan(src any) error {
+	switch v := src.(type) {
+	case []byte:
+		return json.Unmarshal(v, p)
+	case string:
+		return json.Unmarshal([]byte(v), p)
+	}
+	return fmt.Errorf("plan change: cannot scan %T", src)
 }
 
 // InCancellationWindow reports whether a cancel or quantity decrease at now is
@@ -261,6 +322,11 @@ const (
 	EventSubscriptionLinked   = "subscription_linked"
 	EventSuspended            = "suspended"
 	EventReinstated           = "reinstated"
+	EventPlanChangeRequested  = "plan_change_requested"
+	EventPlanChangeRefused    = "plan_change_refused"
+	EventPlanChangeScheduled  = "plan_change_scheduled"
+	EventPlanChangeDropped    = "plan_change_dropped"
+	EventPlanChanged          = "plan_changed"
 )
 
 // Ledger entry kinds.
@@ -297,6 +363,10 @@ const (
 	NotifySuspended          = "subscription.suspended"
 	NotifyReinstated         = "subscription.reinstated"
 	NotifyUnsubscribed       = "subscription.unsubscribed"
+	// NotifyPlanChangeRequested asks the publisher to refuse within the veto
+	// window if it must; NotifyPlanChanged tells it the new plan is in effect.
+	NotifyPlanChangeRequested = "subscription.plan_change_requested"
+	NotifyPlanChanged         = "subscription.plan_changed"
 )
 
 // Notification is an event queued for the publisher; ID is its stable webhook-id.
@@ -304,6 +374,9 @@ type Notification struct {
 	ID         string    `json:"id"`
 	Type       string    `json:"type"`
 	OccurredAt time.Time `json:"occurred_at"`
+	// Data is what the notification says beside the subscription's snapshot
+	// (a plan change's from and to plans), nil for most types.
+	Data map[string]any `json:"data,omitempty"`
 }
 
 // Change is one transition, persisted atomically and idempotently by an

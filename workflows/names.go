@@ -18,6 +18,9 @@ const (
 	UpdateLink               = "link"
 	UpdatePaymentFailed      = "payment_failed"
 	UpdatePaymentReceived    = "payment_received"
+	UpdateChangePlan         = "change_plan"
+	UpdateRefusePlanChange   = "refuse_plan_change"
+	UpdateAcceptPlanChange   = "accept_plan_change"
 	SignalParentEnded        = "parent_ended"
 	SignalParentActivated    = "parent_activated"
 	QueryState               = "state"
@@ -100,6 +103,22 @@ type ParentActivated struct {
 // PaymentRequest reports a failed or a received payment (from the partner's
 // billing system, through an operator).
 type PaymentRequest struct {
+	MessageID string `json:"message_id"`
+	Actor     Actor  `json:"actor"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// PlanChangeRequest asks for a change to another plan of the same offer; the
+// API reads Plan from the catalog.
+type PlanChangeRequest struct {
+	MessageID string      `json:"message_id"`
+	Actor     Actor       `json:"actor"`
+	Plan      domain.Plan `json:"plan"`
+}
+
+// PlanChangeAnswer is the publisher's refusal (with its reason) or early
+// acceptance of the pending plan change.
+type PlanChangeAnswer struct {
 	MessageID string `json:"message_id"`
 	Actor     Actor  `json:"actor"`
 	Reason    string `json:"reason,omitempty"`

@@ -203,10 +203,26 @@ func (w *subscriptionWorkflow) waitsOnlyForParent(ctx workflow.Context) bool {
 	return w.durable && w.st.Subscription.ParentSubscriptionID != nil && w.begin(ctx).readyToBill()
 }
 
-// awaitTermEnd waits for the term to end, then renews or expires.
+// nextDeadline is the earliest instant an active subscription must act on
+// its own: the end of a pending plan change's veto window, or the term end.
+// Without a plan change it is the term end, as it always was, so recorded
+// histories replay with the same timers.
+func (w *subscriptionWorkflow) nextDeadline() time.Time {
+	deadline := *w.st.Subscription.TermEnd
+	if veto := w.st.planDeadline(); !veto.IsZero() && veto.Before(deadline) {
+		deadline = veto
+	}
+	return deadline
+}
+
+// awaitTermEnd waits for the next deadline: a plan change's veto window
+// ending settles the change; the term ending renews or expires. A message
+// that moves the deadline (a plan change requested, refused or accepted)
+// ends the wait, and the main loop waits again for the new one.
 func (w *subscriptionWorkflow) awaitTermEnd(ctx workflow.Context) error {
-	fired, err := w.awaitUntil(ctx, *w.st.Subscription.TermEnd, func() bool {
-		return w.st.Subscription.Status != domain.StatusActive || w.st.ParentEnded
+	deadline := w.nextDeadline()
+	fired, err := w.awaitUntil(ctx, deadline, func() bool {
+		return w.st.Subscription.Status != domain.StatusActive || w.st.ParentEnded || !w.nextDeadline().Equal(deadline)
 	})
 	if err != nil || !fired {
 		return err
@@ -214,6 +230,15 @@ func (w *subscriptionWorkflow) awaitTermEnd(ctx workflow.Context) error {
 	return w.locked(ctx, func() error {
 		if w.st.Subscription.Status != domain.StatusActive || w.st.ParentEnded {
 			return nil
+		}
+		if veto := w.st.planDeadline(); !veto.IsZero() && !workflow.Now(ctx).Before(veto) {
+			t := w.begin(ctx)
+			t.settlePlanChange(SystemActor)
+			_, err := w.commit(ctx, t)
+			return err
+		}
+		if workflow.Now(ctx).Before(*w.st.Subscription.TermEnd) {
+			return nil // the deadline moved while this waited for the lock
 		}
 		if !w.st.Subscription.AutoRenew {
 			return w.end(ctx, domain.StatusExpired, SystemActor, nil)
