@@ -119,15 +119,16 @@ func (s *Store) Offer(ctx context.Context, id string) (Offer, error) {
 func (s *Store) UpsertPlan(ctx context.Context, p domain.Plan) error {
 	_, err := s.db.ExecContext(ctx, `
 		INSERT INTO plans (offer_id, id, name, term, unit_price_minor, currency, min_quantity, max_quantity,
-			cancellation_window, activation_deadline, payment_grace_period)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)
+			cancellation_window, activation_deadline, payment_grace_period, plan_change_veto_window)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
 		ON CONFLICT (offer_id, id) DO UPDATE SET name = EXCLUDED.name, term = EXCLUDED.term,
 			unit_price_minor = EXCLUDED.unit_price_minor, currency = EXCLUDED.currency,
 			min_quantity = EXCLUDED.min_quantity, max_quantity = EXCLUDED.max_quantity,
 			cancellation_window = EXCLUDED.cancellation_window, activation_deadline = EXCLUDED.activation_deadline,
-			payment_grace_period = EXCLUDED.payment_grace_period`,
+			payment_grace_period = EXCLUDED.payment_grace_period,
+			plan_change_veto_window = EXCLUDED.plan_change_veto_window`,
 		p.OfferID, p.ID, p.Name, p.Term, p.UnitPriceMinor, p.Currency, p.MinQuantity, p.MaxQuantity,
-		p.CancellationWindow, p.ActivationDeadline, p.GracePeriod())
+		p.CancellationWindow, p.ActivationDeadline, p.GracePeriod(), p.VetoWindow())
 	return wrap(err, "upsert plan %s/%s", p.OfferID, p.ID)
 }
 
@@ -136,7 +137,7 @@ func (s *Store) Plan(ctx context.Context, offerID, planID string) (domain.Plan, 
 	var p domain.Plan
 	err := s.db.GetContext(ctx, &p, `
 		SELECT offer_id, id, name, term, unit_price_minor, currency, min_quantity, max_quantity,
-			cancellation_window, activation_deadline, payment_grace_period
+			cancellation_window, activation_deadline, payment_grace_period, plan_change_veto_window
 		FROM plans WHERE offer_id = $1 AND id = $2`, offerID, planID)
 	return p, notFound(err)
 }
