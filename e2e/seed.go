@@ -40,7 +40,15 @@ const Seed = `{
         "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT2S", "activation_deadline": "PT1M"},
        {"id": "grace-6s", "name": "6-second payment grace", "term": "P1Y", "unit_price_minor": 500, "currency": "USD",
         "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P7D", "activation_deadline": "P30D",
-        "payment_grace_period": "PT6S"}
+        "payment_grace_period": "PT6S"},
+       {"id": "pc-standard", "name": "Standard (8-second plan-change veto)", "term": "P1Y", "unit_price_minor": 1000, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P7D", "activation_deadline": "P30D",
+        "plan_change_veto_window": "PT8S"},
+       {"id": "pc-standard-long-veto", "name": "Standard (10-minute plan-change veto)", "term": "P1Y", "unit_price_minor": 1000, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P7D", "activation_deadline": "P30D",
+        "plan_change_veto_window": "PT10M"},
+       {"id": "pc-premium", "name": "Premium", "term": "P1Y", "unit_price_minor": 2500, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 50, "cancellation_window": "P7D", "activation_deadline": "P30D"}
      ]},
     {"id": "insights-app", "publisher_id": "contoso", "name": "Insights (app)", "kind": "app", "parent_offer_ids": ["analytics"],
      "plans": [
