@@ -126,6 +126,11 @@ func CreateDatabase(ctx context.Context, databaseURL string) error {
 	}
 	_, err = db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name))
 	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "55006" {
+		// template1 is in use (a session connected to it, e.g. a stats tool):
+		// template0 takes no connections and is never busy.
+		_, err = db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)+" TEMPLATE template0")
+	}
 	if errors.As(err, &pqErr) && (pqErr.Code == "42P04" || pqErr.Code == "23505") { // created concurrently (a racing CREATE hits pg_database's unique index)
 		return nil
 	}
