@@ -312,3 +312,86 @@ func TestPlanChangeSurvivesContinueAsNew(t *testing.T) {
 	}, prorations[0])
 	assert.Equal(t, domain.StatusExpired, final.Status)
 }
+
+// A change effective now whose veto window outlasts the term: the renewal
+// bills the old plan's price, and the change is prorated over the term in
+// which its window ends.
+func TestVetoWindowOutlastingTheTerm(t *testing.T) {
+	h := newHarness(t)
+	h.fulfil()
+	h.update(20*time.Minute, UpdateChangePlan, "pc-long", changePlan("pc-long", premiumPlan()))
+	h.run(newInput("sub-long", withVeto("PT2H"))) // the window ends at t0+2h20m
+
+	next := h.continued()
+	require.NotNil(t, next.Subscription.PendingPlanChange)
+	assert.Equal(t, "std-hourly", next.Subscription.PlanID)
+	charges := h.store.LedgerOfKind(domain.LedgerCharge)
+	require.Len(t, charges, 2)
+	assert.Equal(t, unitPrice*testQuantity, charges[1].AmountMinor, "term 2 is billed on the old plan")
+
+	h2 := newHarnessAt(t, h.env.Now())
+	h2.run(next) // term 2 [63m, 123m) renews into term 3
+	third := h2.continued()
+	require.NotNil(t, third.PendingPlan)
+	assert.Empty(t, h2.store.LedgerOfKind(domain.LedgerProration))
+
+	final, h3 := runCarried(t, withoutRenewal(third), h2.env.Now())
+	assert.Equal(t, "premium-hourly", final.PlanID)
+	prorations := h3.store.LedgerOfKind(domain.LedgerProration)
+	require.Len(t, prorations, 1)
+	// Term 3 is [123m, 183m): 800 × 5 × (183m − 140m = 2580 s) / 3600 s = 2866.67 → 2866
+	assert.Equal(t, 3, prorations[0].TermNumber)
+	assert.Equal(t, int64(2866), prorations[0].AmountMinor)
+	assert.Equal(t, at(140*time.Minute), prorations[0].CreatedAt)
+}
+
+// A veto window that ends while the subscription is suspended: the publisher
+// can no longer refuse, and the change takes effect when the payment
+// reinstates the subscription, prorated from then.
+func TestPlanChangeSettlesWhenReinstated(t *testing.T) {
+	h := newHarness(t)
+	h.fulfil()
+	h.update(20*time.Minute, UpdateChangePlan, "pc-sus", changePlan("pc-sus", premiumPlan()))
+	h.update(22*time.Minute, UpdatePaymentFailed, "pf", PaymentRequest{MessageID: "pf", Actor: billing})
+	suspended := h.queryAt(27 * time.Minute)
+	late := h.update(28*time.Minute, UpdateRefusePlanChange, "wh-late", answer("wh-late", "too late"))
+	h.update(30*time.Minute, UpdatePaymentReceived, "pr", PaymentRequest{MessageID: "pr", Actor: billing})
+	h.run(newInput("sub-sus-pc", withoutAutoRenew, withVeto("PT5M"), withGrace("P1D")))
+
+	assert.Equal(t, "std-hourly", suspended.PlanID, "nothing changes while suspended")
+	late.rejectedWith(t, ErrInvalidState)
+	changed := h.store.Event(t, domain.EventPlanChanged)
+	assert.Equal(t, at(30*time.Minute), changed.At)
+	prorations := h.store.LedgerOfKind(domain.LedgerProration)
+	require.Len(t, prorations, 1)
+	// 800 × 5 × (63m − 30m = 1980 s) / 3600 s = 2200
+	assert.Equal(t, int64(2200), prorations[0].AmountMinor)
+	assert.Equal(t, "premium-hourly", h.result().PlanID)
+}
+
+// A downgrade at renewal whose veto window is still open when the term ends:
+// the renewal bills the old plan, the change is scheduled when its window
+// ends, and the following renewal moves to the new plan.
+func TestDowngradeWithItsWindowOpenAtRenewalWaitsForTheNext(t *testing.T) {
+	h := newHarness(t)
+	h.fulfil()
+	req := h.update(55*time.Minute, UpdateChangePlan, "pc-edge", changePlan("pc-edge", basicPlan()))
+	h.run(newInput("sub-edge", withVeto("PT20M"))) // the window ends at t0+75m, after the term end at 63m
+
+	assert.Equal(t, domain.PlanChangeRenewal, req.applied(t).PendingPlanChange.Effective)
+	next := h.continued()
+	assert.Equal(t, "std-hourly", next.Subscription.PlanID)
+	require.Len(t, h.store.LedgerOfKind(domain.LedgerCharge), 2)
+	assert.Equal(t, unitPrice*testQuantity, h.store.LedgerOfKind(domain.LedgerCharge)[1].AmountMinor)
+
+	h2 := newHarnessAt(t, h.env.Now())
+	h2.run(next)
+	third := h2.continued()
+	assert.Equal(t, at(75*time.Minute), h2.store.Event(t, domain.EventPlanChangeScheduled).At)
+	assert.Equal(t, "basic-hourly", third.Subscription.PlanID, "the renewal at 123m moves to the new plan")
+	charges := h2.store.LedgerOfKind(domain.LedgerCharge)
+	require.Len(t, charges, 1)
+	assert.Equal(t, int64(800*testQuantity), charges[0].AmountMinor)
+	assert.Equal(t, 3, charges[0].TermNumber)
+	assert.Empty(t, h2.store.LedgerOfKind(domain.LedgerProration))
+}
