@@ -27,7 +27,7 @@ type agentContextKey struct{}
 func (s *Server) AsAgent(ctx context.Context, agent store.Agent, method, path string, body any, idempotencyKey string) (int, []byte) {
 	s.inProcessOnce.Do(func() {
 		r := gin.New()
-		r.Use(s.requestContext, s.recover)
+		r.Use(s.inProcessContext, s.recover)
 		s.partnerRoutes(r.Group("/v1", func(c *gin.Context) {
 			a := c.Request.Context().Value(agentContextKey{}).(store.Agent)
 			c.Set(agentKey, a)
@@ -55,6 +55,17 @@ func (s *Server) AsAgent(ctx context.Context, agent store.Agent, method, path st
 	w := &recorder{header: http.Header{}, status: http.StatusOK}
 	h.ServeHTTP(w, req)
 	return w.status, w.body.Bytes()
+}
+
+// inProcessContext stands in for requestContext on AsAgent's engine: the
+// portal request that made the call is the one logged and counted in the
+// HTTP metrics, so the API route it used is logged at debug level only and
+// counted nowhere.
+func (s *Server) inProcessContext(c *gin.Context) {
+	log := s.Logger.With("via", "portal")
+	c.Set(loggerKey, log)
+	c.Next()
+	log.Debug("in-process request", "method", c.Request.Method, "route", c.FullPath(), "status", c.Writer.Status())
 }
 
 // DeactivateAsContact ends a subscription for a customer contact (the

@@ -121,3 +121,25 @@ func (s *Server) allow(c *gin.Context, l *limiter, key string) bool {
 	writeProblem(c, problem(CodeRateLimited, fmt.Sprintf("rate limit of %s exceeded; retry after %s", key, wait.Round(time.Millisecond))))
 	return false
 }
+
+// AddressLimiter throttles requests per client address outside the API's own
+// routes (the portal's sign-in requests, which send email).
+type AddressLimiter struct{ l *limiter }
+
+// NewAddressLimiter allows burst requests per address at once, refilled at
+// perSecond; nil (no limit) when perSecond is not positive.
+func NewAddressLimiter(perSecond float64, burst int) *AddressLimiter {
+	l := newLimiter(perSecond, burst)
+	if l == nil {
+		return nil
+	}
+	return &AddressLimiter{l: l}
+}
+
+// Allow spends one request of address's budget, or reports how long to wait.
+func (a *AddressLimiter) Allow(address string) (bool, time.Duration) {
+	if a == nil {
+		return true, 0
+	}
+	return a.l.reserve("address:" + address)
+}

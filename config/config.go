@@ -55,6 +55,11 @@ type Config struct {
 	// PortalSecureCookies marks the portal's session cookie Secure
 	// (PORTAL_SECURE_COOKIES, default true; `fulfillment dev` false: plain HTTP).
 	PortalSecureCookies bool
+	// PortalSignInRPS and PortalSignInBurst (PORTAL_SIGN_IN_RPS, default 0.2;
+	// PORTAL_SIGN_IN_BURST, default 10) throttle sign-in requests per client
+	// address; a rate of 0 turns the limit off.
+	PortalSignInRPS   float64
+	PortalSignInBurst int
 	// ReconcileEvery (RECONCILE_EVERY, default 24h) is the interval of the
 	// reconciliation schedule; ReconcilePendingAfter
 	// (RECONCILE_PENDING_THRESHOLD, default 24h) is how long a subscription may
@@ -120,6 +125,8 @@ func FromEnv() (Config, error) {
 	parse("SHUTDOWN_TIMEOUT", "20s", func(s string) (e error) { c.ShutdownTimeout, e = time.ParseDuration(s); return })
 	parse("UPDATE_TIMEOUT", "30s", func(s string) (e error) { c.UpdateTimeout, e = time.ParseDuration(s); return })
 	parse("MESSAGE_RETENTION", "48h", func(s string) (e error) { c.MessageRetention, e = time.ParseDuration(s); return })
+	parse("PORTAL_SIGN_IN_RPS", "0.2", floatInto(&c.PortalSignInRPS))
+	parse("PORTAL_SIGN_IN_BURST", "10", intInto(&c.PortalSignInBurst))
 	parse("PORTAL_SECURE_COOKIES", "true", func(s string) (e error) { c.PortalSecureCookies, e = strconv.ParseBool(s); return })
 	parse("RECONCILE_EVERY", "24h", positiveDuration(&c.ReconcileEvery))
 	parse("RECONCILE_PENDING_THRESHOLD", "24h", positiveDuration(&c.ReconcilePendingAfter))

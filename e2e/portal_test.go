@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -261,6 +262,7 @@ func TestPortalSalesAgentBuysButCannotChangeQuantity(t *testing.T) {
 	assert.Contains(t, b.text("quantity-reason"), "Sales agents may not")
 	assert.True(t, run(b, chromedp.AttributeValue(chromedp.ID("cancel"), "disabled")).Exists)
 	assert.True(t, run(b, chromedp.AttributeValue(chromedp.ID("deactivate"), "disabled")).Exists)
+	assert.True(t, run(b, chromedp.AttributeValue(chromedp.ID("transfer"), "disabled")).Exists, "moving billing accounts is for admins")
 	b.screenshot("quantity-disabled")
 
 	// The nickname is the sales agent's to change.
@@ -284,7 +286,8 @@ func TestPortalSalesAgentBuysButCannotChangeQuantity(t *testing.T) {
 // An admin agent cancels inside the window, seeing the refund before confirming.
 func TestPortalAdminCancelsInsideTheWindow(t *testing.T) {
 	w, mp := portalWorld(t)
-	p := buyFor(t, w, map[string]any{"offer_id": "analytics", "plan_id": "annual", "quantity": 3, "nickname": "Trial team"})
+	p := buyFor(t, w, map[string]any{"offer_id": "analytics", "plan_id": "annual", "quantity": 3, "nickname": "Trial team",
+		"customer_contact_email": "ann@woodgrove.test"})
 	id := p.Str("id")
 	w.fulfill(t, p, 3)
 	w.waitStatus(t, id, "active", 30*time.Second)
@@ -297,6 +300,19 @@ func TestPortalAdminCancelsInsideTheWindow(t *testing.T) {
 	assert.Contains(t, b.text("billing"), "USD 36.00")
 	assert.Contains(t, b.text("timeline"), "billing started")
 	b.screenshot("details-active")
+
+	// Moving the subscription to another billing account: later charges go there, contacts are told.
+	europe := w.admin.Do(http.MethodPost, "/v1/customers/woodgrove/billing-accounts", map[string]any{"name": "Europe"},
+		"Idempotency-Key", uuid.NewString())
+	require.Equal(t, http.StatusCreated, europe.Status, europe.String())
+	b.do(chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("billing-account")),
+		chromedp.SetValue(chromedp.ID("billing-account"), europe.Str("id")))
+	b.screenshot("billing-account")
+	b.do(chromedp.Click(chromedp.ID("transfer")), shows("notice", "moved to the billing account"))
+	moved := w.admin.Do(http.MethodGet, "/v1/subscriptions/"+id, nil)
+	assert.Equal(t, europe.Str("id"), moved.Body["billing_account_id"], moved.String())
+	waitMail(t, mp, "ann@woodgrove.test", "Contoso Analytics moved to billing account Europe")
+	assert.Contains(t, b.text("timeline"), "billing account changed")
 	b.do(chromedp.Click(chromedp.ID("cancel")), chromedp.WaitVisible(chromedp.ID("refund")))
 	assert.Contains(t, b.text("refund"), "USD 36.00", "the refund is shown before confirming")
 	b.screenshot("cancel-confirm")

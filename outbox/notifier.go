@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -292,7 +293,7 @@ func (n *Notifier) deliver(ctx context.Context, p store.PendingNotification) err
 	req.Header.Set(standardwebhooks.HeaderWebhookSignature, signature)
 	resp, err := n.Client.Do(req)
 	if err != nil {
-		return err
+		return redactURL(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -343,4 +344,20 @@ func (n *Notifier) signers(ctx context.Context, publisherID string) ([]*standard
 		signers = append(signers, signer)
 	}
 	return signers, nil
+}
+
+// redactURL keeps a publisher's webhook credentials out of logs and the
+// outbox's last_error: the client's errors quote the whole URL, and some
+// publishers put a token in its query or user info. What remains (scheme,
+// host, path) still tells ops which endpoint failed.
+func redactURL(err error) error {
+	var urlErr *url.Error
+	if !errors.As(err, &urlErr) {
+		return err
+	}
+	if u, perr := url.Parse(urlErr.URL); perr == nil {
+		u.User, u.RawQuery, u.ForceQuery, u.Fragment = nil, "", false, ""
+		return &url.Error{Op: urlErr.Op, URL: u.String(), Err: urlErr.Err}
+	}
+	return &url.Error{Op: urlErr.Op, URL: "(webhook URL)", Err: urlErr.Err}
 }

@@ -234,3 +234,38 @@ func TestNotifierRefusesPrivateWebhookByDefault(t *testing.T) {
 	require.NoError(t, w.st.DB().Get(&lastError, `SELECT last_error FROM outbox WHERE id = 'msg_local'`))
 	assert.Contains(t, lastError, "refused")
 }
+
+// A failed delivery is logged and kept in last_error without the webhook
+// URL's query or user info, where publishers put tokens.
+func TestFailedDeliveryKeepsTheWebhookTokenOutOfLogsAndErrors(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	dead := srv.URL
+	srv.Close() // nothing listens there any more: the client's error quotes the URL
+	hook := strings.Replace(dead, "http://", "http://user:hunter2@", 1) + "/hooks?token=s3cr3t-token"
+	w := newOutboxWorld(t, map[string]string{"tokenpub": hook})
+	w.queue("msg_token", "tokenpub")
+	var logs strings.Builder
+	var mu sync.Mutex
+	n := w.notifier(1)
+	n.Logger = slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(b)
+	}), nil))
+	require.NoError(t, n.DeliverDue(context.Background()))
+	assert.False(t, w.delivered("msg_token"))
+	var lastError string
+	require.NoError(t, w.st.DB().Get(&lastError, `SELECT last_error FROM outbox WHERE id = 'msg_token'`))
+	mu.Lock()
+	logged := logs.String()
+	mu.Unlock()
+	for what, text := range map[string]string{"last_error": lastError, "log": logged} {
+		assert.NotContains(t, text, "s3cr3t-token", what)
+		assert.NotContains(t, text, "hunter2", what)
+	}
+	assert.Contains(t, lastError, strings.TrimPrefix(dead, "http://")+"/hooks", "ops still see which endpoint failed")
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }

@@ -70,14 +70,13 @@ func (p *Portal) agentCustomer(c *gin.Context) {
 		p.unavailable(c, err)
 		return
 	}
-	t := tab(c)
-	subs, err := p.list(ctx, id.PartnerID, cu.ID, t)
+	page, err := p.list(c, id.PartnerID, cu.ID)
 	if err != nil {
 		p.unavailable(c, err)
 		return
 	}
-	p.render(c, http.StatusOK, "a_customer", gin.H{"Title": cu.Name, "Customer": cu, "Tab": t,
-		"Subs": p.views(ctx, newCatalog(p.Store), subs, true), "Section": "customers"})
+	p.render(c, http.StatusOK, "a_customer", gin.H{"Title": cu.Name, "Customer": cu, "Tab": page.Tab, "Page": page,
+		"Subs": p.views(ctx, newCatalog(p.Store), page.Items, true), "Section": "customers"})
 }
 
 func (p *Portal) buyForm(c *gin.Context) {
@@ -96,7 +95,7 @@ func (p *Portal) buyForm(c *gin.Context) {
 	var parents []subView
 	if cid := c.Query("customer"); cid != "" {
 		for _, t := range []string{domain.TabActive, domain.TabUpcoming} {
-			subs, err := p.list(ctx, id.PartnerID, cid, t)
+			subs, err := p.tabItems(ctx, id.PartnerID, cid, t)
 			if err != nil {
 				p.unavailable(c, err)
 				return
@@ -185,6 +184,7 @@ func (p *Portal) permissions(agent store.Agent, sub domain.Subscription) map[str
 		"nickname":   perm(!ended, endedReason),
 		"cancel":     perm(admin && !ended && window == "", endedReason, sales, window),
 		"deactivate": perm(admin && !ended, endedReason, sales),
+		"transfer":   perm(admin && !ended, endedReason, sales),
 	}
 }
 
@@ -208,9 +208,33 @@ func (p *Portal) agentSubscription(c *gin.Context) {
 		p.unavailable(c, err)
 		return
 	}
+	accounts, _, err := p.Store.BillingAccounts(ctx, store.CustomerRef{PartnerID: sub.PartnerID, CustomerID: sub.CustomerID}, store.Page{Limit: 100})
+	if err != nil {
+		p.unavailable(c, err)
+		return
+	}
 	v := p.view(ctx, sub, true)
 	p.render(c, http.StatusOK, "a_subscription", gin.H{"Title": v.Name, "Sub": v, "Events": events, "Ledger": ledger,
-		"Balance": balance, "Can": p.permissions(agent, sub), "Notice": notice(c), "Key": uuid.NewString(), "Section": "customers"})
+		"Balance": balance, "Accounts": accounts, "Can": p.permissions(agent, sub), "Notice": notice(c), "Key": uuid.NewString(),
+		"Section": "customers"})
+}
+
+// transfer moves the subscription to another of the customer's billing
+// accounts (the API's transfer: admin agents only).
+func (p *Portal) transfer(c *gin.Context) {
+	sub, ok := p.ownSubscription(c)
+	if !ok {
+		return
+	}
+	agent, ok := p.agent(c)
+	if !ok {
+		return
+	}
+	body := map[string]any{"billing_account_id": c.PostForm("billing_account")}
+	if _, ok := p.call(c, agent, http.MethodPost, "/v1/subscriptions/"+sub.ID+"/transfer", body, formKey(c)); !ok {
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/portal/partner/subscriptions/"+sub.ID+"?done=transferred")
 }
 
 // change sends one PATCH: the form names what it changes.

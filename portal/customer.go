@@ -27,6 +27,7 @@ var notices = map[string]string{
 	"deactivated": "The subscription was deactivated.",
 	"cancelled":   "The subscription was cancelled.",
 	"changed":     "The subscription was changed.",
+	"transferred": "The subscription was moved to the billing account; the customer's contacts were emailed.",
 	"bought":      "The subscription was bought. Send the set-up link to the customer.",
 	"site":        "The site was chosen. Continue to the publisher to finish setting up.",
 }
@@ -42,14 +43,13 @@ func (p *Portal) customerName(c *gin.Context, ref store.CustomerRef) string {
 
 func (p *Portal) customerSubscriptions(c *gin.Context) {
 	ref := customerRef(c)
-	t := tab(c)
-	subs, err := p.list(c.Request.Context(), ref.PartnerID, ref.CustomerID, t)
+	page, err := p.list(c, ref.PartnerID, ref.CustomerID)
 	if err != nil {
 		p.unavailable(c, err)
 		return
 	}
 	p.render(c, http.StatusOK, "c_subscriptions", gin.H{"Title": "Subscriptions", "Customer": p.customerName(c, ref),
-		"Tab": t, "Subs": p.views(c.Request.Context(), newCatalog(p.Store), subs, false), "Section": "subscriptions"})
+		"Tab": page.Tab, "Page": page, "Subs": p.views(c.Request.Context(), newCatalog(p.Store), page.Items, false), "Section": "subscriptions"})
 }
 
 func (p *Portal) customerSubscription(c *gin.Context) {
@@ -277,7 +277,7 @@ func (p *Portal) installedApps(c *gin.Context) {
 	ctx := c.Request.Context()
 	var apps []domain.Subscription
 	for _, t := range []string{domain.TabActive, domain.TabUpcoming} {
-		subs, err := p.list(ctx, ref.PartnerID, ref.CustomerID, t)
+		subs, err := p.tabItems(ctx, ref.PartnerID, ref.CustomerID, t)
 		if err != nil {
 			p.unavailable(c, err)
 			return

@@ -13,10 +13,13 @@ import (
 	"embed"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -38,7 +41,10 @@ type Portal struct {
 	SecureCookies bool
 	LinkTTL       time.Duration // how long a sign-in link works (default 15 minutes)
 	SessionTTL    time.Duration // how long a session lasts (default 8 hours)
-	Now           func() time.Time
+	// SignInLimit throttles sign-in requests per client address (each may
+	// send email); the store also caps links per email address. Nil: none.
+	SignInLimit *api.AddressLimiter
+	Now         func() time.Time
 
 	pages map[string]*template.Template
 }
@@ -103,6 +109,7 @@ func (p *Portal) Mount(r *gin.Engine) {
 	a.POST("/buy", p.buy)
 	a.GET("/subscriptions/:id", p.agentSubscription)
 	a.POST("/subscriptions/:id/change", p.change)
+	a.POST("/subscriptions/:id/transfer", p.transfer)
 	a.GET("/subscriptions/:id/cancel", p.cancelForm)
 	a.POST("/subscriptions/:id/cancel", p.cancel)
 	a.GET("/subscriptions/:id/deactivate", p.agentDeactivateForm)
@@ -206,6 +213,14 @@ func (p *Portal) signInForm(c *gin.Context) {
 // requestLink emails a one-time link when the address belongs to a contact
 // or an agent; the answer is the same page either way.
 func (p *Portal) requestLink(c *gin.Context) {
+	if ok, wait := p.SignInLimit.Allow(c.ClientIP()); !ok {
+		seconds := max(1, int(math.Ceil(wait.Seconds())))
+		c.Header("Retry-After", strconv.Itoa(seconds))
+		p.Logger.Info("audit", "actor", "portal", "action", "portal.sign_in_requested", "outcome", "rate_limited")
+		p.render(c, http.StatusTooManyRequests, "sign_in", gin.H{"Title": "Sign in",
+			"Error": fmt.Sprintf("Too many sign-in requests from your network. Please try again in %d seconds.", seconds)})
+		return
+	}
 	address := c.PostForm("email")
 	if len(address) > 254 {
 		address = ""

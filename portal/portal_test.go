@@ -5,6 +5,7 @@ package portal_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -33,7 +34,9 @@ type site struct {
 	h  http.Handler
 }
 
-func newSite(t *testing.T) *site {
+// newSite serves the portal over a seeded database; configure adjusts the
+// portal before it is mounted.
+func newSite(t *testing.T, configure ...func(*portal.Portal)) *site {
 	t.Parallel()
 	st, _ := testenv.Database(t)
 	v, err := vault.Parse(testenv.SecretKey())
@@ -50,7 +53,11 @@ func newSite(t *testing.T) *site {
 	require.NoError(t, err)
 	srv := &api.Server{Store: st, Vault: v}
 	r := srv.Router()
-	(&portal.Portal{Store: st, API: srv, Vault: v, SecureCookies: true}).Mount(r)
+	p := &portal.Portal{Store: st, API: srv, Vault: v, SecureCookies: true}
+	for _, f := range configure {
+		f(p)
+	}
+	p.Mount(r)
 	return &site{t: t, st: st, v: v, h: r}
 }
 
@@ -165,6 +172,32 @@ func TestSignInRequestRevealsNothingAndQueuesOneEmail(t *testing.T) {
 	var links int
 	require.NoError(t, s.st.DB().Get(&links, `SELECT count(*) FROM portal_sign_in_links WHERE email = 'ann@woodgrove.test'`))
 	assert.Equal(t, 5, links)
+}
+
+func TestSignInRequestsAreThrottledPerClientAddress(t *testing.T) {
+	s := newSite(t, func(p *portal.Portal) { p.SignInLimit = api.NewAddressLimiter(0.01, 3) })
+	request := func(from, address string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/portal/sign-in", strings.NewReader(url.Values{"email": {address}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = from + ":40000"
+		w := httptest.NewRecorder()
+		s.h.ServeHTTP(w, req)
+		return w
+	}
+	for i := range 3 { // different addresses, so the per-email cap is not what stops them
+		assert.Equal(t, http.StatusOK, request("192.0.2.7", fmt.Sprintf("nobody%d@woodgrove.test", i)).Code)
+	}
+	refused := request("192.0.2.7", "ann@woodgrove.test")
+	assert.Equal(t, http.StatusTooManyRequests, refused.Code)
+	assert.NotEmpty(t, refused.Header().Get("Retry-After"))
+	assert.Contains(t, refused.Body.String(), "Too many sign-in requests")
+	var links int
+	require.NoError(t, s.st.DB().Get(&links, `SELECT count(*) FROM portal_sign_in_links WHERE email = 'ann@woodgrove.test'`))
+	assert.Zero(t, links, "a refused request creates no link and sends no email")
+
+	assert.Equal(t, http.StatusOK, request("198.51.100.9", "ann@woodgrove.test").Code, "another client is not throttled")
+	require.NoError(t, s.st.DB().Get(&links, `SELECT count(*) FROM portal_sign_in_links WHERE email = 'ann@woodgrove.test'`))
+	assert.Equal(t, 1, links)
 }
 
 func TestLinkWorksOnceAndOpensAStrictSession(t *testing.T) {
@@ -319,4 +352,46 @@ func TestARemovedContactsSessionEnds(t *testing.T) {
 	assert.Equal(t, http.StatusOK, b.do(http.MethodGet, "/portal/contacts", nil).Code)
 	require.NoError(t, s.st.RemoveContact(ctx, store.ContactActor{CustomerRef: ref, ContactID: contacts[0].ID}, bea.ID))
 	assert.Equal(t, http.StatusSeeOther, b.do(http.MethodGet, "/portal/contacts", nil).Code, "sent back to sign in")
+}
+
+func TestListsPageThroughEverySubscription(t *testing.T) {
+	s := newSite(t)
+	const total = 57 // more than a page of 50
+	for i := range total {
+		pending(t, s.st, "fabrikam", "woodgrove", fmt.Sprintf("sub-page-%02d", i))
+	}
+	ids := regexp.MustCompile(`/subscriptions/(sub-page-\d\d)"`)
+	next := regexp.MustCompile(`href="\?tab=upcoming&amp;before=(\d+)" id="next-page"`)
+	for _, who := range []struct{ address, path string }{
+		{"ann@woodgrove.test", "/portal/subscriptions?tab=upcoming"},
+		{"alice@fabrikam.test", "/portal/partner/customers/woodgrove?tab=upcoming"},
+	} {
+		b := s.browser()
+		b.signIn(who.address)
+		seen := map[string]bool{}
+		path, pages := who.path, 0
+		for path != "" {
+			w := b.do(http.MethodGet, path, nil)
+			require.Equal(t, http.StatusOK, w.Code)
+			body := w.Body.String()
+			pages++
+			for _, m := range ids.FindAllStringSubmatch(body, -1) {
+				assert.False(t, seen[m[1]], "%s appears on one page only", m[1])
+				seen[m[1]] = true
+			}
+			if pages > 1 {
+				assert.Contains(t, body, `id="first-page"`, "a later page links back to the newest")
+			}
+			path = ""
+			if m := next.FindStringSubmatch(body); m != nil {
+				path = who.path + "&before=" + m[1]
+			}
+		}
+		assert.Equal(t, 2, pages, who.address)
+		assert.Len(t, seen, total, "%s sees every subscription once across the pages", who.address)
+	}
+	w := s.browser()
+	w.signIn("ann@woodgrove.test")
+	assert.Equal(t, http.StatusOK, w.do(http.MethodGet, "/portal/subscriptions?tab=upcoming&before=nonsense", nil).Code,
+		"a broken page link shows the newest page")
 }

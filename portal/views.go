@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -152,11 +153,52 @@ func tab(c *gin.Context) string {
 	return domain.TabActive
 }
 
-// list reads a customer's subscriptions on one tab.
-func (p *Portal) list(ctx context.Context, partnerID, customerID, t string) ([]domain.Subscription, error) {
-	page, err := p.Store.ListSubscriptions(ctx, store.SubscriptionFilter{
-		PartnerID: partnerID, CustomerID: customerID, Statuses: domain.TabStatuses(t), Limit: 100})
-	return page.Items, err
+// pageSize is how many subscriptions a list page shows.
+const pageSize = 50
+
+// listPage is one page of a tab: its subscriptions, newest first, and where
+// the next (older) page starts (0: none).
+type listPage struct {
+	Tab    string
+	Before int64 // this page's start (0: the newest)
+	Next   int64
+	Items  []domain.Subscription
+}
+
+// list reads one page of a customer's subscriptions on the request's tab,
+// starting at ?before= (a page link; anything else shows the newest page).
+func (p *Portal) list(c *gin.Context, partnerID, customerID string) (listPage, error) {
+	lp := listPage{Tab: tab(c)}
+	if before, err := strconv.ParseInt(c.Query("before"), 10, 64); err == nil && before > 0 {
+		lp.Before = before
+	}
+	page, err := p.Store.ListSubscriptions(c.Request.Context(), store.SubscriptionFilter{
+		PartnerID: partnerID, CustomerID: customerID, Statuses: domain.TabStatuses(lp.Tab), Limit: pageSize, BeforeSeq: lp.Before})
+	lp.Items, lp.Next = page.Items, page.NextSeq
+	return lp, err
+}
+
+// maxTabItems bounds what one page that needs a whole tab reads (installed
+// apps, parents in the buy form).
+const maxTabItems = 1000
+
+// tabItems reads a whole tab of a customer's subscriptions, newest first, up
+// to maxTabItems.
+func (p *Portal) tabItems(ctx context.Context, partnerID, customerID, t string) ([]domain.Subscription, error) {
+	f := store.SubscriptionFilter{PartnerID: partnerID, CustomerID: customerID, Statuses: domain.TabStatuses(t), Limit: 100}
+	var out []domain.Subscription
+	for len(out) < maxTabItems {
+		page, err := p.Store.ListSubscriptions(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Items...)
+		if page.NextSeq == 0 {
+			break
+		}
+		f.BeforeSeq = page.NextSeq
+	}
+	return out, nil
 }
 
 // ownSubscription loads the path's subscription if the visitor's tenant owns

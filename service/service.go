@@ -98,7 +98,8 @@ func RunAPI(ctx context.Context, d *Deps, metrics api.Metrics) error {
 		OpsKey:         d.Config.OpsAPIKey,
 	}
 	router := srv.Router()
-	pages := &portal.Portal{Store: d.Store, API: srv, Vault: d.Vault, Logger: d.Logger, SecureCookies: d.Config.PortalSecureCookies}
+	pages := &portal.Portal{Store: d.Store, API: srv, Vault: d.Vault, Logger: d.Logger, SecureCookies: d.Config.PortalSecureCookies,
+		SignInLimit: api.NewAddressLimiter(d.Config.PortalSignInRPS, d.Config.PortalSignInBurst)}
 	pages.Mount(router)
 	httpServer := newHTTPServer(d.Config.HTTPAddr, router, timeoutsFor(d.Config.UpdateTimeout))
 	errs := make(chan error, 1)

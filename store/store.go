@@ -124,13 +124,11 @@ func CreateDatabase(ctx context.Context, databaseURL string) error {
 	if exists {
 		return nil
 	}
-	_, err = db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name))
+	// From template0, which takes no connections: a copy of template1 fails
+	// while any session is connected to it (55006), and template1 may hold
+	// local additions a new database should not inherit.
+	_, err = db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)+" TEMPLATE template0")
 	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "55006" {
-		// template1 is in use (a session connected to it, e.g. a stats tool):
-		// template0 takes no connections and is never busy.
-		_, err = db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)+" TEMPLATE template0")
-	}
 	if errors.As(err, &pqErr) && (pqErr.Code == "42P04" || pqErr.Code == "23505") { // created concurrently (a racing CREATE hits pg_database's unique index)
 		return nil
 	}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"sync"
 	"testing"
@@ -92,4 +93,24 @@ func TestOpenPingClose(t *testing.T) {
 	missing, _ := f.scratchURL(t)
 	_, err = store.Open(f.ctx, missing)
 	assert.Error(t, err, "a missing database is reported at Open")
+}
+
+// A session connected to template1 (a psql left open by an operator, a
+// monitoring probe) must not stop a database from being created.
+func TestCreateDatabaseWhileSomeoneIsConnectedToTemplate1(t *testing.T) {
+	f := newFixture(t)
+	admin, err := sql.Open("postgres", "postgres://postgres@127.0.0.1:5432/template1?sslmode=disable")
+	require.NoError(t, err)
+	defer admin.Close()
+	conn, err := admin.Conn(f.ctx)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.PingContext(f.ctx))
+
+	url, name := f.scratchURL(t)
+	require.NoError(t, store.CreateDatabase(f.ctx, url))
+	var encoding, server string
+	require.NoError(t, f.db.Get(&encoding, `SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = $1`, name))
+	require.NoError(t, f.db.Get(&server, `SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'template1'`))
+	assert.Equal(t, server, encoding, "the server's encoding, as a copy of template1 would have")
 }

@@ -86,6 +86,7 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 		"RATE_LIMIT_PARTNER_RPS=1000", "RATE_LIMIT_PARTNER_BURST=2000",
 		"RATE_LIMIT_PUBLISHER_RPS=1000", "RATE_LIMIT_PUBLISHER_BURST=2000",
 		"RATE_LIMIT_FAILED_AUTH_RPS=1000", "RATE_LIMIT_FAILED_AUTH_BURST=2000",
+		"PORTAL_SIGN_IN_RPS=1000", "PORTAL_SIGN_IN_BURST=2000",
 		// Many stacks share one PostgreSQL (100 connections) while tests run.
 		"DATABASE_MAX_CONNS=6",
 		// Test publishers listen on loopback (httptest), which production refuses.
