@@ -171,3 +171,43 @@ func TestPlanChangeRefusedByThePublisher(t *testing.T) {
 	assert.Nil(t, pendingColumn, "the read model's pending change is cleared")
 	w.requireAgree(t, id)
 }
+
+// A downgrade asked after the cancellation window takes effect at the
+// renewal: no proration, and the next term is charged the new plan's price.
+func TestPlanChangeDowngradeAtRenewal(t *testing.T) {
+	w := newWorld(t, testenvOpts())
+	keepLogsOnFailure(t, w)
+	p := w.buy(t, "analytics", "pc-8s", 3)
+	id := p.Str("id")
+	active := w.fulfill(t, p, 3)
+	windowEnds, err := time.Parse(time.RFC3339Nano, active.Str("cancellation_window_ends_at"))
+	require.NoError(t, err)
+	termEnd, err := time.Parse(time.RFC3339Nano, active.Str("term_end"))
+	require.NoError(t, err)
+	time.Sleep(time.Until(windowEnds) + 200*time.Millisecond)
+	if time.Until(termEnd) < 3*time.Second {
+		t.Skipf("too slow a machine: the term ends %s after the window", termEnd.Sub(windowEnds))
+	}
+
+	r := planChange(w.admin, id, "pc-8s-lite", uuid.NewString())
+	require.Equal(t, http.StatusAccepted, r.Status, r.String())
+	pc := r.Body["pending_plan_change"].(map[string]any)
+	assert.Equal(t, "downgrade", pc["kind"])
+	assert.Equal(t, "renewal", pc["effective"])
+
+	var renewed testenv.Response
+	testenv.WaitFor(t, 30*time.Second, "the renewal on the new plan", func() bool {
+		renewed = w.admin.Do(http.MethodGet, "/v1/subscriptions/"+id, nil)
+		n, _ := renewed.Body["term_number"].(float64)
+		return n >= 2
+	})
+	assert.Equal(t, "pc-8s-lite", renewed.Str("plan_id"))
+	var charges []int64
+	require.NoError(t, w.Store.DB().Select(&charges, `
+		SELECT amount_minor FROM ledger WHERE subscription_id = $1 AND kind = 'charge' AND term_number <= 2 ORDER BY term_number`, id))
+	assert.Equal(t, []int64{700 * 3, 400 * 3}, charges, "term 1 on the old price, term 2 on the new")
+	assert.Zero(t, w.ledgerRows(t, id, domain.LedgerProration), "a downgrade at renewal prorates nothing")
+	assert.Subset(t, eventTypes(t, w.admin, id), []string{"plan_change_requested", "plan_change_scheduled", "plan_changed", "renewed"})
+	off := w.admin.Do(http.MethodPost, "/v1/subscriptions/"+id+"/deactivate", nil)
+	require.Equal(t, http.StatusOK, off.Status, off.String())
+}
