@@ -204,15 +204,18 @@ func (w *subscriptionWorkflow) waitsOnlyForParent(ctx workflow.Context) bool {
 }
 
 // nextDeadline is the earliest instant an active subscription must act on
-// its own: the end of a pending plan change's veto window, or the term end.
-// Without a plan change it is the term end, as it always was, so recorded
-// histories replay with the same timers.
+// its own: the term end, or an earlier one of its other deadlines (zero
+// when not set): today the end of a pending plan change's veto window.
+// Without any, it is the term end, as it always was, so recorded histories
+// replay with the same timers. awaitTermEnd acts on whichever is due.
 func (w *subscriptionWorkflow) nextDeadline() time.Time {
-	deadline := *w.st.Subscription.TermEnd
-	if veto := w.st.planDeadline(); !veto.IsZero() && veto.Before(deadline) {
-		deadline = veto
+	next := *w.st.Subscription.TermEnd
+	for _, d := range []time.Time{w.st.planDeadline()} {
+		if !d.IsZero() && d.Before(next) {
+			next = d
+		}
 	}
-	return deadline
+	return next
 }
 
 // awaitTermEnd waits for the next deadline: a plan change's veto window
