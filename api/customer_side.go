@@ -15,10 +15,10 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 
 	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/wire"
+	"github.com/partnerhub/fulfillment/workflows"
 )
 
 // ownCustomer resolves the path's customer among the calling partner's (404 otherwise).
@@ -266,8 +266,10 @@ type TransferBody struct {
 }
 
 // transferSubscription moves a subscription to another billing account of
-// its customer (admin agents). Moving it to the account it is on answers
-// the subscription unchanged.
+// its customer (admin agents) through the workflow's transfer_billing_account
+// Update: its one transition records the move, stamps later charges and
+// emails the contacts. Moving it to the account it is on answers the
+// subscription unchanged.
 func (s *Server) transferSubscription(c *gin.Context) {
 	sub, err := s.ownSubscription(c)
 	if err != nil {
@@ -292,25 +294,26 @@ func (s *Server) transferSubscription(c *gin.Context) {
 		writeProblem(c, unknown)
 		return
 	}
-	key := c.GetHeader("Idempotency-Key")
-	if key == "" || len(key) > maxIdempotencyKey {
-		key = uuid.NewString()
-	}
 	agent := currentAgent(c)
-	err = s.Store.TransferSubscription(c.Request.Context(), store.Transfer{
-		Customer:       store.CustomerRef{PartnerID: agent.PartnerID, CustomerID: sub.CustomerID},
-		SubscriptionID: sub.ID, BillingAccountID: req.BillingAccountID, Actor: agentActor(agent).String(), Key: key,
-	})
-	switch {
-	case errors.Is(err, store.ErrNotFound):
+	account, err := s.Store.BillingAccount(c.Request.Context(), store.CustomerRef{PartnerID: agent.PartnerID, CustomerID: sub.CustomerID}, req.BillingAccountID)
+	if errors.Is(err, store.ErrNotFound) {
 		writeProblem(c, unknown)
 		return
-	case errors.Is(err, store.ErrSameBillingAccount):
-	case err != nil:
+	} else if err != nil {
 		writeProblem(c, unavailable(err))
 		return
 	}
-	s.getSubscription(c)
+	if sub.BillingAccountID != nil && *sub.BillingAccountID == account.ID {
+		s.getSubscription(c) // on that account already: nothing to change
+		return
+	}
+	canonical, _ := json.Marshal(req)
+	if !s.claimChangeKey(c, "transfer", sub.ID, canonical) {
+		return
+	}
+	msg := workflows.TransferRequest{MessageID: messageID(c, "transfer"), Actor: agentActor(agent),
+		BillingAccountID: account.ID, From: sub.BillingAccountID}
+	s.send(c, sub.ID, "transfer", workflows.UpdateTransferBilling, msg.MessageID, msg)
 }
 
 // placeAll fills the customer-side fields of a list of views.

@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -81,6 +83,31 @@ func (s *Server) DeactivateAsContact(ctx context.Context, actor store.ContactAct
 	s.Logger.Info("audit", "actor", actor.String(), "tenant", actor.PartnerID, "action", "deactivate", "outcome", outcome)
 	if aerr := s.Store.RecordAudit(context.WithoutCancel(ctx), store.AuditEntry{Actor: actor.String(), Tenant: actor.PartnerID,
 		Action: "deactivate", Outcome: outcome, Detail: map[string]any{"subscription_id": subscriptionID, "customer_id": actor.CustomerID}}); aerr != nil {
+		s.Logger.Warn("record audit", "error", aerr)
+	}
+	return sub, err
+}
+
+// ChooseSiteAsContact records the customer's site a contact chose while
+// setting a subscription up (the portal's set-up) through the workflow's
+// choose_site Update, audited. Another customer's site is 422 validation_failed.
+func (s *Server) ChooseSiteAsContact(ctx context.Context, actor store.ContactActor, subscriptionID, siteID, messageID string) (domain.Subscription, error) {
+	site, err := s.Store.Site(ctx, actor.CustomerRef, siteID)
+	if errors.Is(err, store.ErrNotFound) {
+		return domain.Subscription{}, problem(CodeValidationFailed, "the customer has no site "+strconv.Quote(siteID))
+	} else if err != nil {
+		return domain.Subscription{}, unavailable(err)
+	}
+	msg := workflows.ChooseSiteRequest{MessageID: "choose-site:contact:" + messageID, Actor: workflows.Actor{Kind: "contact", ID: actor.ContactID},
+		SiteID: site.ID, SiteURL: site.URL}
+	sub, err := s.update(ctx, subscriptionID, workflows.UpdateChooseSite, msg.MessageID, msg)
+	outcome := "ok"
+	if err != nil {
+		outcome = fmt.Sprint(err)
+	}
+	s.Logger.Info("audit", "actor", actor.String(), "tenant", actor.PartnerID, "action", "choose_site", "outcome", outcome)
+	if aerr := s.Store.RecordAudit(context.WithoutCancel(ctx), store.AuditEntry{Actor: actor.String(), Tenant: actor.PartnerID,
+		Action: "choose_site", Outcome: outcome, Detail: map[string]any{"subscription_id": subscriptionID, "site_id": site.ID}}); aerr != nil {
 		s.Logger.Warn("record audit", "error", aerr)
 	}
 	return sub, err

@@ -113,6 +113,8 @@ func (s *Server) Router() *gin.Engine {
 	}
 
 	s.partnerRoutes(r.Group("/v1", s.authenticatePartner))
+	// The partner's billing system signs its events like a publisher (its own secret).
+	r.POST("/v1/billing/events", s.authenticateBillingSystem, s.billingEvent)
 
 	ops := r.Group("/v1/ops", s.authenticateOps)
 	ops.GET("/reconciliation/latest", s.latestReconciliation)

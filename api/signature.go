@@ -15,6 +15,15 @@ import (
 // made with one of the publisher's active secrets matches. An error means the
 // secrets could not be read: nothing can be decided (503, never 401).
 func (s *Server) verifySignature(ctx context.Context, publisherID string, body []byte, c *gin.Context) (string, error) {
+	return s.verifyWith(c, body, "publisher_id", publisherID, func() ([][]byte, error) {
+		return s.Store.PublisherSecrets(ctx, publisherID, s.Now())
+	})
+}
+
+// verifyWith checks a Standard Webhooks signature against the sealed secrets
+// secrets returns (read only once the headers are well-formed); owner names
+// whose secrets they are in the log of a secret that cannot be opened.
+func (s *Server) verifyWith(c *gin.Context, body []byte, ownerKind, owner string, secrets func() ([][]byte, error)) (string, error) {
 	if _, err := ParseSignatureHeader(c.GetHeader(standardwebhooks.HeaderWebhookSignature)); err != nil {
 		var p *Problem
 		if errors.As(err, &p) {
@@ -25,7 +34,7 @@ func (s *Server) verifySignature(ctx context.Context, publisherID string, body [
 	if len(c.GetHeader(standardwebhooks.HeaderWebhookID)) > 255 {
 		return "webhook-id longer than 255 characters", nil
 	}
-	sealed, err := s.Store.PublisherSecrets(ctx, publisherID, s.Now())
+	sealed, err := secrets()
 	if err != nil {
 		return "", err
 	}
@@ -33,7 +42,7 @@ func (s *Server) verifySignature(ctx context.Context, publisherID string, body [
 	for _, sec := range sealed {
 		secret, err := s.Vault.Open(sec)
 		if err != nil {
-			logger(c).Error("open publisher secret", "publisher_id", publisherID, "error", err)
+			logger(c).Error("open signing secret", ownerKind, owner, "error", err)
 			continue
 		}
 		wh, err := standardwebhooks.NewWebhook(string(secret))

@@ -212,6 +212,11 @@ type Subscription struct {
 	UpdatedAt                time.Time  `json:"updated_at" db:"updated_at"`
 	// Version grows with every saved change; the read model keeps the highest.
 	Version int64 `json:"version" db:"version"`
+	// BillingAccountID is the customer's billing account later charges land
+	// on; SiteID the customer's site chosen for set-up. Nil in a workflow that
+	// has not learned them (the read model keeps what it has).
+	BillingAccountID *string `json:"billing_account_id,omitempty" db:"billing_account_id"`
+	SiteID           *string `json:"site_id,omitempty" db:"site_id"`
 	// PendingPlanChange is a plan change requested and not yet in effect.
 	PendingPlanChange *PlanChange `json:"pending_plan_change" db:"pending_plan_change"`
 }
@@ -325,8 +330,12 @@ const (
 	EventPlanChangeRequested  = "plan_change_requested"
 	EventPlanChangeRefused    = "plan_change_refused"
 	EventPlanChangeScheduled  = "plan_change_scheduled"
-	EventPlanChangeDropped    = "plan_change_dropped"
 	EventPlanChanged          = "plan_changed"
+	// EventBillingAccountChanged: moved to another billing account of its
+	// customer, detail {from_billing_account_id, to_billing_account_id}.
+	EventBillingAccountChanged = "billing_account_changed"
+	// EventSiteChosen: a contact chose the site to set it up on, detail {site_id, url}.
+	EventSiteChosen = "site_chosen"
 )
 
 // Ledger entry kinds.
@@ -395,4 +404,7 @@ type Change struct {
 type SaveResult struct {
 	// ParentStatus is the parent's status in the read model, if there is a parent.
 	ParentStatus Status `json:"parent_status,omitempty"`
+	// BillingAccountID is the account a purchase was placed on (the
+	// customer's default), for the workflow to carry.
+	BillingAccountID *string `json:"billing_account_id,omitempty"`
 }

@@ -94,6 +94,7 @@ func isolationTable() map[string]isolationCase {
 		"GET /v1/publisher/subscriptions/:id": {sweep: sub(nil)},
 
 		"GET /v1/billing/statements":        {check: statementsOnlyOfOwnCustomers},
+		"POST /v1/billing/events":           {check: billingEventsOnlyForOwnSubscriptions},
 		"GET /v1/ops/reconciliation/latest": {check: opsRefusesPartners},
 	}
 }
@@ -465,4 +466,24 @@ func opsRefusesPartners(t *testing.T, x *isolationWorld) {
 		mustProblem(t, r, http.StatusForbidden, "forbidden_role", "%s", who)
 	}
 	mustProblem(t, x.Do(http.MethodGet, "/v1/ops/reconciliation/latest", nil), http.StatusUnauthorized, "unauthenticated")
+}
+
+// billingEventsOnlyForOwnSubscriptions: a partner's billing system reaches
+// only its partner's subscriptions (another partner's answers like an
+// unknown id), and a partner's API key is no signature.
+func billingEventsOnlyForOwnSubscriptions(t *testing.T, x *isolationWorld) {
+	event := func(id string) map[string]any {
+		return map[string]any{"event_id": "evt_" + uuid.NewString(), "type": "payment_failed", "subscription_id": id}
+	}
+	nw := x.billingSystem("northwind", NorthwindBillingSecret)
+	foreign, unknown := nw.send(t, event(x.fab)), nw.send(t, event("sub_does_not_exist"))
+	mustProblem(t, foreign, http.StatusNotFound, "not_found", "northwind's billing system, fabrikam's subscription")
+	mustProblem(t, unknown, http.StatusNotFound, "not_found", "an unknown subscription")
+	assert.Equal(t, strings.Replace(unknown.Str("detail"), "sub_does_not_exist", x.fab, 1), foreign.Str("detail"))
+	fab := x.billingSystem("fabrikam", FabrikamBillingSecret)
+	mustProblem(t, fab.send(t, event(x.nw)), http.StatusNotFound, "not_found", "fabrikam's billing system, northwind's subscription")
+	mustProblem(t, x.billingSystem("fabrikam", NorthwindBillingSecret).send(t, event(x.fab)), http.StatusUnauthorized, "unauthenticated",
+		"northwind's secret in fabrikam's name")
+	mustProblem(t, x.admin.Do(http.MethodPost, "/v1/billing/events", event(x.fab)), http.StatusUnauthorized, "unauthenticated", "an API key")
+	mustProblem(t, fab.send(t, event(x.fab)), http.StatusConflict, "invalid_state", "its own pending subscription: refused, unchanged")
 }

@@ -354,6 +354,29 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	require.Equal(t, "active", active.Str("status"), active.String())
 	publisher("confirm fulfillment again", "/v1/publisher/subscriptions/"+id+"/activate", P{}, http.StatusOK)
 
+	// The partner's billing system reports payments (signed with its billing secret).
+	billingEvent := func(step string, signer billingSigner, webhookID string, body any, want int) testenv.Response {
+		t.Helper()
+		raw := jsonBody(t, body)
+		return c.do(exchange{step: step, req: signer.request(webhookID, raw), raw: raw, want: want})
+	}
+	fabBilling := w.billingSystem("fabrikam", FabrikamBillingSecret)
+	failedEvent := P{"event_id": "evt_" + uuid.NewString(), "type": "payment_failed", "subscription_id": id, "reason": "card declined"}
+	failedMsg := "msg_" + uuid.NewString()
+	billingEvent("a payment failed", fabBilling, failedMsg, failedEvent, http.StatusOK)
+	billingEvent("the same payment event again", fabBilling, failedMsg, failedEvent, http.StatusOK)
+	billingEvent("a payment event signed with another partner's secret", w.billingSystem("fabrikam", NorthwindBillingSecret),
+		"msg_"+uuid.NewString(), failedEvent, http.StatusUnauthorized)
+	billingEvent("another event under the same event_id", fabBilling, "msg_"+uuid.NewString(),
+		P{"event_id": failedEvent["event_id"], "type": "payment_received", "subscription_id": id}, http.StatusUnprocessableEntity)
+	billingEvent("a payment event for another partner's subscription", w.billingSystem("northwind", NorthwindBillingSecret),
+		"msg_"+uuid.NewString(), P{"event_id": "evt_" + uuid.NewString(), "type": "payment_failed", "subscription_id": id}, http.StatusNotFound)
+	reinstated := billingEvent("a payment received", fabBilling, "msg_"+uuid.NewString(),
+		P{"event_id": "evt_" + uuid.NewString(), "type": "payment_received", "subscription_id": id, "occurred_at": "2026-11-30T09:00:00Z"}, http.StatusOK)
+	require.Equal(t, "active", reinstated.Str("status"), reinstated.String())
+	billingEvent("a payment received for an active subscription", fabBilling, "msg_"+uuid.NewString(),
+		P{"event_id": "evt_" + uuid.NewString(), "type": "payment_received", "subscription_id": id}, http.StatusConflict)
+
 	// The publisher reads what it sold (signed GETs).
 	publisherRead := func(step string, pub testenv.Publisher, webhookID, target string, want int, malformed bool) testenv.Response {
 		t.Helper()

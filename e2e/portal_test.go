@@ -188,6 +188,10 @@ func TestPortalCustomerContactFlow(t *testing.T) {
 	sub := w.admin.Do(http.MethodGet, "/v1/subscriptions/"+pid, nil)
 	require.NotNil(t, sub.Body["site"], sub.String())
 	assert.Equal(t, "https://finance.woodgrove.test", sub.Body["site"].(map[string]any)["url"])
+	state := w.workflowState(t, pid) // the choice is the workflow's (choose_site), not a write behind its back
+	require.NotNil(t, state.SiteID, "the workflow knows the chosen site")
+	assert.Equal(t, sub.Body["site"].(map[string]any)["id"], *state.SiteID)
+	assert.Contains(t, trustEvents(t, w.admin, pid), "site_chosen")
 
 	// Key contacts: add one, then hand the primary role to it.
 	b.do(chromedp.Navigate(w.BaseURL+"/portal/contacts"), chromedp.WaitVisible(chromedp.ID("manage")))

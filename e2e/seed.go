@@ -11,6 +11,9 @@ const (
 	ContosoSecret  = "whsec_ZTJlLWNvbnRvc28tc2lnbmluZy1zZWNyZXQtMDE="
 	ContosoSecret2 = "whsec_ZTJlLWNvbnRvc28tc2lnbmluZy1zZWNyZXQtMDI="
 	LitwareSecret  = "whsec_ZTJlLWxpdHdhcmUtc2lnbmluZy1zZWNyZXQtMDE="
+	// Billing systems of the partners sign POST /v1/billing/events.
+	FabrikamBillingSecret  = "whsec_ZTJlLWZhYnJpa2FtLWJpbGxpbmctc2VjcmV0LTAx"
+	NorthwindBillingSecret = "whsec_ZTJlLW5vcnRod2luZC1iaWxsaW5nLXNlY3JldC0wMQ=="
 )
 
 // Seed has plans whose windows, deadlines and terms last seconds.
@@ -67,10 +70,10 @@ const Seed = `{
      ]}
   ],
   "partners": [
-    {"id": "fabrikam", "name": "Fabrikam", "agents": [
+    {"id": "fabrikam", "name": "Fabrikam", "billing_signing_secret": "` + FabrikamBillingSecret + `", "agents": [
       {"id": "alice", "role": "admin_agent", "api_key": "` + AdminKey + `", "email": "alice@fabrikam.test"},
       {"id": "bob", "role": "sales_agent", "api_key": "` + SalesKey + `", "email": "bob@fabrikam.test"}]},
-    {"id": "northwind", "name": "Northwind", "agents": [
+    {"id": "northwind", "name": "Northwind", "billing_signing_secret": "` + NorthwindBillingSecret + `", "agents": [
       {"id": "nina", "role": "admin_agent", "api_key": "` + OtherAdminKey + `", "email": "nina@northwind.test"}]}
   ],
   "customers": [

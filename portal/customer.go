@@ -124,8 +124,9 @@ func (p *Portal) setUp(c *gin.Context) {
 		}
 		siteID = site.ID
 	}
-	err := p.Store.ChooseSite(ctx, ref, sub.ID, siteID, actor.String())
-	if errors.Is(err, store.ErrNotFound) {
+	_, err := p.API.ChooseSiteAsContact(ctx, actor, sub.ID, siteID, formKey(c))
+	var prob *api.Problem
+	if errors.As(err, &prob) && prob.Status < 500 {
 		p.renderSetUp(c, sub, http.StatusUnprocessableEntity, "That site cannot be chosen for this subscription.")
 		return
 	}

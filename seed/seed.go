@@ -48,11 +48,13 @@ type Offer struct {
 	SetupInstructions *string `json:"setup_instructions,omitempty"`
 }
 
-// Partner of the seed.
+// Partner of the seed. BillingSigningSecret (optional, whsec_…) is what the
+// partner's billing system signs POST /v1/billing/events with.
 type Partner struct {
-	ID     string  `json:"id"`
-	Name   string  `json:"name"`
-	Agents []Agent `json:"agents"`
+	ID                   string  `json:"id"`
+	Name                 string  `json:"name"`
+	Agents               []Agent `json:"agents"`
+	BillingSigningSecret string  `json:"billing_signing_secret,omitempty"`
 }
 
 // Agent of the seed; the API key is stored only as its hash.
@@ -116,6 +118,9 @@ func (f File) validate() error {
 		}
 	}
 	for _, p := range f.Partners {
+		if p.BillingSigningSecret != "" && !strings.HasPrefix(p.BillingSigningSecret, "whsec_") {
+			return fmt.Errorf("seed: partner %s: billing signing secrets start with whsec_", p.ID)
+		}
 		for _, a := range p.Agents {
 			if a.Role != domain.RoleAdminAgent && a.Role != domain.RoleSalesAgent {
 				return fmt.Errorf("seed: agent %s/%s: role must be admin_agent or sales_agent", p.ID, a.ID)
@@ -177,6 +182,15 @@ func Load(ctx context.Context, st *store.Store, v *vault.Vault, f File) error {
 	for _, p := range f.Partners {
 		if err := st.UpsertPartner(ctx, store.Partner{ID: p.ID, Name: p.Name}); err != nil {
 			return err
+		}
+		if secret := p.BillingSigningSecret; secret != "" {
+			sealed, err := v.Seal([]byte(secret))
+			if err != nil {
+				return err
+			}
+			if err := st.AddBillingSecret(ctx, p.ID, vault.Fingerprint(secret), sealed); err != nil {
+				return err
+			}
 		}
 		for _, a := range p.Agents {
 			if err := st.UpsertAgent(ctx, store.Agent{PartnerID: p.ID, ID: a.ID, Role: a.Role}, v.KeyHash(a.APIKey)); err != nil {

@@ -153,6 +153,11 @@ func printWelcome(cfg config.Config, dev *DevTemporal, mail *DevMailpit, demo se
 	for _, p := range demo.Publishers {
 		fmt.Fprintf(&b, "  Publisher %s signs with %s\n", p.ID, p.SigningSecret)
 	}
+	for _, p := range demo.Partners {
+		if p.BillingSigningSecret != "" {
+			fmt.Fprintf(&b, "  Billing system of %s signs POST /v1/billing/events (X-Partner-Id: %s) with %s\n", p.ID, p.ID, p.BillingSigningSecret)
+		}
+	}
 	fmt.Fprintf(&b, "  Ctrl-C stops everything.\n\n")
 	fmt.Fprint(os.Stdout, b.String())
 }

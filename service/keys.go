@@ -35,6 +35,13 @@ const KeysUsage = `usage: fulfillment keys <command>
         that secret stops verifying now
   publisher list PUBLISHER
         fingerprints and expiry of the publisher's secrets (never the secrets)
+  billing rotate PARTNER [-overlap 24h]
+        a new signing secret for the partner's billing system (POST /v1/billing/events);
+        the other billing secrets stop verifying after the overlap; printed once
+  billing revoke PARTNER FINGERPRINT
+        that billing secret stops verifying now
+  billing list PARTNER
+        fingerprints and expiry of the partner's billing secrets (never the secrets)
 
 Only the new key or secret is printed, on stdout; every action is audited.
 `
@@ -53,6 +60,9 @@ func Keys(ctx context.Context, cfg config.Config, logger *slog.Logger, args []st
 		"publisher rotate": (*keys).rotateSecret,
 		"publisher revoke": (*keys).revokeSecret,
 		"publisher list":   (*keys).listSecrets,
+		"billing rotate":   (*keys).rotateBillingSecret,
+		"billing revoke":   (*keys).revokeBillingSecret,
+		"billing list":     (*keys).listBillingSecrets,
 	}
 	command, ok := commands[args[0]+" "+args[1]]
 	if !ok {
@@ -73,7 +83,7 @@ func Keys(ctx context.Context, cfg config.Config, logger *slog.Logger, args []st
 
 func usageError() error {
 	fmt.Fprint(os.Stderr, KeysUsage)
-	return errors.New("usage: fulfillment keys agent|publisher ...")
+	return errors.New("usage: fulfillment keys agent|publisher|billing ...")
 }
 
 type keys struct {
@@ -284,6 +294,95 @@ func (k *keys) revokeSecret(ctx context.Context, args []string) error {
 	return k.audit(ctx, "publisher:"+publisherID, "keys.publisher.revoke", "ok", map[string]any{"publisher_id": publisherID, "fingerprint": fingerprint})
 }
 
+func (k *keys) partner(ctx context.Context, id string) error {
+	if _, err := k.st.Partner(ctx, id); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no partner %q", id)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// rotateBillingSecret issues a new signing secret for a partner's billing
+// system, like a publisher's: sealed, printed once, the others kept for -overlap.
+func (k *keys) rotateBillingSecret(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("keys billing rotate", flag.ContinueOnError)
+	overlap := fs.Duration("overlap", 24*time.Hour, "how long the old billing secrets keep verifying")
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	if *overlap < 0 {
+		return fmt.Errorf("-overlap may not be negative")
+	}
+	partnerID := pos[0]
+	if err := k.partner(ctx, partnerID); err != nil {
+		return err
+	}
+	secret, err := vault.GenerateSigningSecret()
+	if err != nil {
+		return err
+	}
+	sealed, err := k.v.Seal([]byte(secret))
+	if err != nil {
+		return err
+	}
+	fingerprint := vault.Fingerprint(secret)
+	if err := k.st.AddBillingSecret(ctx, partnerID, fingerprint, sealed); err != nil {
+		return err
+	}
+	if err := k.st.ExpireBillingSecrets(ctx, partnerID, fingerprint, time.Now().Add(*overlap)); err != nil {
+		return err
+	}
+	err = k.audit(ctx, partnerID, "keys.billing.rotate", "ok",
+		map[string]any{"partner_id": partnerID, "fingerprint": fingerprint, "overlap": overlap.String()})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(k.out, secret)
+	return err
+}
+
+func (k *keys) revokeBillingSecret(ctx context.Context, args []string) error {
+	pos, err := parse(flag.NewFlagSet("keys billing revoke", flag.ContinueOnError), args, 2)
+	if err != nil {
+		return err
+	}
+	partnerID, fingerprint := pos[0], pos[1]
+	if err := k.partner(ctx, partnerID); err != nil {
+		return err
+	}
+	ok, err := k.st.RevokeBillingSecret(ctx, partnerID, fingerprint, time.Now())
+	if err != nil {
+		return err
+	}
+	detail := map[string]any{"partner_id": partnerID, "fingerprint": fingerprint}
+	if !ok {
+		_ = k.audit(ctx, partnerID, "keys.billing.revoke", "not_found", detail)
+		return fmt.Errorf("partner %s has no active billing secret %s", partnerID, fingerprint)
+	}
+	if active, err := k.st.BillingSecrets(ctx, partnerID, time.Now()); err == nil && len(active) == 0 {
+		fmt.Fprintf(os.Stderr, "warning: partner %s has no active billing secret left; rotate to issue one\n", partnerID)
+	}
+	return k.audit(ctx, partnerID, "keys.billing.revoke", "ok", detail)
+}
+
+func (k *keys) listBillingSecrets(ctx context.Context, args []string) error {
+	pos, err := parse(flag.NewFlagSet("keys billing list", flag.ContinueOnError), args, 1)
+	if err != nil {
+		return err
+	}
+	if err := k.partner(ctx, pos[0]); err != nil {
+		return err
+	}
+	infos, err := k.st.BillingSecretInfos(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	k.printSecrets(infos)
+	return nil
+}
+
 func (k *keys) listSecrets(ctx context.Context, args []string) error {
 	pos, err := parse(flag.NewFlagSet("keys publisher list", flag.ContinueOnError), args, 1)
 	if err != nil {
@@ -296,6 +395,12 @@ func (k *keys) listSecrets(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	k.printSecrets(infos)
+	return nil
+}
+
+// printSecrets lists fingerprints, state and expiry, never a secret.
+func (k *keys) printSecrets(infos []store.SecretInfo) {
 	now := time.Now()
 	for _, s := range infos {
 		state, expires := "active", "-"
@@ -307,5 +412,4 @@ func (k *keys) listSecrets(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(k.out, "%s  %-7s  created %s  expires %s\n", s.Fingerprint, state, s.CreatedAt.UTC().Format(time.RFC3339), expires)
 	}
-	return nil
 }

@@ -145,6 +145,14 @@ func applyCustomerSide(ctx context.Context, tx *sqlx.Tx, c domain.Change) error 
 					return err
 				}
 			}
+		case domain.EventBillingAccountChanged:
+			if err := customerSideEvent(ctx, tx, ref, "subscription_transferred", e); err != nil {
+				return err
+			}
+		case domain.EventSiteChosen:
+			if err := customerSideEvent(ctx, tx, ref, domain.EventSiteChosen, e); err != nil {
+				return err
+			}
 		}
 	}
 	if len(c.Ledger) > 0 {
@@ -253,7 +261,7 @@ func reminderTime(ctx context.Context, tx *sqlx.Tx, sub domain.Subscription) (ti
 
 // EventBillingAccountChanged is the timeline event of a move to another
 // billing account, detail {from_billing_account_id, to_billing_account_id}.
-const EventBillingAccountChanged = "billing_account_changed"
+const EventBillingAccountChanged = domain.EventBillingAccountChanged
 
 // accountNames reads the names of a move's billing accounts.
 func accountNames(ctx context.Context, tx *sqlx.Tx, detail map[string]any) (from, to string, err error) {

@@ -145,12 +145,12 @@ func (s *Store) release(ctx context.Context, t messageTable, owner, key string) 
 	return wrap(err, "release %s %s", t.table, key)
 }
 
-// PurgeMessages deletes idempotency and webhook records older than keep (at least 24 h).
+// PurgeMessages deletes idempotency, webhook and billing-event records older than keep (at least 24 h).
 func (s *Store) PurgeMessages(ctx context.Context, keep time.Duration) error {
 	if keep < 24*time.Hour {
 		keep = 24 * time.Hour
 	}
-	for _, table := range []string{idempotencyKeys.table, publisherMessages.table, changeKeys.table} {
+	for _, table := range []string{idempotencyKeys.table, publisherMessages.table, changeKeys.table, billingEvents.table} {
 		if _, err := s.db.ExecContext(ctx, `DELETE FROM `+table+` WHERE created_at < now() - make_interval(secs => $1)`, keep.Seconds()); err != nil {
 			return wrap(err, "purge %s", table)
 		}

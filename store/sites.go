@@ -16,7 +16,6 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/partnerhub/fulfillment/domain"
-	"github.com/partnerhub/fulfillment/email"
 )
 
 // Site is a place (URL) where a customer uses its subscriptions.
@@ -271,24 +270,15 @@ func placeOnSite(ctx context.Context, tx *sqlx.Tx, c CustomerRef, subscriptionID
 	return wrap(err, "place %s on site", subscriptionID)
 }
 
-// ChooseSite records the site a contact chose while setting a subscription
-// up (the portal's "Begin set up"); the subscription must still wait for
-// fulfillment and the site belong to its customer (ErrNotFound otherwise).
-func (s *Store) ChooseSite(ctx context.Context, c CustomerRef, subscriptionID, siteID, actor string) error {
-	return s.tx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, `
-			UPDATE subscriptions SET site_id = $4 WHERE id = $3 AND partner_id = $1 AND customer_id = $2
-			AND status = 'pending_fulfillment' AND NOT fulfillment_confirmed
-			AND EXISTS (SELECT 1 FROM customer_sites WHERE id = $4 AND partner_id = $1 AND customer_id = $2)`,
-			c.PartnerID, c.CustomerID, subscriptionID, siteID)
-		if err != nil {
-			return wrap(err, "choose site")
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return customerEvent(ctx, tx, c, "site_chosen", actor, map[string]any{"subscription_id": subscriptionID, "site_id": siteID})
-	})
+// Site reads one of a customer's sites (ErrNotFound for another customer's).
+// Choosing it for a subscription is the workflow's choose_site Update.
+func (s *Store) Site(ctx context.Context, c CustomerRef, id string) (Site, error) {
+	var site Site
+	err := s.db.GetContext(ctx, &site, `
+		SELECT id, partner_id, customer_id, name, url, created_at, seq FROM customer_sites
+		WHERE id = $1 AND partner_id = $2 AND customer_id = $3`, id, c.PartnerID, c.CustomerID)
+	site.CreatedAt = site.CreatedAt.UTC()
+	return site, notFound(err)
 }
 
 // Placement is where a subscription lives and is billed.
@@ -321,96 +311,35 @@ func (s *Store) Placements(ctx context.Context, ids []string) (map[string]Placem
 	return out, wrap(err, "placements")
 }
 
-// Transfer is a move of a subscription to another billing account.
-type Transfer struct {
-	Customer         CustomerRef
-	SubscriptionID   string
-	BillingAccountID string
-	Actor            string
-	// Key makes a retried move a no-op (the caller's Idempotency-Key or request id).
-	Key string
+// BillingAccount reads one of a customer's billing accounts (ErrNotFound for
+// another customer's). Moving a subscription there is the workflow's
+// transfer_billing_account Update; its transition records the move, stamps
+// later charges and queues the email (applyCustomerSide).
+func (s *Store) BillingAccount(ctx context.Context, c CustomerRef, id string) (BillingAccount, error) {
+	var a BillingAccount
+	err := s.db.GetContext(ctx, &a, `
+		SELECT id, partner_id, customer_id, name, is_default, created_at, seq FROM billing_accounts
+		WHERE id = $1 AND partner_id = $2 AND customer_id = $3`, id, c.PartnerID, c.CustomerID)
+	a.CreatedAt = a.CreatedAt.UTC()
+	return a, notFound(err)
 }
 
-// ErrSameBillingAccount is returned by a move to the account the subscription is on.
-var ErrSameBillingAccount = errors.New("the subscription is on that billing account already")
-
-// TransferSubscription moves a subscription to another billing account of
-// its customer: later charges land there. It records the move on the
-// subscription's and the customer's timelines and emails the customer's
-// contacts (billing contacts first of all, but every contact is told).
-func (s *Store) TransferSubscription(ctx context.Context, t Transfer) error {
-	return s.tx(ctx, func(tx *sqlx.Tx) error {
-		var cur struct {
-			Account *string `db:"billing_account_id"`
-			Name    *string `db:"name"`
-		}
-		if err := tx.GetContext(ctx, &cur, `
-			SELECT s.billing_account_id, b.name FROM subscriptions s LEFT JOIN billing_accounts b ON b.id = s.billing_account_id
-			WHERE s.id = $1 AND s.partner_id = $2 AND s.customer_id = $3 FOR NO KEY UPDATE OF s`,
-			t.SubscriptionID, t.Customer.PartnerID, t.Customer.CustomerID); err != nil {
-			return notFound(err)
-		}
-		var to BillingAccount
-		if err := tx.GetContext(ctx, &to, `
-			SELECT id, partner_id, customer_id, name, is_default, created_at, seq FROM billing_accounts
-			WHERE id = $1 AND partner_id = $2 AND customer_id = $3`, t.BillingAccountID, t.Customer.PartnerID, t.Customer.CustomerID); err != nil {
-			return notFound(err)
-		}
-		if cur.Account != nil && *cur.Account == to.ID {
-			return ErrSameBillingAccount
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE subscriptions SET billing_account_id = $2 WHERE id = $1`, t.SubscriptionID, to.ID); err != nil {
-			return wrap(err, "move %s", t.SubscriptionID)
-		}
-		from := ""
-		if cur.Name != nil {
-			from = *cur.Name
-		}
-		detail := map[string]any{"from_billing_account_id": cur.Account, "to_billing_account_id": to.ID}
-		if err := insertEvent(ctx, tx, eventOf(t, detail), false); err != nil {
-			return err
-		}
-		detail["subscription_id"] = t.SubscriptionID
-		if err := customerEvent(ctx, tx, t.Customer, "subscription_transferred", t.Actor, detail); err != nil {
-			return err
-		}
-		sub, err := subscriptionIn(ctx, tx, t.SubscriptionID)
-		if err != nil {
-			return err
-		}
-		d, err := subscriptionData(ctx, tx, sub)
-		if err != nil {
-			return err
-		}
-		d.FromAccount, d.ToAccount = from, to.Name
-		to2, err := recipients(ctx, tx, t.Customer, "")
-		if err != nil {
-			return err
-		}
-		for _, r := range to2 {
-			if err := queueEmail(ctx, tx, queuedEmail{
-				kind: email.KindBillingAccountChanged, cause: "transfer:" + t.SubscriptionID + ":" + t.Key,
-				c: t.Customer, subscriptionID: &t.SubscriptionID, recipient: r, data: d,
-			}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-func eventOf(t Transfer, detail map[string]any) domain.Event {
-	return domain.Event{
-		SubscriptionID: t.SubscriptionID, Key: "transfer:" + t.SubscriptionID + ":" + t.Key,
-		At: time.Now().UTC(), Type: EventBillingAccountChanged, Actor: t.Actor, Detail: detail,
+// customerSideEvent mirrors a subscription's move or site choice on its
+// customer's timeline, once per subscription event (a retried transition
+// finds the event key and adds nothing).
+func customerSideEvent(ctx context.Context, tx *sqlx.Tx, c CustomerRef, typ string, e domain.Event) error {
+	detail := map[string]any{"subscription_id": e.SubscriptionID, "event_key": e.Key}
+	for k, v := range e.Detail {
+		detail[k] = v
 	}
-}
-
-func subscriptionIn(ctx context.Context, tx *sqlx.Tx, id string) (domain.Subscription, error) {
-	var row subscriptionRow
-	err := tx.GetContext(ctx, &row, `SELECT seq, `+subscriptionColumns+` FROM subscriptions WHERE id = $1`, id)
+	d, err := jsonObject(detail)
 	if err != nil {
-		return domain.Subscription{}, notFound(err)
+		return err
 	}
-	return row.subscription(), nil
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO customer_events (partner_id, customer_id, type, actor, detail)
+		SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (
+			SELECT 1 FROM customer_events WHERE partner_id = $1 AND customer_id = $2 AND type = $3 AND detail->>'event_key' = $6)`,
+		c.PartnerID, c.CustomerID, typ, e.Actor, d, e.Key)
+	return wrap(err, "record customer event %s", typ)
 }

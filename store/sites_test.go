@@ -92,26 +92,48 @@ func TestPurchasePlacesOnDefaultAccountAndActivationOnSite(t *testing.T) {
 	assert.Equal(t, 1, f.count(t, "ledger WHERE billing_account_id = $1", accounts[0].ID), "the charge landed on the account")
 }
 
+// A move is a workflow transition: its snapshot carries the new account, so
+// later charges land there, the move is on both timelines once and every
+// contact is emailed once, however often the write is retried.
 func TestTransferMovesFutureChargesAndEmails(t *testing.T) {
 	f := seeded(t)
 	withContacts(t, f)
 	sub := subscription("sub-1")
-	f.save(t, purchase(sub), nil)
+	res, err := f.st.SaveChange(f.ctx, purchase(sub), nil)
+	require.NoError(t, err)
+	require.NotNil(t, res.BillingAccountID, "the purchase answers the default account it was placed on")
 	europe, _, err := f.st.CreateBillingAccount(f.ctx, woodgrove, "Europe", "agent:alice", key("k", "europe"))
 	require.NoError(t, err)
 	assert.False(t, europe.Default)
 	other, _, err := f.st.CreateBillingAccount(f.ctx, store.CustomerRef{PartnerID: partnerID, CustomerID: otherCustomer}, "Elsewhere", "agent:alice", key("k2", "x"))
 	require.NoError(t, err)
+	_, err = f.st.BillingAccount(f.ctx, woodgrove, other.ID)
+	assert.ErrorIs(t, err, store.ErrNotFound, "another customer's account")
+	got, err := f.st.BillingAccount(f.ctx, woodgrove, europe.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "Europe", got.Name)
 
-	move := store.Transfer{Customer: woodgrove, SubscriptionID: sub.ID, BillingAccountID: other.ID, Actor: "agent:alice", Key: "t1"}
-	assert.ErrorIs(t, f.st.TransferSubscription(f.ctx, move), store.ErrNotFound, "another customer's account")
-	move.BillingAccountID = europe.ID
-	require.NoError(t, f.st.TransferSubscription(f.ctx, move))
-	assert.ErrorIs(t, f.st.TransferSubscription(f.ctx, move), store.ErrSameBillingAccount)
+	sub.Version = 2
+	sub.BillingAccountID = &europe.ID
+	move := domain.Change{Subscription: sub, Events: []domain.Event{{SubscriptionID: sub.ID, Key: "sub-1:3", At: t0,
+		Type: domain.EventBillingAccountChanged, Actor: "agent:fabrikam/alice",
+		Detail: map[string]any{"from_billing_account_id": *res.BillingAccountID, "to_billing_account_id": europe.ID}}}}
+	f.save(t, move, nil)
+	f.save(t, move, nil) // retried
 
-	f.save(t, activation(sub), nil)
+	act := activation(sub)
+	act.Subscription.Version = 3
+	act.Subscription.BillingAccountID = nil // a snapshot that does not know the account keeps the row's
+	f.save(t, act, nil)
+	placed, err := f.st.Placements(f.ctx, []string{sub.ID})
+	require.NoError(t, err)
+	assert.Equal(t, europe.ID, *placed[sub.ID].BillingAccountID)
+	read, err := f.st.Subscription(f.ctx, sub.ID)
+	require.NoError(t, err)
+	assert.Equal(t, europe.ID, *read.BillingAccountID, "the read model's subscription carries its account")
 	assert.Equal(t, 1, f.count(t, "ledger WHERE billing_account_id = $1", europe.ID), "the next charge lands on the new account")
 	assert.Equal(t, 1, f.count(t, "events WHERE subscription_id = $1 AND type = 'billing_account_changed'", sub.ID))
+	assert.Equal(t, 1, f.count(t, "customer_events WHERE type = 'subscription_transferred' AND detail->>'subscription_id' = $1", sub.ID))
 	emails, err := f.st.CustomerEmails(f.ctx, woodgrove)
 	require.NoError(t, err)
 	var moved int
@@ -120,10 +142,12 @@ func TestTransferMovesFutureChargesAndEmails(t *testing.T) {
 			moved++
 		}
 	}
-	assert.Equal(t, 2, moved, "both contacts are told")
+	assert.Equal(t, 2, moved, "both contacts are told, once")
 }
 
-func TestChooseSiteOnlyOfTheSameCustomer(t *testing.T) {
+// The site chosen for set-up is the workflow's: its snapshot writes the
+// site id; the publisher's activation does not replace it.
+func TestChosenSiteIsWrittenByTheTransition(t *testing.T) {
 	f := seeded(t)
 	sub := subscription("sub-1")
 	f.save(t, purchase(sub), nil)
@@ -131,11 +155,28 @@ func TestChooseSiteOnlyOfTheSameCustomer(t *testing.T) {
 	require.NoError(t, err)
 	theirs, _, err := f.st.CreateSite(f.ctx, store.CustomerRef{PartnerID: partnerID, CustomerID: otherCustomer}, "HQ", "https://hq.example", "agent:x", key("k2", "b"))
 	require.NoError(t, err)
-	assert.ErrorIs(t, f.st.ChooseSite(f.ctx, woodgrove, sub.ID, theirs.ID, "contact:x"), store.ErrNotFound)
-	require.NoError(t, f.st.ChooseSite(f.ctx, woodgrove, sub.ID, mine.ID, "contact:x"))
+	_, err = f.st.Site(f.ctx, woodgrove, theirs.ID)
+	assert.ErrorIs(t, err, store.ErrNotFound, "another customer's site")
+	got, err := f.st.Site(f.ctx, woodgrove, mine.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "https://hq.example", got.URL)
+
+	sub.Version = 2
+	sub.SiteID, sub.SiteURL = &mine.ID, &mine.URL
+	chosen := domain.Change{Subscription: sub, Events: []domain.Event{{SubscriptionID: sub.ID, Key: "sub-1:3", At: t0,
+		Type: domain.EventSiteChosen, Actor: "contact:x", Detail: map[string]any{"site_id": mine.ID, "url": mine.URL}}}}
+	f.save(t, chosen, nil)
+	f.save(t, chosen, nil)
+	act := activation(sub)
+	act.Subscription.Version = 3
+	other := "https://elsewhere.example"
+	act.Subscription.SiteURL = &other
+	act.Events = append(act.Events, domain.Event{SubscriptionID: sub.ID, Key: "sub-1:confirmed", At: t0, Type: "fulfillment_confirmed", Actor: "publisher:contoso"})
+	f.save(t, act, nil)
 	placed, err := f.st.Placements(f.ctx, []string{sub.ID})
 	require.NoError(t, err)
-	assert.Equal(t, mine.ID, *placed[sub.ID].SiteID)
+	assert.Equal(t, mine.ID, *placed[sub.ID].SiteID, "the chosen site stays")
+	assert.Equal(t, 1, f.count(t, "customer_events WHERE type = 'site_chosen' AND detail->>'subscription_id' = $1", sub.ID))
 }
 
 // When the workflow records a move itself (NOTES-customers.md), its

@@ -17,7 +17,7 @@ const subscriptionColumns = `id, partner_id, customer_id, publisher_id, offer_id
 	auto_renew, reseller_partner_id, parent_subscription_id, linked_subscription_ids, entitlement_number,
 	site_url, licenses_assigned, fulfillment_confirmed, status, term_number, activation_deadline,
 	billing_started_at, term_start, term_end, cancellation_window_ends_at, created_at, updated_at, version,
-	pending_plan_change`
+	billing_account_id, site_id, pending_plan_change`
 
 // subscriptionValues names each of subscriptionColumns as a named parameter
 // (:id, :partner_id, …) of subscriptionRow.
@@ -83,7 +83,10 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 				status = EXCLUDED.status, term_number = EXCLUDED.term_number,
 				billing_started_at = EXCLUDED.billing_started_at, term_start = EXCLUDED.term_start,
 				term_end = EXCLUDED.term_end, cancellation_window_ends_at = EXCLUDED.cancellation_window_ends_at,
-				updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
+				updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,
+				-- Nil in a workflow that has not learned them, so the row keeps its own.
+				billing_account_id = COALESCE(EXCLUDED.billing_account_id, subscriptions.billing_account_id),
+				site_id = COALESCE(EXCLUDED.site_id, subscriptions.site_id)
 			WHERE subscriptions.version <= EXCLUDED.version`, row); err != nil {
 			return fmt.Errorf("upsert subscription: %w", err)
 		}
@@ -117,6 +120,11 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 		if err := applyCustomerSide(ctx, tx, c); err != nil {
 			return err
 		}
+		if purchased(c) {
+			if err := tx.GetContext(ctx, &res.BillingAccountID, `SELECT billing_account_id FROM subscriptions WHERE id = $1`, sub.ID); err != nil {
+				return fmt.Errorf("read billing account: %w", err)
+			}
+		}
 		if c.IssueLinkUntil != nil && codeHash != nil {
 			if _, err := tx.ExecContext(ctx, `
 				INSERT INTO authorization_codes (code_hash, subscription_id, expires_at)
@@ -136,6 +144,15 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 		return res, fmt.Errorf("save change of %s: %w", sub.ID, err)
 	}
 	return res, nil
+}
+
+func purchased(c domain.Change) bool {
+	for _, e := range c.Events {
+		if e.Type == domain.EventPurchased {
+			return true
+		}
+	}
+	return false
 }
 
 // insertEvent adds a timeline entry. strict (a workflow transition): an entry

@@ -33,6 +33,8 @@ func TestSaveChangeWritesEverythingOnce(t *testing.T) {
 
 	res := f.save(t, bought, hash("code-1"))
 	assert.Empty(t, res.ParentStatus, "no parent, no parent status")
+	require.NotNil(t, res.BillingAccountID, "the purchase answers the default account it was placed on")
+	sub.BillingAccountID = res.BillingAccountID
 
 	got, err := f.st.Subscription(f.ctx, "sub-1")
 	require.NoError(t, err)
@@ -60,7 +62,9 @@ func TestSaveChangeNeverMovesTheSnapshotBackwards(t *testing.T) {
 	activated := activation(sub) // version 2
 
 	f.save(t, activated, nil)
-	f.save(t, purchase(sub), hash("code")) // version 1 arrives late
+	placed := f.save(t, purchase(sub), hash("code")).BillingAccountID // version 1 arrives late
+	require.NotNil(t, placed)
+	activated.Subscription.BillingAccountID = placed // the late purchase still placed it on the default account
 	got, err := f.st.Subscription(f.ctx, "sub-1")
 	require.NoError(t, err)
 	assert.Equal(t, activated.Subscription, got, "an older version does not overwrite a newer snapshot")
@@ -166,7 +170,7 @@ func TestSaveChangeWithUnknownParentWritesNothing(t *testing.T) {
 func TestSaveChangeRollsBackEverythingOnFailure(t *testing.T) {
 	f := seeded(t)
 	sub := subscription("sub-1")
-	f.save(t, purchase(sub), hash("code-1"))
+	sub.BillingAccountID = f.save(t, purchase(sub), hash("code-1")).BillingAccountID
 	before := f.rowCounts(t)
 
 	// The snapshot, the event and the first ledger row are written before the

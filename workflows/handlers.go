@@ -56,12 +56,20 @@ func (w *subscriptionWorkflow) registerHandlers(ctx workflow.Context) error {
 		register(ctx, w, message[PaymentRequest]{
 			name: UpdatePaymentFailed, id: func(r PaymentRequest) string { return r.MessageID },
 			check: w.checkStatus(domain.StatusActive, "only an active subscription can be suspended for non-payment"),
-			apply: func(t *transition, r PaymentRequest) { t.suspend(r.Actor, r.Reason) },
+			apply: func(t *transition, r PaymentRequest) { t.suspend(r.Actor, r.Reason, r.OccurredAt) },
 		}),
 		register(ctx, w, message[PaymentRequest]{
 			name: UpdatePaymentReceived, id: func(r PaymentRequest) string { return r.MessageID },
 			check: w.checkStatus(domain.StatusSuspended, "only a suspended subscription can be reinstated"),
-			apply: func(t *transition, r PaymentRequest) { t.reinstate(r.Actor) },
+			apply: func(t *transition, r PaymentRequest) { t.reinstate(r.Actor, r.OccurredAt) },
+		}),
+		register(ctx, w, message[TransferRequest]{
+			name: UpdateTransferBilling, id: func(r TransferRequest) string { return r.MessageID },
+			check: notTerminal[TransferRequest](w), apply: transferBillingAccount,
+		}),
+		register(ctx, w, message[ChooseSiteRequest]{
+			name: UpdateChooseSite, id: func(r ChooseSiteRequest) string { return r.MessageID },
+			check: w.checkChooseSite, apply: chooseSite,
 		}),
 		register(ctx, w, message[PlanChangeRequest]{
 			name: UpdateChangePlan, id: func(r PlanChangeRequest) string { return r.MessageID },
@@ -301,6 +309,44 @@ func (w *subscriptionWorkflow) link(t *transition, req LinkRequest) {
 	}
 	s.LinkedSubscriptionIDs = append(s.LinkedSubscriptionIDs, req.SubscriptionID)
 	t.event(domain.EventSubscriptionLinked, SystemActor.String(), map[string]any{"subscription_id": req.SubscriptionID})
+}
+
+// transferBillingAccount moves later charges to another billing account of
+// the customer; the account it is on already changes nothing.
+func transferBillingAccount(t *transition, req TransferRequest) {
+	s := t.sub()
+	from := s.BillingAccountID
+	if from == nil {
+		from = req.From
+	}
+	if from != nil && *from == req.BillingAccountID {
+		return
+	}
+	to := req.BillingAccountID
+	s.BillingAccountID = &to
+	t.event(domain.EventBillingAccountChanged, req.Actor.String(), map[string]any{
+		"from_billing_account_id": from, "to_billing_account_id": to,
+	})
+}
+
+// checkChooseSite: a site is chosen while the subscription waits for set-up.
+func (w *subscriptionWorkflow) checkChooseSite(time.Time, ChooseSiteRequest) error {
+	if s := w.st.Subscription; s.Status != domain.StatusPendingFulfillment || s.FulfillmentConfirmed {
+		return problem(ErrInvalidState, "a site is chosen while a subscription waits for set-up; this one is %s", s.Status)
+	}
+	return nil
+}
+
+// chooseSite records the customer's site for set-up; the site chosen already
+// changes nothing.
+func chooseSite(t *transition, req ChooseSiteRequest) {
+	s := t.sub()
+	if s.SiteID != nil && *s.SiteID == req.SiteID {
+		return
+	}
+	id, url := req.SiteID, req.SiteURL
+	s.SiteID, s.SiteURL = &id, &url
+	t.event(domain.EventSiteChosen, req.Actor.String(), map[string]any{"site_id": id, "url": url})
 }
 
 // equal compares two optional values.

@@ -87,7 +87,9 @@ type fakeStore struct {
 	changes      []domain.Change // what was saved, in order
 	tried        []domain.Change // every attempt, failed ones included
 	parentStatus domain.Status   // reported in every SaveResult
-	failFirst    int             // number of leading calls that fail (transient)
+	// defaultAccount is the billing account a purchase's write places it on.
+	defaultAccount *string
+	failFirst      int // number of leading calls that fail (transient)
 	// down, while true, fails every call (a database outage).
 	down atomic.Bool
 	// hold, when set, runs before a change is recorded; it may block the
@@ -106,7 +108,11 @@ func (f *fakeStore) Save(_ context.Context, c domain.Change) (domain.SaveResult,
 		return domain.SaveResult{}, errors.New("connection reset by peer")
 	}
 	f.changes = append(f.changes, c)
-	return domain.SaveResult{ParentStatus: f.parentStatus}, nil
+	res := domain.SaveResult{ParentStatus: f.parentStatus}
+	if len(c.Events) > 0 && c.Events[0].Type == domain.EventPurchased {
+		res.BillingAccountID = f.defaultAccount
+	}
+	return res, nil
 }
 
 func (f *fakeStore) Changes() []domain.Change {

@@ -1,6 +1,10 @@
 package workflows
 
-import "github.com/partnerhub/fulfillment/domain"
+import (
+	"time"
+
+	"github.com/partnerhub/fulfillment/domain"
+)
 
 // TaskQueue is the default task queue subscription workflows and activities
 // run on (TEMPORAL_TASK_QUEUE overrides it, e.g. to isolate test stacks that
@@ -21,6 +25,8 @@ const (
 	UpdateChangePlan         = "change_plan"
 	UpdateRefusePlanChange   = "refuse_plan_change"
 	UpdateAcceptPlanChange   = "accept_plan_change"
+	UpdateTransferBilling    = "transfer_billing_account"
+	UpdateChooseSite         = "choose_site"
 	SignalParentEnded        = "parent_ended"
 	SignalParentActivated    = "parent_activated"
 	QueryState               = "state"
@@ -101,11 +107,32 @@ type ParentActivated struct {
 }
 
 // PaymentRequest reports a failed or a received payment (from the partner's
-// billing system, through an operator).
+// billing system, signed, or through an operator).
 type PaymentRequest struct {
 	MessageID string `json:"message_id"`
 	Actor     Actor  `json:"actor"`
 	Reason    string `json:"reason,omitempty"`
+	// OccurredAt is when the billing system saw the payment fail or arrive.
+	OccurredAt *time.Time `json:"occurred_at,omitempty"`
+}
+
+// TransferRequest moves a subscription to another billing account of its
+// customer (the API checked the account is the customer's). From is the
+// account the read model shows, for a workflow that has not learned its own.
+type TransferRequest struct {
+	MessageID        string  `json:"message_id"`
+	Actor            Actor   `json:"actor"`
+	BillingAccountID string  `json:"billing_account_id"`
+	From             *string `json:"from,omitempty"`
+}
+
+// ChooseSiteRequest records the customer's site chosen for set-up (the
+// caller checked the site is the customer's).
+type ChooseSiteRequest struct {
+	MessageID string `json:"message_id"`
+	Actor     Actor  `json:"actor"`
+	SiteID    string `json:"site_id"`
+	SiteURL   string `json:"site_url"`
 }
 
 // PlanChangeRequest asks for a change to another plan of the same offer; the

@@ -276,7 +276,7 @@ func (t *transition) end(status domain.Status, actor Actor, detail map[string]an
 
 // suspend holds an active subscription for non-payment until the plan's
 // grace period ends.
-func (t *transition) suspend(actor Actor, reason string) {
+func (t *transition) suspend(actor Actor, reason string, occurredAt *time.Time) {
 	s := t.sub()
 	s.Status = domain.StatusSuspended
 	graceEnds := domain.MustAdd(t.now, t.next.Plan.GracePeriod())
@@ -285,15 +285,22 @@ func (t *transition) suspend(actor Actor, reason string) {
 	if reason != "" {
 		detail["reason"] = reason
 	}
+	if occurredAt != nil {
+		detail["occurred_at"] = *occurredAt
+	}
 	t.event(domain.EventSuspended, actor.String(), detail)
 	t.notify(domain.NotifySuspended)
 }
 
 // reinstate ends a suspension: the same term, the same dates.
-func (t *transition) reinstate(actor Actor) {
+func (t *transition) reinstate(actor Actor, occurredAt *time.Time) {
 	t.sub().Status = domain.StatusActive
 	t.next.GraceEndsAt = nil
-	t.event(domain.EventReinstated, actor.String(), nil)
+	var detail map[string]any
+	if occurredAt != nil {
+		detail = map[string]any{"occurred_at": *occurredAt}
+	}
+	t.event(domain.EventReinstated, actor.String(), detail)
 	t.notify(domain.NotifyReinstated)
 }
 

@@ -164,6 +164,10 @@ func (w *subscriptionWorkflow) recordPurchase(ctx workflow.Context) error {
 	if res.ParentStatus == domain.StatusActive {
 		w.st.ParentActive = true // it started billing before this subscription existed
 	}
+	if res.BillingAccountID != nil && w.st.Subscription.BillingAccountID == nil {
+		// The write placed it on the customer's default account: carry it.
+		w.st.Subscription.BillingAccountID = res.BillingAccountID
+	}
 	return nil
 }
 
