@@ -213,6 +213,11 @@ func (s *Server) end(c *gin.Context, action, update string) {
 
 // send delivers a partner's admin message and answers with the subscription after it.
 func (s *Server) send(c *gin.Context, subscriptionID, action, update, updateID string, msg any) {
+	s.sendAnswering(c, http.StatusOK, subscriptionID, action, update, updateID, msg)
+}
+
+// sendAnswering is send answering with status when the message is taken.
+func (s *Server) sendAnswering(c *gin.Context, status int, subscriptionID, action, update, updateID string, msg any) {
 	agent := currentAgent(c)
 	ctx := c.Request.Context()
 	sub, err := s.update(ctx, subscriptionID, update, updateID, msg)
@@ -231,5 +236,5 @@ func (s *Server) send(c *gin.Context, subscriptionID, action, update, updateID s
 		writeProblem(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, view)
+	c.JSON(status, view)
 }

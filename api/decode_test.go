@@ -39,6 +39,7 @@ func decodeRouter() *gin.Engine {
 	}
 	r.POST("/purchase", handle(func(b []byte) error { _, err := DecodePurchase(b); return err }))
 	r.PATCH("/patch", handle(func(b []byte) error { _, err := DecodePatch(b); return err }))
+	r.POST("/plan-change", handle(func(b []byte) error { _, err := DecodePlanChange(b); return err }))
 	return r
 }
 
@@ -85,6 +86,13 @@ func TestDecodeRejectsBadBodies(t *testing.T) {
 		{"reseller id of 65 characters", "/patch", `{"reseller_partner_id":"` + strings.Repeat("r", 65) + `"}`, false, 400, CodeInvalidRequest},
 		{"empty patch", "/patch", `{}`, false, 400, CodeInvalidRequest},
 		{"null quantity", "/patch", `{"quantity":null}`, false, 400, CodeInvalidRequest},
+		{"valid plan change", "/plan-change", `{"plan_id":"premium"}`, false, 204, ""},
+		{"plan change without plan_id", "/plan-change", `{}`, false, 400, CodeInvalidRequest},
+		{"plan change with an empty plan_id", "/plan-change", `{"plan_id":""}`, false, 400, CodeInvalidRequest},
+		{"plan change with a null plan_id", "/plan-change", `{"plan_id":null}`, false, 400, CodeInvalidRequest},
+		{"plan change with an unknown field", "/plan-change", `{"plan_id":"premium","quantity":2}`, false, 400, CodeInvalidRequest},
+		{"plan change with NUL", "/plan-change", `{"plan_id":"pre\u0000mium"}`, false, 400, CodeInvalidRequest},
+		{"plan change with a plan_id of 129 characters", "/plan-change", `{"plan_id":"` + strings.Repeat("p", 129) + `"}`, false, 400, CodeInvalidRequest},
 	}
 	router := decodeRouter()
 	for _, tc := range cases {

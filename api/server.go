@@ -123,6 +123,8 @@ func (s *Server) Router() *gin.Engine {
 	publisher.POST("/resolve", s.publisherMessage(s.resolve))
 	publisher.POST("/subscriptions/:id/licenses", s.publisherMessage(s.assignLicenses))
 	publisher.POST("/subscriptions/:id/activate", s.publisherMessage(s.confirmFulfillment))
+	publisher.POST("/subscriptions/:id/plan-change/refuse", s.publisherMessage(s.refusePlanChange))
+	publisher.POST("/subscriptions/:id/plan-change/accept", s.publisherMessage(s.acceptPlanChange))
 	// Reads are signed messages too: a GET signs its method and request target (signedPayload).
 	publisher.GET("/subscriptions", s.publisherMessage(s.listPublisherSubscriptions))
 	publisher.GET("/subscriptions/:id", s.publisherMessage(s.getPublisherSubscription))
@@ -146,6 +148,7 @@ func (s *Server) partnerRoutes(partner *gin.RouterGroup) {
 	partner.PATCH("/subscriptions/:id", s.changeSubscription)
 	partner.POST("/subscriptions/:id/cancel", s.requireAdmin("cancel"), s.cancelSubscription)
 	partner.POST("/subscriptions/:id/deactivate", s.requireAdmin("deactivate"), s.deactivateSubscription)
+	partner.POST("/subscriptions/:id/plan-change", s.requireAdmin("change the plan of"), s.changePlan)
 	partner.GET("/subscriptions/:id/events", s.subscriptionEvents)
 	partner.GET("/subscriptions/:id/billing", s.subscriptionBilling)
 	partner.GET("/offers", s.listOffers)

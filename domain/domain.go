@@ -4,7 +4,9 @@ package domain
 
 import (
 	"crypto/sha256"
+	"database/sql/driver"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -103,7 +105,24 @@ type Plan struct {
 	// BillingFrequencies are the frequencies a purchase may choose besides
 	// BillingFrequency (empty: only that one).
 	BillingFrequencies []string `json:"billing_frequencies,omitempty" db:"-"`
+	// PlanChangeVetoWindow is how long the publisher may refuse a plan change
+	// away from this plan (default PT1H).
+	PlanChangeVetoWindow string `json:"plan_change_veto_window,omitempty" db:"plan_change_veto_window"`
 }
+
+// DefaultPlanChangeVetoWindow applies when a plan names none.
+const DefaultPlanChangeVetoWindow = "PT1H"
+
+// VetoWindow is the plan's plan-change veto window, or the default.
+func (p Plan) VetoWindow() string {
+	if p.PlanChangeVetoWindow == "" {
+		return DefaultPlanChangeVetoWindow
+	}
+	return p.PlanChangeVetoWindow
+}
+
+// TermPriceMinor is what one term of the plan costs at a quantity.
+func (p Plan) TermPriceMinor(quantity int) int64 { return p.UnitPriceMinor * int64(quantity) }
 
 // DefaultPaymentGracePeriod applies when a plan names none.
 const DefaultPaymentGracePeriod = "P30D"
@@ -124,7 +143,7 @@ func (p Plan) Validate() error {
 	if p.UnitPriceMinor < 0 || len(p.Currency) != 3 {
 		return fmt.Errorf("plan %s: price %d %q", p.ID, p.UnitPriceMinor, p.Currency)
 	}
-	for _, d := range []string{p.Term, p.CancellationWindow, p.ActivationDeadline, p.GracePeriod()} {
+	for _, d := range []string{p.Term, p.CancellationWindow, p.ActivationDeadline, p.GracePeriod(), p.VetoWindow()} {
 		if _, err := ParsePeriod(d); err != nil {
 			return fmt.Errorf("plan %s: %w", p.ID, err)
 		}
@@ -211,6 +230,48 @@ type Subscription struct {
 	// has not learned them (the read model keeps what it has).
 	BillingAccountID *string `json:"billing_account_id,omitempty" db:"billing_account_id"`
 	SiteID           *string `json:"site_id,omitempty" db:"site_id"`
+	// PendingPlanChange is a plan change requested and not yet in effect.
+	PendingPlanChange *PlanChange `json:"pending_plan_change" db:"pending_plan_change"`
+}
+
+// Plan change kinds and when a change takes effect.
+const (
+	PlanChangeUpgrade   = "upgrade"
+	PlanChangeDowngrade = "downgrade"
+
+	PlanChangeNow     = "now"
+	PlanChangeRenewal = "renewal"
+
+	// PlanChangeAwaitingPublisher: the publisher may still refuse it (until
+	// VetoEndsAt); PlanChangeScheduled: not refused, waiting for the renewal.
+	PlanChangeAwaitingPublisher = "awaiting_publisher"
+	PlanChangeScheduled         = "scheduled"
+)
+
+// PlanChange is a change of plan within the offer, pending while the
+// publisher may refuse it and, for a downgrade at renewal, until the renewal.
+type PlanChange struct {
+	PlanID      string    `json:"plan_id"`
+	FromPlanID  string    `json:"from_plan_id"`
+	Kind        string    `json:"kind"`
+	Effective   string    `json:"effective"`
+	Stage       string    `json:"stage"`
+	RequestedAt time.Time `json:"requested_at"`
+	VetoEndsAt  time.Time `json:"veto_ends_at"`
+}
+
+// Value stores a plan change as JSON (a nil *PlanChange is NULL).
+func (p PlanChange) Value() (driver.Value, error) { return json.Marshal(p) }
+
+// Scan reads a plan change stored as JSON.
+func (p *PlanChange) Scan(src any) error {
+	switch v := src.(type) {
+	case []byte:
+		return json.Unmarshal(v, p)
+	case string:
+		return json.Unmarshal([]byte(v), p)
+	}
+	return fmt.Errorf("plan change: cannot scan %T", src)
 }
 
 // InCancellationWindow reports whether a cancel or quantity decrease at now is
@@ -291,6 +352,10 @@ const (
 	EventSubscriptionLinked   = "subscription_linked"
 	EventSuspended            = "suspended"
 	EventReinstated           = "reinstated"
+	EventPlanChangeRequested  = "plan_change_requested"
+	EventPlanChangeRefused    = "plan_change_refused"
+	EventPlanChangeScheduled  = "plan_change_scheduled"
+	EventPlanChanged          = "plan_changed"
 	// EventBillingAccountChanged: moved to another billing account of its
 	// customer, detail {from_billing_account_id, to_billing_account_id}.
 	EventBillingAccountChanged = "billing_account_changed"
@@ -337,6 +402,10 @@ const (
 	NotifySuspended          = "subscription.suspended"
 	NotifyReinstated         = "subscription.reinstated"
 	NotifyUnsubscribed       = "subscription.unsubscribed"
+	// NotifyPlanChangeRequested asks the publisher to refuse within the veto
+	// window if it must; NotifyPlanChanged tells it the new plan is in effect.
+	NotifyPlanChangeRequested = "subscription.plan_change_requested"
+	NotifyPlanChanged         = "subscription.plan_changed"
 )
 
 // Notification is an event queued for the publisher; ID is its stable webhook-id.
@@ -344,6 +413,9 @@ type Notification struct {
 	ID         string    `json:"id"`
 	Type       string    `json:"type"`
 	OccurredAt time.Time `json:"occurred_at"`
+	// Data is what the notification says beside the subscription's snapshot
+	// (a plan change's from and to plans), nil for most types.
+	Data map[string]any `json:"data,omitempty"`
 }
 
 // Change is one transition, persisted atomically and idempotently by an

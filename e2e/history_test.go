@@ -82,6 +82,23 @@ func TestRecordHistories(t *testing.T) {
 	paths["link_and_deactivate_parent"] = parent.Str("id")
 	paths["deactivated_by_parent"] = app.Str("id")
 
+	// A plan change that takes effect when its veto window ends (a timer
+	// before the term end), then one the publisher refuses (the veto timer
+	// cancelled).
+	changing := w.buy(t, "analytics", "pc-standard", 2)
+	w.fulfill(t, changing, 2)
+	changingID := changing.Str("id")
+	r = planChange(w.admin, changingID, "pc-premium", "history-upgrade")
+	require.Equal(t, http.StatusAccepted, r.Status, r.String())
+	testenv.WaitFor(t, 30*time.Second, "the upgrade to take effect", func() bool {
+		return w.admin.Do(http.MethodGet, "/v1/subscriptions/"+changingID, nil).Str("plan_id") == "pc-premium"
+	})
+	r = planChange(w.admin, changingID, "pc-standard", "history-downgrade")
+	require.Equal(t, http.StatusAccepted, r.Status, r.String())
+	r = w.contoso.Send("/v1/publisher/subscriptions/"+changingID+"/plan-change/refuse", map[string]any{"reason": "history"})
+	require.Equal(t, http.StatusOK, r.Status, r.String())
+	paths["plan_change"] = changingID
+
 	c := w.Temporal.Client(t)
 	out := t.TempDir()
 	if os.Getenv("UPDATE_HISTORIES") != "" {

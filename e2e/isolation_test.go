@@ -72,12 +72,18 @@ func isolationTable() map[string]isolationCase {
 		"POST /v1/subscriptions/:id/deactivate": {
 			sweep: sub(nil), check: salesAgentRefused(http.MethodPost, "/deactivate", nil),
 		},
+		"POST /v1/subscriptions/:id/plan-change": {
+			sweep: sub(map[string]any{"plan_id": "pc-premium"}),
+			check: salesAgentRefused(http.MethodPost, "/plan-change", map[string]any{"plan_id": "pc-premium"}),
+		},
 		"GET /v1/subscriptions/:id/events":  {sweep: sub(nil)},
 		"GET /v1/subscriptions/:id/billing": {sweep: sub(nil)},
 
-		"POST /v1/publisher/resolve":                    {check: resolveOnlyOwnCodes},
-		"POST /v1/publisher/subscriptions/:id/licenses": {sweep: sub(map[string]any{"assigned": 1})},
-		"POST /v1/publisher/subscriptions/:id/activate": {sweep: sub(map[string]any{"site_url": "https://attacker.example"})},
+		"POST /v1/publisher/resolve":                              {check: resolveOnlyOwnCodes},
+		"POST /v1/publisher/subscriptions/:id/licenses":           {sweep: sub(map[string]any{"assigned": 1})},
+		"POST /v1/publisher/subscriptions/:id/activate":           {sweep: sub(map[string]any{"site_url": "https://attacker.example"})},
+		"POST /v1/publisher/subscriptions/:id/plan-change/refuse": {sweep: sub(map[string]any{"reason": "not yours"})},
+		"POST /v1/publisher/subscriptions/:id/plan-change/accept": {sweep: sub(nil)},
 
 		// The catalog is shared: every partner reads the same offers, and
 		// another tenant's ids are no offers.

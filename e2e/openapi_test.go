@@ -458,7 +458,27 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 		P{"billing_account_id": account.Str("id")}, http.StatusOK)
 	require.Equal(t, account.Str("id"), moved.Body["billing_account_id"])
 
-	// Cancel.
+	// Change the plan: refused by the publisher, asked again and accepted early.
+	partner("change the plan as a sales agent", sales, http.MethodPost, "/v1/subscriptions/"+id+"/plan-change",
+		P{"plan_id": "pc-premium"}, http.StatusForbidden)
+	partner("change to a plan the offer does not have", admin, http.MethodPost, "/v1/subscriptions/"+id+"/plan-change",
+		P{"plan_id": "no-such-plan"}, http.StatusUnprocessableEntity, "Idempotency-Key", uuid.NewString())
+	malformedPartner("change the plan without plan_id", admin, http.MethodPost, "/v1/subscriptions/"+id+"/plan-change",
+		P{}, http.StatusBadRequest)
+	upgrade := partner("change the plan", admin, http.MethodPost, "/v1/subscriptions/"+id+"/plan-change",
+		P{"plan_id": "pc-premium"}, http.StatusAccepted, "Idempotency-Key", uuid.NewString())
+	require.NotNil(t, upgrade.Body["pending_plan_change"], upgrade.String())
+	partner("change the plan while a change is pending", admin, http.MethodPost, "/v1/subscriptions/"+id+"/plan-change",
+		P{"plan_id": "pc-standard"}, http.StatusConflict)
+	publisher("refuse the plan change", "/v1/publisher/subscriptions/"+id+"/plan-change/refuse", P{"reason": "needs a contract"}, http.StatusOK)
+	publisher("refuse with nothing pending", "/v1/publisher/subscriptions/"+id+"/plan-change/refuse", P{"reason": "again"}, http.StatusConflict)
+	partner("change the plan again", admin, http.MethodPost, "/v1/subscriptions/"+id+"/plan-change",
+		P{"plan_id": "pc-premium"}, http.StatusAccepted)
+	accepted := publisher("accept the plan change", "/v1/publisher/subscriptions/"+id+"/plan-change/accept", P{}, http.StatusOK)
+	require.Equal(t, "pc-premium", accepted.Str("plan_id"), accepted.String())
+	publisher("accept with nothing pending", "/v1/publisher/subscriptions/"+id+"/plan-change/accept", nil, http.StatusConflict)
+
+	// Cancel (refunding the charge and both prorations).
 	partner("cancel as a sales agent", sales, http.MethodPost, "/v1/subscriptions/"+id+"/cancel", nil, http.StatusForbidden)
 	malformedPartner("cancel with a body", admin, http.MethodPost, "/v1/subscriptions/"+id+"/cancel", P{"reason": "x"}, http.StatusBadRequest)
 	cancelled := partner("cancel", admin, http.MethodPost, "/v1/subscriptions/"+id+"/cancel", nil, http.StatusOK, "Idempotency-Key", uuid.NewString())

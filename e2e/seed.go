@@ -46,7 +46,20 @@ const Seed = `{
         "payment_grace_period": "PT6S"},
        {"id": "periods-3s", "name": "12-second terms billed every 3 seconds", "term": "PT12S", "unit_price_minor": 1000,
         "currency": "USD", "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT2S", "activation_deadline": "PT1M",
-        "billing_frequency": "PT3S", "billing_frequencies": ["PT12S", "PT6S"]}
+        "billing_frequency": "PT3S", "billing_frequencies": ["PT12S", "PT6S"]},
+       {"id": "pc-standard", "name": "Standard (8-second plan-change veto)", "term": "P1Y", "unit_price_minor": 1000, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P7D", "activation_deadline": "P30D",
+        "plan_change_veto_window": "PT8S"},
+       {"id": "pc-standard-long-veto", "name": "Standard (10-minute plan-change veto)", "term": "P1Y", "unit_price_minor": 1000, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P7D", "activation_deadline": "P30D",
+        "plan_change_veto_window": "PT10M"},
+       {"id": "pc-premium", "name": "Premium", "term": "P1Y", "unit_price_minor": 2500, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 50, "cancellation_window": "P7D", "activation_deadline": "P30D"},
+       {"id": "pc-8s", "name": "8-second terms, 1-second plan-change veto", "term": "PT8S", "unit_price_minor": 700, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT2S", "activation_deadline": "PT1M",
+        "plan_change_veto_window": "PT1S"},
+       {"id": "pc-8s-lite", "name": "8-second terms, lite", "term": "PT8S", "unit_price_minor": 400, "currency": "USD",
+        "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT2S", "activation_deadline": "PT1M"}
      ]},
     {"id": "insights-app", "publisher_id": "contoso", "name": "Insights (app)", "kind": "app", "parent_offer_ids": ["analytics"],
      "plans": [

@@ -254,9 +254,15 @@ func (n *Notifier) deliver(ctx context.Context, p store.PendingNotification) err
 	if p.Type == domain.NotifyPurchased {
 		link = wire.NewPublisherLink(pub.LandingURL, n.Vault.AuthorizationCode(sub.ID), sub.ActivationDeadline)
 	}
-	body, err := json.Marshal(wire.Notification{
+	note := wire.Notification{
 		Type: p.Type, ID: p.ID, OccurredAt: p.OccurredAt, Subscription: wire.NewSubscription(sub, p.OccurredAt, link),
-	})
+	}
+	if len(p.Data) > 0 {
+		if err := json.Unmarshal(p.Data, &note.Data); err != nil {
+			return fmt.Errorf("data of %s: %w", p.ID, err)
+		}
+	}
+	body, err := json.Marshal(note)
 	if err != nil {
 		return err
 	}

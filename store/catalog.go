@@ -119,16 +119,19 @@ func (s *Store) Offer(ctx context.Context, id string) (Offer, error) {
 func (s *Store) UpsertPlan(ctx context.Context, p domain.Plan) error {
 	_, err := s.db.ExecContext(ctx, `
 		INSERT INTO plans (offer_id, id, name, term, unit_price_minor, currency, min_quantity, max_quantity,
-			cancellation_window, activation_deadline, payment_grace_period, billing_frequency, billing_frequencies)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)
+			cancellation_window, activation_deadline, payment_grace_period, plan_change_veto_window,
+			billing_frequency, billing_frequencies)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
 		ON CONFLICT (offer_id, id) DO UPDATE SET name = EXCLUDED.name, term = EXCLUDED.term,
 			unit_price_minor = EXCLUDED.unit_price_minor, currency = EXCLUDED.currency,
 			min_quantity = EXCLUDED.min_quantity, max_quantity = EXCLUDED.max_quantity,
 			cancellation_window = EXCLUDED.cancellation_window, activation_deadline = EXCLUDED.activation_deadline,
-			payment_grace_period = EXCLUDED.payment_grace_period, billing_frequency = EXCLUDED.billing_frequency,
+			payment_grace_period = EXCLUDED.payment_grace_period,
+			plan_change_veto_window = EXCLUDED.plan_change_veto_window, billing_frequency = EXCLUDED.billing_frequency,
 			billing_frequencies = EXCLUDED.billing_frequencies`,
 		p.OfferID, p.ID, p.Name, p.Term, p.UnitPriceMinor, p.Currency, p.MinQuantity, p.MaxQuantity,
-		p.CancellationWindow, p.ActivationDeadline, p.GracePeriod(), p.BillingFrequency, append(pq.StringArray{}, p.BillingFrequencies...))
+		p.CancellationWindow, p.ActivationDeadline, p.GracePeriod(), p.VetoWindow(),
+		p.BillingFrequency, append(pq.StringArray{}, p.BillingFrequencies...))
 	return wrap(err, "upsert plan %s/%s", p.OfferID, p.ID)
 }
 
@@ -140,7 +143,8 @@ func (s *Store) Plan(ctx context.Context, offerID, planID string) (domain.Plan, 
 }
 
 const planColumns = `offer_id, id, name, term, unit_price_minor, currency, min_quantity, max_quantity,
-	cancellation_window, activation_deadline, payment_grace_period, billing_frequency, billing_frequencies`
+	cancellation_window, activation_deadline, payment_grace_period, plan_change_veto_window,
+	billing_frequency, billing_frequencies`
 
 // planRow reads the plan's array column.
 type planRow struct {

@@ -64,6 +64,7 @@ func TestCatalogUpsertsAreIdempotent(t *testing.T) {
 	gotPlan, err := f.st.Plan(f.ctx, "analytics", "std")
 	require.NoError(t, err)
 	plan.PaymentGracePeriod = domain.DefaultPaymentGracePeriod // a plan naming none gets the default
+	plan.PlanChangeVetoWindow = domain.DefaultPlanChangeVetoWindow
 	assert.Equal(t, plan, gotPlan)
 	gotPartner, err := f.st.Partner(f.ctx, "fabrikam")
 	require.NoError(t, err)

@@ -18,6 +18,8 @@ type PendingNotification struct {
 	Attempts       int       `db:"attempts"`
 	// Snapshot is the subscription when the event happened (JSON of domain.Subscription).
 	Snapshot []byte `db:"subscription"`
+	// Data is what the notification says beside the snapshot (JSON object), nil for most.
+	Data []byte `db:"data"`
 }
 
 // ClaimDueNotifications leases up to limit due notifications for lease, so
@@ -70,7 +72,7 @@ func (s *Store) claimDue(ctx context.Context, scan int, skip []string, lease tim
 	var due []PendingNotification
 	err := s.tx(ctx, func(tx *sqlx.Tx) error {
 		if err := tx.SelectContext(ctx, &due, `
-			SELECT id, publisher_id, subscription_id, type, occurred_at, attempts, subscription FROM outbox
+			SELECT id, publisher_id, subscription_id, type, occurred_at, attempts, subscription, data FROM outbox
 			WHERE delivered_at IS NULL AND next_attempt_at <= now() AND publisher_id <> ALL($2::text[])
 			ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED`, scan, pq.StringArray(skip)); err != nil {
 			return err

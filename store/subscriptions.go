@@ -17,7 +17,7 @@ const subscriptionColumns = `id, partner_id, customer_id, publisher_id, offer_id
 	auto_renew, reseller_partner_id, parent_subscription_id, linked_subscription_ids, entitlement_number,
 	site_url, licenses_assigned, fulfillment_confirmed, status, term_number, activation_deadline,
 	billing_started_at, term_start, term_end, cancellation_window_ends_at, created_at, updated_at, version,
-	billing_account_id, site_id, billing_frequency, pending_billing_frequency, periods_billed`
+	billing_account_id, site_id, pending_plan_change, billing_frequency, pending_billing_frequency, periods_billed`
 
 // subscriptionValues names each of subscriptionColumns as a named parameter
 // (:id, :partner_id, …) of subscriptionRow.
@@ -50,6 +50,9 @@ func (r subscriptionRow) subscription() domain.Subscription {
 			*t = &u
 		}
 	}
+	if pc := s.PendingPlanChange; pc != nil {
+		pc.RequestedAt, pc.VetoEndsAt = pc.RequestedAt.UTC(), pc.VetoEndsAt.UTC()
+	}
 	return s
 }
 
@@ -81,6 +84,7 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 		if _, err := sqlx.NamedExecContext(ctx, tx, `
 			INSERT INTO subscriptions (`+subscriptionColumns+`) VALUES (`+subscriptionValues+`)
 			ON CONFLICT (id) DO UPDATE SET
+				plan_id = EXCLUDED.plan_id, pending_plan_change = EXCLUDED.pending_plan_change,
 				quantity = EXCLUDED.quantity, nickname = EXCLUDED.nickname, auto_renew = EXCLUDED.auto_renew,
 				reseller_partner_id = EXCLUDED.reseller_partner_id,
 				linked_subscription_ids = EXCLUDED.linked_subscription_ids, site_url = EXCLUDED.site_url,
@@ -108,11 +112,19 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 			}
 		}
 		for _, n := range c.Notifications {
+			var data any // NULL unless the notification carries data
+			if n.Data != nil {
+				raw, err := json.Marshal(n.Data)
+				if err != nil {
+					return fmt.Errorf("encode data of %s: %w", n.ID, err)
+				}
+				data = raw
+			}
 			if _, err := tx.ExecContext(ctx, `
-				INSERT INTO outbox (id, publisher_id, subscription_id, type, occurred_at, next_attempt_at, subscription)
-				VALUES ($1,$2,$3,$4,$5,now(),$6)
+				INSERT INTO outbox (id, publisher_id, subscription_id, type, occurred_at, next_attempt_at, subscription, data)
+				VALUES ($1,$2,$3,$4,$5,now(),$6,$7)
 				ON CONFLICT (id) DO NOTHING`,
-				n.ID, sub.PublisherID, sub.ID, n.Type, n.OccurredAt, snapshot); err != nil {
+				n.ID, sub.PublisherID, sub.ID, n.Type, n.OccurredAt, snapshot, data); err != nil {
 				return fmt.Errorf("queue notification %s: %w", n.ID, err)
 			}
 		}

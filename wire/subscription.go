@@ -52,6 +52,34 @@ type Subscription struct {
 	BillingAccountID *string `json:"billing_account_id"`
 	// ActionRequired says what the subscription waits for, null when nothing.
 	ActionRequired *ActionRequired `json:"action_required"`
+	// PendingPlanChange is a plan change asked for and not yet in effect, null when none.
+	PendingPlanChange *PlanChange `json:"pending_plan_change"`
+}
+
+// PlanChange is a pending plan change as the contract shows it.
+type PlanChange struct {
+	PlanID     string `json:"plan_id"`
+	FromPlanID string `json:"from_plan_id"`
+	// Kind is upgrade or downgrade (by the term price at the current quantity).
+	Kind string `json:"kind"`
+	// Effective is now (when the veto window ends) or renewal (a downgrade
+	// asked after the cancellation window: at the next renewal).
+	Effective string `json:"effective"`
+	// Stage is awaiting_publisher (it may still refuse, until VetoEndsAt) or
+	// scheduled (not refused; waiting for the renewal).
+	Stage       string    `json:"stage"`
+	RequestedAt time.Time `json:"requested_at"`
+	VetoEndsAt  time.Time `json:"veto_ends_at"`
+}
+
+func newPlanChange(pc *domain.PlanChange) *PlanChange {
+	if pc == nil {
+		return nil
+	}
+	return &PlanChange{
+		PlanID: pc.PlanID, FromPlanID: pc.FromPlanID, Kind: pc.Kind, Effective: pc.Effective, Stage: pc.Stage,
+		RequestedAt: pc.RequestedAt.UTC(), VetoEndsAt: pc.VetoEndsAt.UTC(),
+	}
 }
 
 // PublisherLink takes the customer to the publisher's landing page.
@@ -96,7 +124,7 @@ func NewSubscription(s domain.Subscription, now time.Time, link *PublisherLink) 
 		CancellationWindowEndsAt: utc(s.CancellationWindowEndsAt),
 		BillingFrequency:         s.BillingFrequency, PendingBillingFrequency: s.PendingBillingFrequency,
 		CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(), Version: s.Version,
-		ActionRequired: NewActionRequired(s),
+		ActionRequired: NewActionRequired(s), PendingPlanChange: newPlanChange(s.PendingPlanChange),
 	}
 }
 
@@ -114,6 +142,9 @@ type Notification struct {
 	ID           string       `json:"id"`
 	OccurredAt   time.Time    `json:"occurred_at"`
 	Subscription Subscription `json:"subscription"`
+	// Data is what the notification says beside the subscription (a plan
+	// change's from_plan_id and plan_id), absent for most types.
+	Data map[string]any `json:"data,omitempty"`
 }
 
 // Event is one entry of a subscription's timeline as the contract shows it.

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/workflow"
-
 	"github.com/partnerhub/fulfillment/domain"
 )
 
@@ -43,28 +41,15 @@ func (st *State) nextPeriod() (int, time.Time, bool) {
 	return k, start, true
 }
 
-// awaitPeriod waits, active, for the start of the next period of the term
-// and charges it. A period whose start passed while the subscription was
-// suspended is charged at once after reinstatement (one per loop pass).
-func (w *subscriptionWorkflow) awaitPeriod(ctx workflow.Context, k int, start time.Time) error {
-	fired, err := w.awaitUntil(ctx, start, func() bool {
-		return w.st.Subscription.Status != domain.StatusActive || w.st.ParentEnded
-	})
-	if err != nil || !fired {
-		return err
+// periodDeadline is when the term's next billing period starts (zero when
+// every period is charged): the workflow then charges it (awaitTermEnd). A
+// period whose start passed while the subscription was suspended is charged
+// at once after reinstatement, one per pass of the main loop.
+func (st *State) periodDeadline() time.Time {
+	if _, start, ok := st.nextPeriod(); ok {
+		return start
 	}
-	return w.locked(ctx, func() error {
-		if w.st.Subscription.Status != domain.StatusActive || w.st.ParentEnded {
-			return nil
-		}
-		if next, _, ok := w.st.nextPeriod(); !ok || next != k {
-			return nil // charged meanwhile
-		}
-		t := w.begin(ctx)
-		t.chargePeriod()
-		_, err := w.commit(ctx, t)
-		return err
-	})
+	return time.Time{}
 }
 
 // chargePeriod charges the next period of the current term.
@@ -119,13 +104,19 @@ func (t *transition) currentPeriod() (start, end time.Time, n int) {
 }
 
 // adoptPendingFrequency makes a pending billing frequency the current one
-// (at renewal, before the new term's periods are laid out).
+// (at renewal, after a plan change due then, before the new term's periods
+// are laid out); one the plan does not offer (any more) is dropped.
 func (t *transition) adoptPendingFrequency() (string, bool) {
 	s := t.sub()
-	if s.PendingBillingFrequency == nil {
+	pending := s.PendingBillingFrequency
+	if pending == nil {
 		return "", false
 	}
-	s.BillingFrequency, s.PendingBillingFrequency = *s.PendingBillingFrequency, nil
+	s.PendingBillingFrequency = nil
+	if !t.next.Plan.AllowsFrequency(*pending) {
+		return "", false
+	}
+	s.BillingFrequency = *pending
 	return s.BillingFrequency, true
 }
 

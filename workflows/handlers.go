@@ -71,6 +71,18 @@ func (w *subscriptionWorkflow) registerHandlers(ctx workflow.Context) error {
 			name: UpdateChooseSite, id: func(r ChooseSiteRequest) string { return r.MessageID },
 			check: w.checkChooseSite, apply: chooseSite,
 		}),
+		register(ctx, w, message[PlanChangeRequest]{
+			name: UpdateChangePlan, id: func(r PlanChangeRequest) string { return r.MessageID },
+			check: w.checkPlanChange, apply: w.requestPlanChange,
+		}),
+		register(ctx, w, message[PlanChangeAnswer]{
+			name: UpdateRefusePlanChange, id: func(r PlanChangeAnswer) string { return r.MessageID },
+			check: w.checkPlanChangeAnswer, apply: w.refusePlanChange,
+		}),
+		register(ctx, w, message[PlanChangeAnswer]{
+			name: UpdateAcceptPlanChange, id: func(r PlanChangeAnswer) string { return r.MessageID },
+			check: w.checkPlanChangeAnswer, apply: w.acceptPlanChange,
+		}),
 		register(ctx, w, message[LinkRequest]{
 			name: UpdateLink, id: func(LinkRequest) string { return "" },
 			check: w.checkLink, apply: w.link,
@@ -223,6 +235,10 @@ func (w *subscriptionWorkflow) checkChange(now time.Time, req ChangeRequest) err
 		}
 		if q < s.LicensesAssigned {
 			return problem(ErrValidationFailed, "quantity %d is below the %d licenses assigned", q, s.LicensesAssigned)
+		}
+		if pp := w.st.PendingPlan; pp != nil && (q < pp.Plan.MinQuantity || q > pp.Plan.MaxQuantity) {
+			return problem(ErrValidationFailed, "a change to plan %q is pending, which allows a quantity between %d and %d",
+				pp.Plan.ID, pp.Plan.MinQuantity, pp.Plan.MaxQuantity)
 		}
 	}
 	if req.BillingFrequency != nil {

@@ -22,6 +22,9 @@ const (
 	UpdateLink               = "link"
 	UpdatePaymentFailed      = "payment_failed"
 	UpdatePaymentReceived    = "payment_received"
+	UpdateChangePlan         = "change_plan"
+	UpdateRefusePlanChange   = "refuse_plan_change"
+	UpdateAcceptPlanChange   = "accept_plan_change"
 	UpdateTransferBilling    = "transfer_billing_account"
 	UpdateChooseSite         = "choose_site"
 	SignalParentEnded        = "parent_ended"
@@ -132,6 +135,22 @@ type ChooseSiteRequest struct {
 	Actor     Actor  `json:"actor"`
 	SiteID    string `json:"site_id"`
 	SiteURL   string `json:"site_url"`
+}
+
+// PlanChangeRequest asks for a change to another plan of the same offer; the
+// API reads Plan from the catalog.
+type PlanChangeRequest struct {
+	MessageID string      `json:"message_id"`
+	Actor     Actor       `json:"actor"`
+	Plan      domain.Plan `json:"plan"`
+}
+
+// PlanChangeAnswer is the publisher's refusal (with its reason) or early
+// acceptance of the pending plan change.
+type PlanChangeAnswer struct {
+	MessageID string `json:"message_id"`
+	Actor     Actor  `json:"actor"`
+	Reason    string `json:"reason,omitempty"`
 }
 
 // LinkRequest asks a parent to accept a linked subscription.

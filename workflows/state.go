@@ -39,6 +39,17 @@ type State struct {
 	EventSeq int `json:"event_seq"`
 	// GraceEndsAt is when a suspended subscription ends unless paid.
 	GraceEndsAt *time.Time `json:"grace_ends_at,omitempty"`
+	// PendingPlan is the plan of Subscription.PendingPlanChange and the
+	// request that asked for it (its ledger key).
+	PendingPlan *PendingPlan `json:"pending_plan,omitempty"`
+}
+
+// PendingPlan is what the workflow keeps of a pending plan change beside its
+// public view (Subscription.PendingPlanChange).
+type PendingPlan struct {
+	Plan      domain.Plan `json:"plan"`
+	MessageID string      `json:"message_id"`
+	Actor     Actor       `json:"actor"`
 }
 
 // clone copies the state deeply enough that changing the copy never touches
@@ -98,12 +109,15 @@ func (t *transition) event(typ, actor string, detail map[string]any) {
 }
 
 // notify queues a publisher notification keyed by the latest event.
-func (t *transition) notify(typ string) {
+func (t *transition) notify(typ string) { t.notifyWith(typ, nil) }
+
+// notifyWith queues a notification that carries data beside the snapshot.
+func (t *transition) notifyWith(typ string, data map[string]any) {
 	if !t.next.NotifyPublisher || typ == "" {
 		return
 	}
 	t.change.Notifications = append(t.change.Notifications, domain.Notification{
-		ID: fmt.Sprintf("msg_%s_%d", t.sub().ID, t.next.EventSeq), Type: typ, OccurredAt: t.now,
+		ID: fmt.Sprintf("msg_%s_%d", t.sub().ID, t.next.EventSeq), Type: typ, OccurredAt: t.now, Data: data,
 	})
 }
 
@@ -153,8 +167,15 @@ func (t *transition) refund() domain.LedgerEntry {
 // customer is never charged a fraction of a cent). Billed once per term, the
 // period is the term. Later periods charge the new quantity's installments.
 func (t *transition) prorate(delta int, key string) (domain.LedgerEntry, bool) {
+	return t.prorateTerm(t.next.Plan.UnitPriceMinor*int64(delta), key)
+}
+
+// prorateTerm bills (or credits, when negative) the rest of the term's share
+// of full, a change of the term's price: full × remaining / term length,
+// truncated toward zero.
+func (t *transition) prorateTerm(full int64, key string) (domain.LedgerEntry, bool) {
 	s := t.sub()
-	if s.Status != domain.StatusActive || s.TermStart == nil || delta == 0 {
+	if s.Status != domain.StatusActive || s.TermStart == nil || full == 0 {
 		return domain.LedgerEntry{}, false
 	}
 	start, end, periods := t.currentPeriod()
@@ -163,7 +184,7 @@ func (t *transition) prorate(delta int, key string) (domain.LedgerEntry, bool) {
 	if remaining <= 0 || length <= 0 {
 		return domain.LedgerEntry{}, false
 	}
-	amount := prorate(t.next.Plan.UnitPriceMinor*int64(delta), remaining, length*time.Duration(periods))
+	amount := prorate(full, remaining, length*time.Duration(periods))
 	if amount == 0 {
 		return domain.LedgerEntry{}, false
 	}
@@ -211,16 +232,22 @@ func (t *transition) readyToBill() bool {
 	return !t.parentGate || s.ParentSubscriptionID == nil || t.next.ParentActive
 }
 
-// renew starts the next term at the end of this one and bills it.
+// renew starts the next term at the end of this one and bills it, on the
+// plan a scheduled plan change moves it to.
 func (t *transition) renew() {
 	s := t.sub()
 	start := *s.TermEnd
 	s.TermNumber++
+	from := s.PlanID
+	t.changePlanAtRenewal() // the plan first: the frequency adopted next is one it allows
 	freq, adopted := t.adoptPendingFrequency()
 	t.startTerm(start)
 	charge := t.charge()
 	detail := map[string]any{
 		"term_number": s.TermNumber, "term_start": s.TermStart, "term_end": s.TermEnd, "amount_minor": charge.AmountMinor,
+	}
+	if from != s.PlanID {
+		detail["plan_id"], detail["from_plan_id"] = s.PlanID, from
 	}
 	if adopted {
 		detail["billing_frequency"] = freq
@@ -244,6 +271,15 @@ func (t *transition) end(status domain.Status, actor Actor, detail map[string]an
 		} else {
 			t.change.Ledger = t.change.Ledger[:len(t.change.Ledger)-1] // nothing was billed
 		}
+	}
+	if pc := s.PendingPlanChange; pc != nil {
+		// A subscription that ends takes no plan change (an expiry drops a
+		// downgrade scheduled for the renewal that does not come).
+		if detail == nil {
+			detail = map[string]any{}
+		}
+		detail["dropped_plan_change"] = pc.PlanID
+		t.clearPlanChange()
 	}
 	s.Status = status
 	t.event(string(status), actor.String(), detail)

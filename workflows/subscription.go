@@ -207,14 +207,31 @@ func (w *subscriptionWorkflow) waitsOnlyForParent(ctx workflow.Context) bool {
 	return w.durable && w.st.Subscription.ParentSubscriptionID != nil && w.begin(ctx).readyToBill()
 }
 
-// awaitTermEnd waits for the term to end, then renews or expires; a term
-// billed in several periods first charges each of them as it starts.
-func (w *subscriptionWorkflow) awaitTermEnd(ctx workflow.Context) error {
-	if k, start, ok := w.st.nextPeriod(); ok {
-		return w.awaitPeriod(ctx, k, start)
+// nextDeadline is the earliest instant an active subscription must act on
+// its own: the term end, or an earlier one of its other deadlines (zero
+// when not set): the end of a pending plan change's veto window, the start
+// of the term's next billing period.
+// Without any, it is the term end, as it always was, so recorded histories
+// replay with the same timers. awaitTermEnd acts on whichever is due.
+func (w *subscriptionWorkflow) nextDeadline() time.Time {
+	next := *w.st.Subscription.TermEnd
+	for _, d := range []time.Time{w.st.planDeadline(), w.st.periodDeadline()} {
+		if !d.IsZero() && d.Before(next) {
+			next = d
+		}
 	}
-	fired, err := w.awaitUntil(ctx, *w.st.Subscription.TermEnd, func() bool {
-		return w.st.Subscription.Status != domain.StatusActive || w.st.ParentEnded
+	return next
+}
+
+// awaitTermEnd waits for the next deadline: a plan change's veto window
+// ending settles the change; a billing period starting is charged; the term
+// ending renews or expires. A message that moves the deadline (a plan
+// change requested, refused or accepted) ends the wait, and the main loop
+// waits again for the new one.
+func (w *subscriptionWorkflow) awaitTermEnd(ctx workflow.Context) error {
+	deadline := w.nextDeadline()
+	fired, err := w.awaitUntil(ctx, deadline, func() bool {
+		return w.st.Subscription.Status != domain.StatusActive || w.st.ParentEnded || !w.nextDeadline().Equal(deadline)
 	})
 	if err != nil || !fired {
 		return err
@@ -222,6 +239,21 @@ func (w *subscriptionWorkflow) awaitTermEnd(ctx workflow.Context) error {
 	return w.locked(ctx, func() error {
 		if w.st.Subscription.Status != domain.StatusActive || w.st.ParentEnded {
 			return nil
+		}
+		if veto := w.st.planDeadline(); !veto.IsZero() && !workflow.Now(ctx).Before(veto) {
+			t := w.begin(ctx)
+			t.settlePlanChange(SystemActor)
+			_, err := w.commit(ctx, t)
+			return err
+		}
+		if period := w.st.periodDeadline(); !period.IsZero() && !workflow.Now(ctx).Before(period) {
+			t := w.begin(ctx)
+			t.chargePeriod()
+			_, err := w.commit(ctx, t)
+			return err
+		}
+		if workflow.Now(ctx).Before(*w.st.Subscription.TermEnd) {
+			return nil // the deadline moved while this waited for the lock
 		}
 		if !w.st.Subscription.AutoRenew {
 			return w.end(ctx, domain.StatusExpired, SystemActor, nil)

@@ -175,6 +175,7 @@ func TestEveryContractOperationIsDocumented(t *testing.T) {
 		{http.MethodPatch, "/v1/subscriptions/{id}", 200, "partner"},
 		{http.MethodPost, "/v1/subscriptions/{id}/cancel", 200, "partner"},
 		{http.MethodPost, "/v1/subscriptions/{id}/deactivate", 200, "partner"},
+		{http.MethodPost, "/v1/subscriptions/{id}/plan-change", 202, "partner"},
 		{http.MethodGet, "/v1/subscriptions/{id}/events", 200, "partner"},
 		{http.MethodGet, "/v1/subscriptions/{id}/billing", 200, "partner"},
 		{http.MethodPost, "/v1/customers", 201, "partner"},
@@ -183,6 +184,8 @@ func TestEveryContractOperationIsDocumented(t *testing.T) {
 		{http.MethodPost, "/v1/publisher/resolve", 200, "publisher"},
 		{http.MethodPost, "/v1/publisher/subscriptions/{id}/licenses", 200, "publisher"},
 		{http.MethodPost, "/v1/publisher/subscriptions/{id}/activate", 200, "publisher"},
+		{http.MethodPost, "/v1/publisher/subscriptions/{id}/plan-change/refuse", 200, "publisher"},
+		{http.MethodPost, "/v1/publisher/subscriptions/{id}/plan-change/accept", 200, "publisher"},
 		{http.MethodGet, "/v1/offers", 200, "partner"},
 		{http.MethodGet, "/v1/offers/{id}", 200, "partner"},
 		{http.MethodGet, "/v1/publisher/subscriptions", 200, "publisher"},
@@ -240,7 +243,7 @@ func TestEveryContractOperationIsDocumented(t *testing.T) {
 		p.Schema.Value.MaxLength == nil || *p.Schema.Value.MaxLength != 255 {
 		t.Error("POST /v1/subscriptions: Idempotency-Key must be required with maxLength 255")
 	}
-	for _, path := range []string{"/v1/subscriptions/{id}", "/v1/subscriptions/{id}/cancel", "/v1/subscriptions/{id}/deactivate"} {
+	for _, path := range []string{"/v1/subscriptions/{id}", "/v1/subscriptions/{id}/cancel", "/v1/subscriptions/{id}/deactivate", "/v1/subscriptions/{id}/plan-change"} {
 		item := doc.Paths.Value(path)
 		op := item.Patch
 		if op == nil {
@@ -284,7 +287,7 @@ var subscriptionFields = []string{
 	"term_start", "term_end", "next_bill_date", "days_until_renewal",
 	"cancellation_window_ends_at", "created_at", "updated_at",
 	"publisher_id", "term_number", "version", "billing_frequency", "pending_billing_frequency",
-	"site", "billing_account_id", "action_required",
+	"site", "billing_account_id", "action_required", "pending_plan_change",
 }
 
 func TestSubscriptionSchema(t *testing.T) {
@@ -316,7 +319,7 @@ func TestSubscriptionSchema(t *testing.T) {
 		"created_at": "2026-01-01T00:00:00Z",
 		"updated_at": "2026-01-01T00:00:00Z", "version": 4.0,
 		"site": map[string]any{"id": "site_1", "name": "HQ", "url": "https://hq.example"}, "billing_account_id": "ba_1",
-		"action_required": nil,
+		"action_required": nil, "pending_plan_change": nil,
 	}
 	if err := doc.ValidateSchemaJSON(s, sub, openapi3.EnableJSONSchema2020()); err != nil {
 		t.Errorf("valid subscription rejected: %v", err)

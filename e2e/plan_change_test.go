@@ -1,0 +1,213 @@
+package e2e
+
+import (
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/partnerhub/fulfillment/domain"
+	"github.com/partnerhub/fulfillment/testenv"
+)
+
+// planChange asks for a plan change as agent under an Idempotency-Key.
+func planChange(agent testenv.Partner, id, planID, key string) testenv.Response {
+	return agent.Do(http.MethodPost, "/v1/subscriptions/"+id+"/plan-change", map[string]any{"plan_id": planID}, "Idempotency-Key", key)
+}
+
+// eventTypes lists a subscription's timeline event types as the partner reads them.
+func eventTypes(t *testing.T, agent testenv.Partner, id string) []string {
+	t.Helper()
+	r := agent.Do(http.MethodGet, "/v1/subscriptions/"+id+"/events", nil)
+	require.Equal(t, http.StatusOK, r.Status, r.String())
+	var out []string
+	for _, e := range r.Body["items"].([]any) {
+		out = append(out, e.(map[string]any)["type"].(string))
+	}
+	return out
+}
+
+// An admin upgrades; a sales agent may not; the signing publisher is told,
+// lets the veto window pass, and the ledger gets the proration of the rest
+// of the term, to the cent; the publisher is told the change took effect.
+func TestPlanChangeUpgradeTakesEffectAfterTheVetoWindow(t *testing.T) {
+	rc := newWebhookReceiver(t, ContosoSecret, ContosoSecret2)
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	w := newWorld(t, testenv.StackOptions{Seed: seed(srv.URL)})
+	keepLogsOnFailure(t, w)
+
+	p := w.buy(t, "analytics", "pc-standard", 3)
+	id := p.Str("id")
+	pending := planChange(w.admin, id, "pc-premium", uuid.NewString())
+	mustProblem(t, pending, http.StatusConflict, "invalid_state", "only an active subscription changes plan")
+	w.fulfill(t, p, 3)
+
+	sales := planChange(w.sales, id, "pc-premium", uuid.NewString())
+	mustProblem(t, sales, http.StatusForbidden, "forbidden_role")
+	assert.Contains(t, sales.Str("detail"), "ask an admin agent")
+	mustProblem(t, planChange(w.admin, id, "pc-standard", uuid.NewString()), http.StatusUnprocessableEntity, "validation_failed")
+	mustProblem(t, planChange(w.admin, id, "no-such-plan", uuid.NewString()), http.StatusUnprocessableEntity, "validation_failed")
+	mustProblem(t, planChange(w.admin, id, "monthly", uuid.NewString()), http.StatusUnprocessableEntity, "validation_failed",
+		"a plan of another offer is unknown to this one")
+
+	key := uuid.NewString()
+	r := planChange(w.admin, id, "pc-premium", key)
+	require.Equal(t, http.StatusAccepted, r.Status, r.String())
+	assert.Equal(t, "pc-standard", r.Str("plan_id"), "nothing changes before the veto window ends")
+	pc, ok := r.Body["pending_plan_change"].(map[string]any)
+	require.True(t, ok, r.String())
+	assert.Equal(t, "pc-premium", pc["plan_id"])
+	assert.Equal(t, "pc-standard", pc["from_plan_id"])
+	assert.Equal(t, "upgrade", pc["kind"])
+	assert.Equal(t, "now", pc["effective"])
+	assert.Equal(t, "awaiting_publisher", pc["stage"])
+	requested, err := time.Parse(time.RFC3339Nano, pc["requested_at"].(string))
+	require.NoError(t, err)
+	vetoEnds, err := time.Parse(time.RFC3339Nano, pc["veto_ends_at"].(string))
+	require.NoError(t, err)
+	assert.Equal(t, 8*time.Second, vetoEnds.Sub(requested), "the current plan's veto window")
+
+	again := planChange(w.admin, id, "pc-premium", key)
+	require.Equal(t, http.StatusAccepted, again.Status, "the same request under the same key: %s", again.String())
+	assert.Equal(t, pc, again.Body["pending_plan_change"])
+	mustProblem(t, planChange(w.admin, id, "pc-standard-long-veto", key), http.StatusUnprocessableEntity, "idempotency_key_reused")
+	second := planChange(w.admin, id, "pc-standard-long-veto", uuid.NewString())
+	mustProblem(t, second, http.StatusConflict, "invalid_state")
+	assert.Contains(t, second.Str("detail"), "pc-premium", "the refusal names the pending change")
+
+	asked := rc.waitAcked(t, "subscription.plan_change_requested", id)
+	data, _ := asked.Body["data"].(map[string]any)
+	assert.Equal(t, "pc-standard", data["from_plan_id"], "%s", asked.Raw)
+	assert.Equal(t, "pc-premium", data["plan_id"])
+	assert.Equal(t, "pc-premium", subscriptionOf(asked)["pending_plan_change"].(map[string]any)["plan_id"])
+
+	// The publisher does not refuse: the change takes effect when the window ends.
+	var changed testenv.Response
+	testenv.WaitFor(t, 30*time.Second, "the plan change to take effect", func() bool {
+		changed = w.admin.Do(http.MethodGet, "/v1/subscriptions/"+id, nil)
+		return changed.Str("plan_id") == "pc-premium"
+	})
+	assert.Nil(t, changed.Body["pending_plan_change"])
+	var row struct {
+		ID          string    `db:"id"`
+		AmountMinor int64     `db:"amount_minor"`
+		CreatedAt   time.Time `db:"created_at"`
+		PeriodStart time.Time `db:"period_start"`
+		PeriodEnd   time.Time `db:"period_end"`
+	}
+	require.NoError(t, w.Store.DB().Get(&row, `
+		SELECT id, amount_minor, created_at, period_start, period_end FROM ledger
+		WHERE subscription_id = $1 AND kind = 'proration'`, id))
+	assert.False(t, row.CreatedAt.Before(vetoEnds), "applied when the veto window ended, not before")
+	// (2500 − 1000) × 3 seats × remaining / term length, in milliseconds, truncated toward zero.
+	full := big.NewInt((2500 - 1000) * 3)
+	want := new(big.Int).Mul(full, big.NewInt(row.PeriodEnd.Sub(row.CreatedAt).Milliseconds()))
+	want.Quo(want, big.NewInt(row.PeriodEnd.Sub(row.PeriodStart).Milliseconds()))
+	assert.Equal(t, want.Int64(), row.AmountMinor, "proration to the cent")
+	assert.Greater(t, row.AmountMinor, int64(4400), "nearly the whole year's difference")
+	bill := w.admin.Do(http.MethodGet, "/v1/subscriptions/"+id+"/billing", nil)
+	assert.EqualValues(t, 1000*3+row.AmountMinor, bill.Body["balance_minor"])
+	assert.Equal(t, 1, w.ledgerRows(t, id, domain.LedgerProration))
+
+	done := rc.waitAcked(t, "subscription.plan_changed", id)
+	assert.Equal(t, "pc-premium", subscriptionOf(done)["plan_id"])
+	assert.EqualValues(t, row.AmountMinor, done.Body["data"].(map[string]any)["proration_minor"])
+	assert.Subset(t, eventTypes(t, w.admin, id), []string{"action_refused", "plan_change_requested", "plan_changed"})
+	mustProblem(t, w.contoso.Send("/v1/publisher/subscriptions/"+id+"/plan-change/refuse", map[string]any{"reason": "too late"}),
+		http.StatusConflict, "invalid_state", "nothing is pending any more")
+	state := w.requireAgree(t, id)
+	assert.Equal(t, "pc-premium", state.PlanID)
+}
+
+// The publisher refuses inside the veto window: the plan stays, nothing is
+// billed, the partner reads the reason on the timeline; a redelivered
+// refusal is answered the same, a second one finds nothing pending.
+func TestPlanChangeRefusedByThePublisher(t *testing.T) {
+	w := newWorld(t, testenvOpts())
+	keepLogsOnFailure(t, w)
+	p := w.buy(t, "analytics", "pc-standard-long-veto", 2)
+	id := p.Str("id")
+	w.fulfill(t, p, 2)
+
+	r := planChange(w.admin, id, "pc-premium", uuid.NewString())
+	require.Equal(t, http.StatusAccepted, r.Status, r.String())
+	mustProblem(t, w.contoso.Send("/v1/publisher/subscriptions/"+id+"/plan-change/refuse", map[string]any{}),
+		http.StatusBadRequest, "invalid_request", "a refusal says why")
+	mustProblem(t, w.litware.Send("/v1/publisher/subscriptions/"+id+"/plan-change/refuse", map[string]any{"reason": "not mine"}),
+		http.StatusNotFound, "not_found", "another publisher's subscription")
+
+	webhookID := "msg_" + uuid.NewString()
+	refused := w.contoso.SendAs(webhookID, "/v1/publisher/subscriptions/"+id+"/plan-change/refuse", map[string]any{"reason": "premium needs a contract"})
+	require.Equal(t, http.StatusOK, refused.Status, refused.String())
+	assert.Equal(t, "pc-standard-long-veto", refused.Str("plan_id"))
+	assert.Nil(t, refused.Body["pending_plan_change"])
+	replayed := w.contoso.SendAs(webhookID, "/v1/publisher/subscriptions/"+id+"/plan-change/refuse", map[string]any{"reason": "premium needs a contract"})
+	assert.Equal(t, http.StatusOK, replayed.Status, replayed.String())
+	assert.Equal(t, refused.Raw, replayed.Raw, "a redelivery gets the first answer")
+	mustProblem(t, w.contoso.Send("/v1/publisher/subscriptions/"+id+"/plan-change/refuse", map[string]any{"reason": "again"}),
+		http.StatusConflict, "invalid_state", "nothing pending")
+
+	got := w.admin.Do(http.MethodGet, "/v1/subscriptions/"+id, nil)
+	assert.Equal(t, "pc-standard-long-veto", got.Str("plan_id"))
+	assert.Nil(t, got.Body["pending_plan_change"])
+	events := w.admin.Do(http.MethodGet, "/v1/subscriptions/"+id+"/events", nil)
+	var reason any
+	for _, e := range events.Body["items"].([]any) {
+		if ev := e.(map[string]any); ev["type"] == "plan_change_refused" {
+			assert.Equal(t, "publisher:contoso", ev["actor"])
+			reason = ev["detail"].(map[string]any)["reason"]
+		}
+	}
+	assert.Equal(t, "premium needs a contract", reason)
+	assert.Zero(t, w.ledgerRows(t, id, domain.LedgerProration))
+	var pendingColumn *string
+	require.NoError(t, w.Store.DB().Get(&pendingColumn, `SELECT pending_plan_change::text FROM subscriptions WHERE id = $1`, id))
+	assert.Nil(t, pendingColumn, "the read model's pending change is cleared")
+	w.requireAgree(t, id)
+}
+
+// A downgrade asked after the cancellation window takes effect at the
+// renewal: no proration, and the next term is charged the new plan's price.
+func TestPlanChangeDowngradeAtRenewal(t *testing.T) {
+	w := newWorld(t, testenvOpts())
+	keepLogsOnFailure(t, w)
+	p := w.buy(t, "analytics", "pc-8s", 3)
+	id := p.Str("id")
+	active := w.fulfill(t, p, 3)
+	windowEnds, err := time.Parse(time.RFC3339Nano, active.Str("cancellation_window_ends_at"))
+	require.NoError(t, err)
+	termEnd, err := time.Parse(time.RFC3339Nano, active.Str("term_end"))
+	require.NoError(t, err)
+	time.Sleep(time.Until(windowEnds) + 200*time.Millisecond)
+	if time.Until(termEnd) < 3*time.Second {
+		t.Skipf("too slow a machine: the term ends %s after the window", termEnd.Sub(windowEnds))
+	}
+
+	r := planChange(w.admin, id, "pc-8s-lite", uuid.NewString())
+	require.Equal(t, http.StatusAccepted, r.Status, r.String())
+	pc := r.Body["pending_plan_change"].(map[string]any)
+	assert.Equal(t, "downgrade", pc["kind"])
+	assert.Equal(t, "renewal", pc["effective"])
+
+	var renewed testenv.Response
+	testenv.WaitFor(t, 30*time.Second, "the renewal on the new plan", func() bool {
+		renewed = w.admin.Do(http.MethodGet, "/v1/subscriptions/"+id, nil)
+		n, _ := renewed.Body["term_number"].(float64)
+		return n >= 2
+	})
+	assert.Equal(t, "pc-8s-lite", renewed.Str("plan_id"))
+	var charges []int64
+	require.NoError(t, w.Store.DB().Select(&charges, `
+		SELECT amount_minor FROM ledger WHERE subscription_id = $1 AND kind = 'charge' AND term_number <= 2 ORDER BY term_number`, id))
+	assert.Equal(t, []int64{700 * 3, 400 * 3}, charges, "term 1 on the old price, term 2 on the new")
+	assert.Zero(t, w.ledgerRows(t, id, domain.LedgerProration), "a downgrade at renewal prorates nothing")
+	assert.Subset(t, eventTypes(t, w.admin, id), []string{"plan_change_requested", "plan_change_scheduled", "plan_changed", "renewed"})
+	off := w.admin.Do(http.MethodPost, "/v1/subscriptions/"+id+"/deactivate", nil)
+	require.Equal(t, http.StatusOK, off.Status, off.String())
+}
