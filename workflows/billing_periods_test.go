@@ -327,3 +327,38 @@ func TestStateFromBeforeBillingPeriodsBillsOncePerTerm(t *testing.T) {
 	assert.Equal(t, "charge:sub-old:3", charges[0].ID)
 	assert.Equal(t, unitPrice*testQuantity, charges[0].AmountMinor)
 }
+
+// A plan change mid-term prorates the rest of the current billing period at
+// the per-period price difference; the later periods charge the new plan's
+// installments. A plan that is not billed at the subscription's frequency is
+// refused.
+func TestPlanChangeProratesTheCurrentPeriod(t *testing.T) {
+	premium := premiumPlan()
+	premium.BillingFrequency = "PT5M"
+	monthlyless := premiumPlan() // billed once per term only
+	h := newHarness(t)
+	h.fulfil()
+	refused := h.update(periodStart(3)+time.Minute, UpdateChangePlan, "pc-no", changePlan("pc-no", monthlyless))
+	h.update(periodStart(3)+time.Minute, UpdateChangePlan, "pc-up", changePlan("pc-up", premium))
+	h.run(newInput("sub-perpc", withPeriods("PT5M"), withoutAutoRenew, withVeto("PT1M")))
+
+	refused.rejectedWith(t, ErrValidationFailed)
+	assert.Equal(t, domain.StatusExpired, h.result().Status)
+	prorations := h.store.LedgerOfKind(domain.LedgerProration)
+	require.Len(t, prorations, 1)
+	// (2000 − 1000) × 7 seats / 12 periods × 3 of the period's 5 minutes left = 350.
+	assert.Equal(t, int64(350), prorations[0].AmountMinor)
+	charges := h.store.chargesOfTerm(1)
+	require.Len(t, charges, 12)
+	for i, c := range charges {
+		want := int64(583)
+		switch {
+		case i == 11:
+			want = 14000 - 11*1166
+		case i >= 3:
+			want = 1166 // 2000 × 7 / 12
+		}
+		assert.Equal(t, want, c.AmountMinor, "period %d", i+1)
+	}
+	h.store.requireConsistent(t)
+}
