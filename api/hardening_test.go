@@ -218,3 +218,27 @@ func TestInvalidUTF8InHeadersAndQueryIs400(t *testing.T) {
 	rid := call(h, http.MethodGet, "/healthz", "", "X-Request-Id", base64.StdEncoding.EncodeToString([]byte("id")))
 	assert.Equal(t, "aWQ=", rid.Header.Get("X-Request-Id"), "a valid request id is echoed")
 }
+
+// A database that hands out no connection (every one held elsewhere) makes a
+// request answer 503 when its time is up, not hang for as long as the
+// client waits.
+func TestRequestWithNoDatabaseConnectionEndsIn503(t *testing.T) {
+	s, h := authServer(t, func(s *api.Server) { s.RequestTimeout = time.Second })
+	s.Store.SetMaxConns(1)
+	held, err := s.Store.DB().Conn(context.Background())
+	require.NoError(t, err)
+	defer held.Close()
+
+	done := make(chan answer, 1)
+	go func() { done <- call(h, http.MethodGet, "/v1/customers", "", "Authorization", "Bearer "+testKey) }()
+	select {
+	case a := <-done:
+		assert.Equal(t, http.StatusServiceUnavailable, a.Status)
+		assert.Equal(t, "unavailable", a.Code)
+	case <-time.After(15 * time.Second):
+		t.Fatal("the request still waits for a database connection")
+	}
+	require.NoError(t, held.Close())
+	assert.Equal(t, http.StatusOK, call(h, http.MethodGet, "/v1/customers", "", "Authorization", "Bearer "+testKey).Status,
+		"served again once a connection is free")
+}

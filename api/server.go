@@ -33,6 +33,11 @@ type Server struct {
 	TaskQueue string
 	// UpdateTimeout bounds how long a request waits for a workflow's answer.
 	UpdateTimeout time.Duration
+	// RequestTimeout bounds a whole request (default 2×UpdateTimeout + 10 s,
+	// inside the HTTP server's write timeout): a database that hands out no
+	// connection, or any other wait, ends in a 503, never in a request left
+	// hanging.
+	RequestTimeout time.Duration
 	// Metrics, when set, instruments every request and serves /metrics.
 	Metrics Metrics
 	// Now is the clock (tests may set it).
@@ -83,6 +88,9 @@ func (s *Server) Router() *gin.Engine {
 	}
 	if s.UpdateTimeout == 0 {
 		s.UpdateTimeout = 30 * time.Second
+	}
+	if s.RequestTimeout == 0 {
+		s.RequestTimeout = 2*s.UpdateTimeout + 10*time.Second
 	}
 	s.partnerLimiter = newLimiter(s.Limits.PartnerRPS, s.Limits.PartnerBurst)
 	s.publisherLimiter = newLimiter(s.Limits.PublisherRPS, s.Limits.PublisherBurst)
@@ -168,6 +176,9 @@ func (s *Server) requestContext(c *gin.Context) {
 	c.Header("X-Request-Id", id)
 	log := s.Logger.With("request_id", id)
 	c.Set(loggerKey, log)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.RequestTimeout)
+	defer cancel()
+	c.Request = c.Request.WithContext(ctx)
 	c.Next()
 	route := c.FullPath()
 	if route == "" {

@@ -343,7 +343,9 @@ func (s *Server) update(ctx context.Context, subscriptionID, name, updateID stri
 		return sub, problem(code, msg)
 	}
 	// A workflow that has closed takes no messages: its subscription ended.
-	if current, rerr := s.Store.Subscription(context.WithoutCancel(ctx), subscriptionID); rerr == nil && current.Status.Terminal() {
+	lookup, cancelLookup := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancelLookup()
+	if current, rerr := s.Store.Subscription(lookup, subscriptionID); rerr == nil && current.Status.Terminal() {
 		return current, problem(CodeInvalidState, "subscription is "+string(current.Status))
 	}
 	return sub, unavailable(fmt.Errorf("update %s of %s: %w", name, subscriptionID, err))

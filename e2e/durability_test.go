@@ -137,7 +137,9 @@ func TestOutageAcrossDeadlinesRenewalsCascadesAndCallbacks(t *testing.T) {
 
 // A flood of changes on one subscription (far beyond the ~2,000 Updates a
 // run takes) leaves it answering: the workflow continues as new on its own,
-// and the admin can still cancel inside the window.
+// and the admin can still cancel inside the window. Every change is applied
+// exactly once, also those a loaded machine answered 503 and the client sent
+// again under the same Idempotency-Key.
 //
 // FLOOD_CHANGES sets the number (default 2,500, past the server's 2,000 per
 // run; 5,000 takes about four minutes here).
@@ -167,7 +169,10 @@ func TestFloodOfChangesLeavesTheSubscriptionAnswering(t *testing.T) {
 	w.fulfill(t, sub, 2)
 	id := sub.Str("id")
 
-	var next, failed atomic.Int64
+	// Each change is sent as a careful client would: with an Idempotency-Key,
+	// sent again under the same key when the answer is 503 (Temporal did not
+	// answer in time; the change may still apply), at most 10 times.
+	var next, failed, retried atomic.Int64
 	var firstFailure sync.Once
 	var wg sync.WaitGroup
 	for range concurrency {
@@ -177,7 +182,16 @@ func TestFloodOfChangesLeavesTheSubscriptionAnswering(t *testing.T) {
 				if i > changes {
 					return
 				}
-				r := w.sales.Do(http.MethodPatch, "/v1/subscriptions/"+id, map[string]any{"nickname": fmt.Sprintf("flood %d", i)})
+				key := fmt.Sprintf("flood-%d", i)
+				var r testenv.Response
+				for attempt := 1; attempt <= 10; attempt++ {
+					r = w.sales.Do(http.MethodPatch, "/v1/subscriptions/"+id, map[string]any{"nickname": fmt.Sprintf("flood %d", i)},
+						"Idempotency-Key", key)
+					if r.Status != http.StatusServiceUnavailable {
+						break
+					}
+					retried.Add(1)
+				}
 				if r.Status != http.StatusOK {
 					failed.Add(1)
 					firstFailure.Do(func() { t.Errorf("change %d: %s", i, r) })
@@ -186,6 +200,7 @@ func TestFloodOfChangesLeavesTheSubscriptionAnswering(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	t.Logf("%d changes, %d answers of 503 sent again", changes, retried.Load())
 	assert.Zero(t, failed.Load(), "every change answered 200")
 
 	runs := runsOf(t, w.Temporal.Client(t), id)

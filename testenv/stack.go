@@ -302,9 +302,14 @@ func (s *Stack) Do(method, path string, body any, headers ...string) Response {
 	return send(s.t, req)
 }
 
+// httpClient gives up on an answer after 3 minutes: longer than any request
+// the API may take (its own deadline is 2×UPDATE_TIMEOUT + 10 s), so a
+// request left hanging fails its test instead of the whole run's timeout.
+var httpClient = &http.Client{Timeout: 3 * time.Minute}
+
 func send(t testing.TB, req *http.Request) Response {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
