@@ -57,12 +57,12 @@ func Keys(ctx context.Context, cfg config.Config, logger *slog.Logger, args []st
 		"agent rotate":     func(k *keys, ctx context.Context, a []string) error { return k.agentKey(ctx, "rotate", a) },
 		"agent revoke":     (*keys).revokeAgent,
 		"agent email":      (*keys).agentEmail,
-		"publisher rotate": (*keys).rotateSecret,
-		"publisher revoke": (*keys).revokeSecret,
-		"publisher list":   (*keys).listSecrets,
-		"billing rotate":   (*keys).rotateBillingSecret,
-		"billing revoke":   (*keys).revokeBillingSecret,
-		"billing list":     (*keys).listBillingSecrets,
+		"publisher rotate": rotateSecret(publisherSecrets),
+		"publisher revoke": revokeSecret(publisherSecrets),
+		"publisher list":   listSecrets(publisherSecrets),
+		"billing rotate":   rotateSecret(billingSecrets),
+		"billing revoke":   revokeSecret(billingSecrets),
+		"billing list":     listSecrets(billingSecrets),
 	}
 	command, ok := commands[args[0]+" "+args[1]]
 	if !ok {
@@ -233,67 +233,6 @@ func (k *keys) publisher(ctx context.Context, id string) error {
 	return nil
 }
 
-func (k *keys) rotateSecret(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("keys publisher rotate", flag.ContinueOnError)
-	overlap := fs.Duration("overlap", 24*time.Hour, "how long the old secrets keep verifying")
-	pos, err := parse(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	if *overlap < 0 {
-		return fmt.Errorf("-overlap may not be negative")
-	}
-	publisherID := pos[0]
-	if err := k.publisher(ctx, publisherID); err != nil {
-		return err
-	}
-	secret, err := vault.GenerateSigningSecret()
-	if err != nil {
-		return err
-	}
-	sealed, err := k.v.Seal([]byte(secret))
-	if err != nil {
-		return err
-	}
-	fingerprint := vault.Fingerprint(secret)
-	if err := k.st.AddPublisherSecret(ctx, publisherID, fingerprint, sealed); err != nil {
-		return err
-	}
-	if err := k.st.ExpirePublisherSecrets(ctx, publisherID, fingerprint, time.Now().Add(*overlap)); err != nil {
-		return err
-	}
-	err = k.audit(ctx, "publisher:"+publisherID, "keys.publisher.rotate", "ok",
-		map[string]any{"publisher_id": publisherID, "fingerprint": fingerprint, "overlap": overlap.String()})
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(k.out, secret)
-	return err
-}
-
-func (k *keys) revokeSecret(ctx context.Context, args []string) error {
-	pos, err := parse(flag.NewFlagSet("keys publisher revoke", flag.ContinueOnError), args, 2)
-	if err != nil {
-		return err
-	}
-	publisherID, fingerprint := pos[0], pos[1]
-	if err := k.publisher(ctx, publisherID); err != nil {
-		return err
-	}
-	ok, err := k.st.RevokePublisherSecret(ctx, publisherID, fingerprint, time.Now())
-	if err != nil {
-		return err
-	}
-	if !ok {
-		_ = k.audit(ctx, "publisher:"+publisherID, "keys.publisher.revoke", "not_found", map[string]any{"publisher_id": publisherID, "fingerprint": fingerprint})
-		return fmt.Errorf("publisher %s has no active secret %s", publisherID, fingerprint)
-	}
-	if active, err := k.st.PublisherSecrets(ctx, publisherID, time.Now()); err == nil && len(active) == 0 {
-		fmt.Fprintf(os.Stderr, "warning: publisher %s has no active signing secret left; rotate to issue one\n", publisherID)
-	}
-	return k.audit(ctx, "publisher:"+publisherID, "keys.publisher.revoke", "ok", map[string]any{"publisher_id": publisherID, "fingerprint": fingerprint})
-}
-
 func (k *keys) partner(ctx context.Context, id string) error {
 	if _, err := k.st.Partner(ctx, id); errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("no partner %q", id)
@@ -303,100 +242,126 @@ func (k *keys) partner(ctx context.Context, id string) error {
 	return nil
 }
 
-// rotateBillingSecret issues a new signing secret for a partner's billing
-// system, like a publisher's: sealed, printed once, the others kept for -overlap.
-func (k *keys) rotateBillingSecret(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("keys billing rotate", flag.ContinueOnError)
-	overlap := fs.Duration("overlap", 24*time.Hour, "how long the old billing secrets keep verifying")
-	pos, err := parse(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	if *overlap < 0 {
-		return fmt.Errorf("-overlap may not be negative")
-	}
-	partnerID := pos[0]
-	if err := k.partner(ctx, partnerID); err != nil {
-		return err
-	}
-	secret, err := vault.GenerateSigningSecret()
-	if err != nil {
-		return err
-	}
-	sealed, err := k.v.Seal([]byte(secret))
-	if err != nil {
-		return err
-	}
-	fingerprint := vault.Fingerprint(secret)
-	if err := k.st.AddBillingSecret(ctx, partnerID, fingerprint, sealed); err != nil {
-		return err
-	}
-	if err := k.st.ExpireBillingSecrets(ctx, partnerID, fingerprint, time.Now().Add(*overlap)); err != nil {
-		return err
-	}
-	err = k.audit(ctx, partnerID, "keys.billing.rotate", "ok",
-		map[string]any{"partner_id": partnerID, "fingerprint": fingerprint, "overlap": overlap.String()})
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(k.out, secret)
-	return err
+// secretOwner is who holds signing secrets the CLI manages: a publisher (its
+// calls and our webhooks to it) or a partner's billing system. Both keep
+// several sealed secrets at once so a rotation can overlap.
+type secretOwner struct {
+	command string // "publisher" or "billing": the command and the audit action
+	idKey   string // the owner's id in audit details
+	owner   string // how messages name the owner ("publisher", "partner")
+	secret  string // and its secrets ("signing secret", "billing secret")
+	tenant  func(id string) string
+	exists  func(k *keys, ctx context.Context, id string) error
+	add     func(st *store.Store, ctx context.Context, id, fingerprint string, sealed []byte) error
+	expire  func(st *store.Store, ctx context.Context, id, keep string, at time.Time) error
+	revoke  func(st *store.Store, ctx context.Context, id, fingerprint string, now time.Time) (bool, error)
+	active  func(st *store.Store, ctx context.Context, id string, now time.Time) ([][]byte, error)
+	infos   func(st *store.Store, ctx context.Context, id string) ([]store.SecretInfo, error)
 }
 
-func (k *keys) revokeBillingSecret(ctx context.Context, args []string) error {
-	pos, err := parse(flag.NewFlagSet("keys billing revoke", flag.ContinueOnError), args, 2)
-	if err != nil {
+var (
+	publisherSecrets = secretOwner{
+		command: "publisher", idKey: "publisher_id", owner: "publisher", secret: "signing secret",
+		tenant: func(id string) string { return "publisher:" + id }, exists: (*keys).publisher,
+		add: (*store.Store).AddPublisherSecret, expire: (*store.Store).ExpirePublisherSecrets,
+		revoke: (*store.Store).RevokePublisherSecret, active: (*store.Store).PublisherSecrets,
+		infos: (*store.Store).PublisherSecretInfos,
+	}
+	billingSecrets = secretOwner{
+		command: "billing", idKey: "partner_id", owner: "partner", secret: "billing secret",
+		tenant: func(id string) string { return id }, exists: (*keys).partner,
+		add: (*store.Store).AddBillingSecret, expire: (*store.Store).ExpireBillingSecrets,
+		revoke: (*store.Store).RevokeBillingSecret, active: (*store.Store).BillingSecrets,
+		infos: (*store.Store).BillingSecretInfos,
+	}
+)
+
+// rotateSecret issues a new signing secret: sealed, printed once on stdout,
+// the owner's other secrets kept for -overlap.
+func rotateSecret(o secretOwner) func(*keys, context.Context, []string) error {
+	return func(k *keys, ctx context.Context, args []string) error {
+		fs := flag.NewFlagSet("keys "+o.command+" rotate", flag.ContinueOnError)
+		overlap := fs.Duration("overlap", 24*time.Hour, "how long the old secrets keep verifying")
+		pos, err := parse(fs, args, 1)
+		if err != nil {
+			return err
+		}
+		if *overlap < 0 {
+			return fmt.Errorf("-overlap may not be negative")
+		}
+		id := pos[0]
+		if err := o.exists(k, ctx, id); err != nil {
+			return err
+		}
+		secret, err := vault.GenerateSigningSecret()
+		if err != nil {
+			return err
+		}
+		sealed, err := k.v.Seal([]byte(secret))
+		if err != nil {
+			return err
+		}
+		fingerprint := vault.Fingerprint(secret)
+		if err := o.add(k.st, ctx, id, fingerprint, sealed); err != nil {
+			return err
+		}
+		if err := o.expire(k.st, ctx, id, fingerprint, time.Now().Add(*overlap)); err != nil {
+			return err
+		}
+		err = k.audit(ctx, o.tenant(id), "keys."+o.command+".rotate", "ok",
+			map[string]any{o.idKey: id, "fingerprint": fingerprint, "overlap": overlap.String()})
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(k.out, secret)
 		return err
 	}
-	partnerID, fingerprint := pos[0], pos[1]
-	if err := k.partner(ctx, partnerID); err != nil {
-		return err
-	}
-	ok, err := k.st.RevokeBillingSecret(ctx, partnerID, fingerprint, time.Now())
-	if err != nil {
-		return err
-	}
-	detail := map[string]any{"partner_id": partnerID, "fingerprint": fingerprint}
-	if !ok {
-		_ = k.audit(ctx, partnerID, "keys.billing.revoke", "not_found", detail)
-		return fmt.Errorf("partner %s has no active billing secret %s", partnerID, fingerprint)
-	}
-	if active, err := k.st.BillingSecrets(ctx, partnerID, time.Now()); err == nil && len(active) == 0 {
-		fmt.Fprintf(os.Stderr, "warning: partner %s has no active billing secret left; rotate to issue one\n", partnerID)
-	}
-	return k.audit(ctx, partnerID, "keys.billing.revoke", "ok", detail)
 }
 
-func (k *keys) listBillingSecrets(ctx context.Context, args []string) error {
-	pos, err := parse(flag.NewFlagSet("keys billing list", flag.ContinueOnError), args, 1)
-	if err != nil {
-		return err
+// revokeSecret ends one secret now, warning when none is left.
+func revokeSecret(o secretOwner) func(*keys, context.Context, []string) error {
+	return func(k *keys, ctx context.Context, args []string) error {
+		pos, err := parse(flag.NewFlagSet("keys "+o.command+" revoke", flag.ContinueOnError), args, 2)
+		if err != nil {
+			return err
+		}
+		id, fingerprint := pos[0], pos[1]
+		if err := o.exists(k, ctx, id); err != nil {
+			return err
+		}
+		ok, err := o.revoke(k.st, ctx, id, fingerprint, time.Now())
+		if err != nil {
+			return err
+		}
+		detail := map[string]any{o.idKey: id, "fingerprint": fingerprint}
+		action := "keys." + o.command + ".revoke"
+		if !ok {
+			_ = k.audit(ctx, o.tenant(id), action, "not_found", detail)
+			return fmt.Errorf("%s %s has no active %s %s", o.owner, id, o.secret, fingerprint)
+		}
+		if active, err := o.active(k.st, ctx, id, time.Now()); err == nil && len(active) == 0 {
+			fmt.Fprintf(os.Stderr, "warning: %s %s has no active %s left; rotate to issue one\n", o.owner, id, o.secret)
+		}
+		return k.audit(ctx, o.tenant(id), action, "ok", detail)
 	}
-	if err := k.partner(ctx, pos[0]); err != nil {
-		return err
-	}
-	infos, err := k.st.BillingSecretInfos(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	k.printSecrets(infos)
-	return nil
 }
 
-func (k *keys) listSecrets(ctx context.Context, args []string) error {
-	pos, err := parse(flag.NewFlagSet("keys publisher list", flag.ContinueOnError), args, 1)
-	if err != nil {
-		return err
+func listSecrets(o secretOwner) func(*keys, context.Context, []string) error {
+	return func(k *keys, ctx context.Context, args []string) error {
+		pos, err := parse(flag.NewFlagSet("keys "+o.command+" list", flag.ContinueOnError), args, 1)
+		if err != nil {
+			return err
+		}
+		if err := o.exists(k, ctx, pos[0]); err != nil {
+			return err
+		}
+		infos, err := o.infos(k.st, ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		k.printSecrets(infos)
+		return nil
 	}
-	if err := k.publisher(ctx, pos[0]); err != nil {
-		return err
-	}
-	infos, err := k.st.PublisherSecretInfos(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	k.printSecrets(infos)
-	return nil
 }
 
 // printSecrets lists fingerprints, state and expiry, never a secret.
