@@ -164,29 +164,7 @@ func (s *Server) billingEvent(c *gin.Context) {
 		waitRunning: s.UpdateTimeout,
 		frees:       func(status int) bool { return status >= 500 },
 	}
-	ans, err := events.run(c.Request.Context(), func(store.Claim) (int, []byte, []byte, error) {
-		status, answer := s.applyBillingEvent(c, from, req)
-		if p, ok := answer.(*Problem); ok && p.Status >= 500 {
-			return 0, nil, nil, p
-		}
-		body, err := json.Marshal(answer)
-		return status, body, nil, err
-	})
-	if ans.settleErr != nil {
-		logger(c).Warn("settle billing event", "error", ans.settleErr)
-	}
-	if err != nil {
-		writeProblem(c, err)
-		return
-	}
-	if ans.replayed {
-		c.Header("Idempotent-Replayed", "true")
-	}
-	contentType := "application/json; charset=utf-8"
-	if ans.status >= 400 {
-		contentType = "application/problem+json"
-	}
-	c.Data(ans.status, contentType, ans.body)
+	answerOnce(c, events, "billing event", func() (int, any) { return s.applyBillingEvent(c, from, req) })
 }
 
 // applyBillingEvent sends the event to the workflow of one of the partner's

@@ -2,9 +2,12 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/partnerhub/fulfillment/store"
 )
@@ -104,4 +107,35 @@ func statusOf(status int, err error) int {
 		return p.Status
 	}
 	return http.StatusInternalServerError
+}
+
+// answerOnce runs a signed message's handler under o and writes the answer:
+// the first delivery's (refusals included), the same again for a redelivery
+// (Idempotent-Replayed: true), or o's problem. An unavailable answer (5xx) is
+// not stored, so the sender's retry is processed afresh. what names the
+// message id in the log when settling fails.
+func answerOnce(c *gin.Context, o once, what string, handle func() (int, any)) {
+	ans, err := o.run(c.Request.Context(), func(store.Claim) (int, []byte, []byte, error) {
+		status, answer := handle()
+		if p, ok := answer.(*Problem); ok && p.Status >= 500 {
+			return 0, nil, nil, p
+		}
+		body, err := json.Marshal(answer)
+		return status, body, nil, err
+	})
+	if ans.settleErr != nil {
+		logger(c).Warn("settle "+what, "error", ans.settleErr)
+	}
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	if ans.replayed {
+		c.Header("Idempotent-Replayed", "true")
+	}
+	contentType := "application/json; charset=utf-8"
+	if ans.status >= 400 {
+		contentType = "application/problem+json"
+	}
+	c.Data(ans.status, contentType, ans.body)
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -44,29 +43,7 @@ func (s *Server) publisherMessage(h publisherHandler) gin.HandlerFunc {
 			waitRunning: s.UpdateTimeout,
 			frees:       func(status int) bool { return status >= 500 },
 		}
-		ans, err := messages.run(c.Request.Context(), func(store.Claim) (int, []byte, []byte, error) {
-			status, answer := h(c, from)
-			if p, ok := answer.(*Problem); ok && p.Status >= 500 {
-				return 0, nil, nil, p
-			}
-			body, err := json.Marshal(answer)
-			return status, body, nil, err
-		})
-		if ans.settleErr != nil {
-			logger(c).Warn("settle webhook-id", "error", ans.settleErr)
-		}
-		if err != nil {
-			writeProblem(c, err)
-			return
-		}
-		if ans.replayed {
-			c.Header("Idempotent-Replayed", "true")
-		}
-		contentType := "application/json; charset=utf-8"
-		if ans.status >= 400 {
-			contentType = "application/problem+json"
-		}
-		c.Data(ans.status, contentType, ans.body)
+		answerOnce(c, messages, "webhook-id", func() (int, any) { return h(c, from) })
 	}
 }
 
