@@ -119,52 +119,85 @@ type caller struct {
 // active secret of the publisher named by X-Publisher-Id. A rejected message
 // consumes nothing.
 func (s *Server) authenticatePublisher(c *gin.Context) {
-	ctx := c.Request.Context()
-	id := c.GetHeader("X-Publisher-Id")
-	deny := func(reason string) {
-		// The claimed id is the sender's text: keep it storable.
-		who := strings.ToValidUTF8(strings.ReplaceAll(truncate(id, 64), "\x00", ""), "\uFFFD")
-		s.failedAuthentication(c, "publisher:"+who, who, "verify_signature", reason,
-			problem(CodeUnauthenticated, "the message's signature could not be verified: "+reason))
-	}
-	if id == "" {
-		deny("missing X-Publisher-Id")
-		return
-	}
-	var pub store.Publisher
-	err := store.ErrNotFound
-	if lookupable(id) {
-		pub, err = s.Store.Publisher(ctx, id)
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		deny("unknown publisher")
-		return
-	} else if err != nil {
-		writeProblem(c, unavailable(err))
-		return
-	}
-	c.Set(tenantKey, "publisher:"+pub.ID)
-	body, err := signedPayload(c)
-	if err != nil {
-		writeProblem(c, err)
-		return
-	}
-	reason, err := s.verifySignature(ctx, pub.ID, body, c)
-	if err != nil {
-		writeProblem(c, unavailable(err))
-		return
-	}
-	if reason != "" {
-		deny(reason)
-		return
-	}
-	// Only a verified message spends the publisher's tokens: a forged one
-	// must not lock the publisher out (it consumes nothing).
-	if !s.allow(c, s.publisherLimiter, "publisher:"+pub.ID) {
+	pub, body, ok := authenticateSigned(s, c, signedSender[store.Publisher]{
+		header: "X-Publisher-Id", kind: "publisher", unknown: "unknown publisher", ownerKey: "publisher_id",
+		limiter: s.publisherLimiter,
+		lookup:  s.Store.Publisher,
+		id:      func(p store.Publisher) string { return p.ID },
+		tenant:  func(p store.Publisher) string { return "publisher:" + p.ID },
+		secrets: func(ctx context.Context, p store.Publisher) ([][]byte, error) {
+			return s.Store.PublisherSecrets(ctx, p.ID, s.Now())
+		},
+	})
+	if !ok {
 		return
 	}
 	c.Set(publisherKey, caller{publisher: pub, webhookID: c.GetHeader(standardwebhooks.HeaderWebhookID), body: body})
 	c.Next()
+}
+
+// signedSender describes a caller that signs its messages (a publisher, a
+// partner's billing system): the header naming it, how to load it and its
+// secrets, and what it is called in tenants, audit and rate limits.
+type signedSender[T any] struct {
+	header   string // e.g. X-Publisher-Id
+	kind     string // e.g. publisher: prefix of the audit actor and the rate-limit bucket
+	unknown  string // the refusal of an id that names no one, e.g. "unknown publisher"
+	ownerKey string // the owner's id in the log of a secret that cannot be opened
+	limiter  *limiter
+	lookup   func(ctx context.Context, id string) (T, error)
+	id       func(T) string
+	tenant   func(T) string
+	secrets  func(ctx context.Context, sender T) ([][]byte, error)
+}
+
+// authenticateSigned verifies a signed message and spends the sender's
+// tokens; on false it has answered (401, 429 or 503). Only a verified message
+// spends tokens: a forged one must not lock the sender out.
+func authenticateSigned[T any](s *Server, c *gin.Context, spec signedSender[T]) (T, []byte, bool) {
+	var sender T
+	ctx := c.Request.Context()
+	id := c.GetHeader(spec.header)
+	deny := func(reason string) (T, []byte, bool) {
+		// The claimed id is the sender's text: keep it storable.
+		who := strings.ToValidUTF8(strings.ReplaceAll(truncate(id, 64), "\x00", ""), "\uFFFD")
+		s.failedAuthentication(c, spec.kind+":"+who, who, "verify_signature", reason,
+			problem(CodeUnauthenticated, "the message's signature could not be verified: "+reason))
+		return sender, nil, false
+	}
+	if id == "" {
+		return deny("missing " + spec.header)
+	}
+	err := store.ErrNotFound
+	if lookupable(id) {
+		sender, err = spec.lookup(ctx, id)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return deny(spec.unknown)
+	} else if err != nil {
+		writeProblem(c, unavailable(err))
+		return sender, nil, false
+	}
+	c.Set(tenantKey, spec.tenant(sender))
+	body, err := signedPayload(c)
+	if err != nil {
+		writeProblem(c, err)
+		return sender, nil, false
+	}
+	reason, err := s.verifyWith(c, body, spec.ownerKey, spec.id(sender), func() ([][]byte, error) {
+		return spec.secrets(ctx, sender)
+	})
+	if err != nil {
+		writeProblem(c, unavailable(err))
+		return sender, nil, false
+	}
+	if reason != "" {
+		return deny(reason)
+	}
+	if !s.allow(c, spec.limiter, spec.kind+":"+spec.id(sender)) {
+		return sender, nil, false
+	}
+	return sender, body, true
 }
 
 func currentCaller(c *gin.Context) caller { return c.MustGet(publisherKey).(caller) }

@@ -87,49 +87,18 @@ func (b billingSystem) actor() workflows.Actor {
 // every active billing secret of the partner named by X-Partner-Id. A
 // rejected message consumes nothing (as for publishers).
 func (s *Server) authenticateBillingSystem(c *gin.Context) {
-	ctx := c.Request.Context()
-	id := c.GetHeader("X-Partner-Id")
-	deny := func(reason string) {
-		who := strings.ToValidUTF8(strings.ReplaceAll(truncate(id, 64), "\x00", ""), "\uFFFD")
-		s.failedAuthentication(c, "billing:"+who, who, "verify_signature", reason,
-			problem(CodeUnauthenticated, "the message's signature could not be verified: "+reason))
-	}
-	if id == "" {
-		deny("missing X-Partner-Id")
-		return
-	}
-	var partner store.Partner
-	err := store.ErrNotFound
-	if lookupable(id) {
-		partner, err = s.Store.Partner(ctx, id)
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		deny("unknown partner")
-		return
-	} else if err != nil {
-		writeProblem(c, unavailable(err))
-		return
-	}
-	c.Set(tenantKey, partner.ID)
-	body, err := signedPayload(c)
-	if err != nil {
-		writeProblem(c, err)
-		return
-	}
-	reason, err := s.verifyWith(c, body, "partner_id", partner.ID, func() ([][]byte, error) {
-		return s.Store.BillingSecrets(ctx, partner.ID, s.Now())
+	// Verified events spend a bucket of their own: the partner's agents keep theirs.
+	partner, body, ok := authenticateSigned(s, c, signedSender[store.Partner]{
+		header: "X-Partner-Id", kind: "billing", unknown: "unknown partner", ownerKey: "partner_id",
+		limiter: s.partnerLimiter,
+		lookup:  s.Store.Partner,
+		id:      func(p store.Partner) string { return p.ID },
+		tenant:  func(p store.Partner) string { return p.ID },
+		secrets: func(ctx context.Context, p store.Partner) ([][]byte, error) {
+			return s.Store.BillingSecrets(ctx, p.ID, s.Now())
+		},
 	})
-	if err != nil {
-		writeProblem(c, unavailable(err))
-		return
-	}
-	if reason != "" {
-		deny(reason)
-		return
-	}
-	// Only a verified message spends tokens, from a bucket of its own (the
-	// partner's agents keep theirs).
-	if !s.allow(c, s.partnerLimiter, "billing:"+partner.ID) {
+	if !ok {
 		return
 	}
 	c.Set(billingSystemKey, billingSystem{partner: partner, body: body})

@@ -1,9 +1,8 @@
-// Standard Webhooks signatures of publisher messages.
+// Standard Webhooks signatures of signed messages (publishers, partners' billing systems).
 
 package api
 
 import (
-	"context"
 	"errors"
 	"strings"
 
@@ -11,18 +10,12 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
-// verifySignature returns why the message is rejected, or "" when a signature
-// made with one of the publisher's active secrets matches. An error means the
-// secrets could not be read: nothing can be decided (503, never 401).
-func (s *Server) verifySignature(ctx context.Context, publisherID string, body []byte, c *gin.Context) (string, error) {
-	return s.verifyWith(c, body, "publisher_id", publisherID, func() ([][]byte, error) {
-		return s.Store.PublisherSecrets(ctx, publisherID, s.Now())
-	})
-}
-
 // verifyWith checks a Standard Webhooks signature against the sealed secrets
 // secrets returns (read only once the headers are well-formed); owner names
-// whose secrets they are in the log of a secret that cannot be opened.
+// whose secrets they are in the log of a secret that cannot be opened. It
+// returns why the message is rejected, or "" when a signature made with one of
+// the active secrets matches; an error means the secrets could not be read:
+// nothing can be decided (503, never 401).
 func (s *Server) verifyWith(c *gin.Context, body []byte, ownerKind, owner string, secrets func() ([][]byte, error)) (string, error) {
 	if _, err := ParseSignatureHeader(c.GetHeader(standardwebhooks.HeaderWebhookSignature)); err != nil {
 		var p *Problem
