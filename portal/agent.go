@@ -28,6 +28,17 @@ func (p *Portal) agent(c *gin.Context) (store.Agent, bool) {
 	return a, true
 }
 
+// agentsSubscription loads the path's subscription of the agent's partner
+// (404 otherwise) and the signed-in agent; on false it has answered.
+func (p *Portal) agentsSubscription(c *gin.Context) (domain.Subscription, store.Agent, bool) {
+	sub, ok := p.ownSubscription(c)
+	if !ok {
+		return sub, store.Agent{}, false
+	}
+	agent, ok := p.agent(c)
+	return sub, agent, ok
+}
+
 // call sends a partner API request as the signed-in agent; on a refusal it
 // shows the API's reason and answers false.
 func (p *Portal) call(c *gin.Context, agent store.Agent, method, path string, body any, key string) (map[string]any, bool) {
@@ -189,11 +200,7 @@ func (p *Portal) permissions(agent store.Agent, sub domain.Subscription) map[str
 }
 
 func (p *Portal) agentSubscription(c *gin.Context) {
-	sub, ok := p.ownSubscription(c)
-	if !ok {
-		return
-	}
-	agent, ok := p.agent(c)
+	sub, agent, ok := p.agentsSubscription(c)
 	if !ok {
 		return
 	}
@@ -222,11 +229,7 @@ func (p *Portal) agentSubscription(c *gin.Context) {
 // transfer moves the subscription to another of the customer's billing
 // accounts (the API's transfer: admin agents only).
 func (p *Portal) transfer(c *gin.Context) {
-	sub, ok := p.ownSubscription(c)
-	if !ok {
-		return
-	}
-	agent, ok := p.agent(c)
+	sub, agent, ok := p.agentsSubscription(c)
 	if !ok {
 		return
 	}
@@ -239,11 +242,7 @@ func (p *Portal) transfer(c *gin.Context) {
 
 // change sends one PATCH: the form names what it changes.
 func (p *Portal) change(c *gin.Context) {
-	sub, ok := p.ownSubscription(c)
-	if !ok {
-		return
-	}
-	agent, ok := p.agent(c)
+	sub, agent, ok := p.agentsSubscription(c)
 	if !ok {
 		return
 	}
@@ -289,11 +288,7 @@ func (p *Portal) refund(c *gin.Context, sub domain.Subscription) (int64, string,
 }
 
 func (p *Portal) cancelForm(c *gin.Context) {
-	sub, ok := p.ownSubscription(c)
-	if !ok {
-		return
-	}
-	agent, ok := p.agent(c)
+	sub, agent, ok := p.agentsSubscription(c)
 	if !ok {
 		return
 	}
@@ -317,11 +312,7 @@ func (p *Portal) cancel(c *gin.Context) {
 }
 
 func (p *Portal) agentDeactivateForm(c *gin.Context) {
-	sub, ok := p.ownSubscription(c)
-	if !ok {
-		return
-	}
-	agent, ok := p.agent(c)
+	sub, agent, ok := p.agentsSubscription(c)
 	if !ok {
 		return
 	}
@@ -337,11 +328,7 @@ func (p *Portal) agentDeactivate(c *gin.Context) {
 }
 
 func (p *Portal) end(c *gin.Context, action, done string) {
-	sub, ok := p.ownSubscription(c)
-	if !ok {
-		return
-	}
-	agent, ok := p.agent(c)
+	sub, agent, ok := p.agentsSubscription(c)
 	if !ok {
 		return
 	}
