@@ -62,6 +62,7 @@ type options struct {
 	logStatements   bool
 	devConfig       string
 	ceilingPollers  int
+	renewal         renewalOptions
 }
 
 func main() {
@@ -88,6 +89,11 @@ func main() {
 	flag.BoolVar(&o.logStatements, "pg-log-statements", false, "diagnosis: log_statement=all on the service's database (into PostgreSQL's server log)")
 	flag.StringVar(&o.devConfig, "dev-config", "", "experiment: extra dynamic config for the dev server, KEY=VALUE[,KEY=VALUE]")
 	flag.IntVar(&o.ceilingPollers, "ceiling-pollers", 0, "experiment: workflow and activity task pollers of the ceiling's worker (0: SDK default)")
+	flag.IntVar(&o.renewal.n, "renewal-count", 10000, "renewal phase (not by default): active subscriptions whose first terms end together")
+	flag.DurationVar(&o.renewal.lead, "renewal-lead", 0, "renewal phase: from the start of the bulk load to the wave (0: 30 s + 20 ms per subscription)")
+	flag.IntVar(&o.renewal.sample, "renewal-sample", 50, "renewal phase: subscriptions PATCHed during the wave and checked after it (ledger, history)")
+	flag.DurationVar(&o.renewal.timeout, "renewal-timeout", 20*time.Minute, "renewal phase: longest wait for the wave to finish")
+	flag.IntVar(&o.renewal.concurrency, "renewal-starts", 32, "renewal phase: workflow starts in flight during the bulk load")
 	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of the external Temporal server, for its CPU time per flow")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -180,7 +186,7 @@ func run(ctx context.Context, o options) error {
 	var sessions func() (int64, int64)
 	var lists []*listCase
 	var plan string
-	if o.has("closed") || o.has("open") || o.has("list") || o.has("scale") {
+	if o.has("closed") || o.has("open") || o.has("list") || o.has("scale") || o.has("renewal") {
 		dbName := "fulfillment_bench_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
 		dbURL = fmt.Sprintf("postgres://postgres@127.0.0.1:5432/%s?sslmode=disable", dbName)
 		base[4].match = dbName + " "
@@ -275,6 +281,13 @@ func run(ctx context.Context, o options) error {
 		logf("scale: buying %d subscriptions (worker cache %q), then callbacks to %d of them", o.scaleN, o.cacheSize, o.scaleSample)
 		scale = runScale(ctx, st, o.scaleN, o.scaleSample, 64, o.cacheSize)
 	}
+	var renewal *renewalResult
+	if o.has("renewal") {
+		logf("renewal: %d active subscriptions whose first terms end together (worker cache %q)", o.renewal.n, o.cacheSize)
+		if renewal, err = runRenewal(ctx, c, st, dbURL, slices.Clone(base), o.renewal); err != nil {
+			return err
+		}
+	}
 	for _, r := range results {
 		countHistories(ctx, c, r)
 	}
@@ -333,6 +346,9 @@ func run(ctx context.Context, o options) error {
 	}
 	if scale != nil {
 		printScale(os.Stdout, scale)
+	}
+	if renewal != nil {
+		printRenewal(os.Stdout, renewal, o.cacheSize)
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 // stack is the real binary as separate api and worker processes.
 type stack struct {
 	baseURL        string
+	taskQueue      string
 	env            []string
 	api, worker    *exec.Cmd
 	apiPprof       string
@@ -42,11 +43,11 @@ func startStack(ctx context.Context, binary, dbURL, temporalAddr, dir string, pp
 		return nil, err
 	}
 	addr := testenv.FreeAddress()
-	s := &stack{baseURL: "http://" + addr, logFile: logFile}
+	s := &stack{baseURL: "http://" + addr, logFile: logFile, taskQueue: "bench-fulfillment-" + uuid.NewString()[:8]}
 	s.env = append(os.Environ(),
 		"DATABASE_URL="+dbURL, "TEMPORAL_ADDRESS="+temporalAddr, "TEMPORAL_NAMESPACE=default",
 		"HTTP_ADDR="+addr, "SECRET_KEY="+testenv.SecretKey(),
-		"TEMPORAL_TASK_QUEUE=bench-fulfillment-"+uuid.NewString()[:8], "LOG_LEVEL=warn",
+		"TEMPORAL_TASK_QUEUE="+s.taskQueue, "LOG_LEVEL=warn",
 		"RATE_LIMIT_PARTNER_RPS=100000", "RATE_LIMIT_PARTNER_BURST=100000",
 		"RATE_LIMIT_PUBLISHER_RPS=100000", "RATE_LIMIT_PUBLISHER_BURST=100000",
 		"RATE_LIMIT_FAILED_AUTH_RPS=100000", "RATE_LIMIT_FAILED_AUTH_BURST=100000",
