@@ -395,18 +395,35 @@ func (s *Server) ownSubscription(c *gin.Context) (domain.Subscription, error) {
 // while it waits for fulfillment. A view it cannot complete is an error
 // (503), never an answer with a field silently missing.
 func (s *Server) partnerView(ctx context.Context, sub domain.Subscription) (wire.Subscription, error) {
-	view, err := s.unplacedView(ctx, sub)
+	view, err := s.unplacedView(ctx, sub, nil)
 	if err == nil {
 		err = s.place(ctx, &view)
 	}
 	return view, err
 }
 
-// unplacedView is partnerView without the customer-side fields (lists fill them in one query).
-func (s *Server) unplacedView(ctx context.Context, sub domain.Subscription) (wire.Subscription, error) {
+// publishers holds the publishers one request has read, so a list page reads
+// each publisher once rather than once per pending subscription.
+type publishers map[string]store.Publisher
+
+// publisher reads a publisher, through the request's cache when there is one.
+func (s *Server) publisher(ctx context.Context, cache publishers, id string) (store.Publisher, error) {
+	if p, ok := cache[id]; ok {
+		return p, nil
+	}
+	p, err := s.Store.Publisher(ctx, id)
+	if err == nil && cache != nil {
+		cache[id] = p
+	}
+	return p, err
+}
+
+// unplacedView is partnerView without the customer-side fields (lists fill
+// them in one query); cache, when not nil, keeps the publishers read.
+func (s *Server) unplacedView(ctx context.Context, sub domain.Subscription, cache publishers) (wire.Subscription, error) {
 	var link *wire.PublisherLink
 	if sub.Status == domain.StatusPendingFulfillment {
-		pub, err := s.Store.Publisher(ctx, sub.PublisherID)
+		pub, err := s.publisher(ctx, cache, sub.PublisherID)
 		if err != nil {
 			return wire.Subscription{}, unavailable(fmt.Errorf("publisher of %s: %w", sub.ID, err))
 		}
@@ -460,8 +477,9 @@ func (s *Server) listSubscriptions(c *gin.Context) {
 		return
 	}
 	items := make([]wire.Subscription, 0, len(page.Items))
+	cache := publishers{}
 	for _, sub := range page.Items {
-		view, err := s.unplacedView(c.Request.Context(), sub)
+		view, err := s.unplacedView(c.Request.Context(), sub, cache)
 		if err != nil {
 			writeProblem(c, err)
 			return

@@ -76,12 +76,14 @@ type renewalResult struct {
 	lastLogError            string
 	// PATCH nickname during the wave.
 	patches, patchErrors int
+	failedPatchApplied   int // PATCHes answered with an error whose nickname is in the read model after the wave
 	patch                samples
 	lastPatchErr         string
 	// history of the renewing run of sampled subscriptions.
 	timerLag, written, continued, wftStart samples
 	historyErrors                          int
 	activityRetries                        int
+	wftTimeouts, wftTimeoutRuns            int // WorkflowTaskTimedOut events (a sticky task not picked up in time moves to the normal queue)
 	// ledger and read model of sampled subscriptions.
 	checked, ledgerOK, readModelOK, nicknameOK, patchedChecked int
 	ledgerProblems                                             []string
@@ -216,7 +218,8 @@ func runRenewal(ctx context.Context, c client.Client, s *stack, dbURL string, ps
 
 	// PATCH nickname to a sample while the wave runs.
 	picks := rand.Perm(o.n)[:min(o.sample, o.n)]
-	nicknames := map[string]string{}
+	nicknames := map[string]string{} // answered 200
+	sent := map[string]string{}      // every PATCH sent
 	var patchMu sync.Mutex
 	var patchWG sync.WaitGroup
 	patchNext := atomic.Int64{}
@@ -243,6 +246,7 @@ func runRenewal(ctx context.Context, c client.Client, s *stack, dbURL string, ps
 				a, err := s.do(ctx, req)
 				patchMu.Lock()
 				r.patches++
+				sent[id] = nick
 				if err == nil {
 					if got, _ := a.body["nickname"].(string); got != nick {
 						err = fmt.Errorf("PATCH %s answered nickname %q, sent %q", id, got, nick)
@@ -312,7 +316,9 @@ func runRenewal(ctx context.Context, c client.Client, s *stack, dbURL string, ps
 			if drainedAt.IsZero() && smp.wfBacklog == 0 && smp.actBacklog == 0 {
 				drainedAt = now
 			}
-			if now.Sub(lastRenewalSeen) > watchAfter {
+			// Watch the backlog drain (the next runs' first tasks), at least
+			// watchAfter past the last renewal.
+			if now.Sub(lastRenewalSeen) > watchAfter && !drainedAt.IsZero() && now.Sub(drainedAt) > 10*time.Second {
 				break
 			}
 		}
@@ -347,6 +353,16 @@ func runRenewal(ctx context.Context, c client.Client, s *stack, dbURL string, ps
 			continue
 		}
 		r.checkLedger(ctx, db, subs[i], plan, nicknames)
+	}
+	// A PATCH answered 503 "may still take effect": did it?
+	for id, nick := range sent {
+		if _, ok := nicknames[id]; ok {
+			continue
+		}
+		var got sql.NullString
+		if err := db.QueryRowContext(ctx, `SELECT nickname FROM subscriptions WHERE id = $1`, id).Scan(&got); err == nil && got.String == nick {
+			r.failedPatchApplied++
+		}
 	}
 	// Anything left behind: running workflows of the phase and, for the
 	// sample, the current run's pending work.
@@ -447,6 +463,13 @@ func (r *renewalResult) readHistory(ctx context.Context, c client.Client, id, ru
 	}
 	var fired time.Time
 	scheduled := map[int64]time.Time{}
+	timeouts := 0
+	defer func() {
+		r.wftTimeouts += timeouts
+		if timeouts > 0 {
+			r.wftTimeoutRuns++
+		}
+	}()
 	for _, e := range events {
 		at := e.GetEventTime().AsTime()
 		switch e.GetEventType() {
@@ -454,6 +477,10 @@ func (r *renewalResult) readHistory(ctx context.Context, c client.Client, id, ru
 			if fired.IsZero() {
 				fired = at
 				r.timerLag.add(max(at.Sub(r.waveAt), time.Microsecond))
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+			if !fired.IsZero() {
+				timeouts++
 			}
 		case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
 			scheduled[e.GetEventId()] = at
@@ -603,9 +630,10 @@ func printRenewal(w io.Writer, r *renewalResult, cacheSize string) {
 	fmt.Fprintf(w, "  renewed (term_number 2 in the read model): %d of %d; the last %s after the term end\n",
 		r.renewed, r.started, r.allRenewedAfter.Round(100*time.Millisecond))
 	if r.drainedAfter >= 0 {
-		fmt.Fprintf(w, "  task queue backlog (workflow + activity, normal queue) read 0 at %s after the term end\n", r.drainedAfter.Round(time.Second))
+		fmt.Fprintf(w, "  task queue backlog (workflow + activity, normal queue) read 0 at %s after the term end (%s after the last renewal)\n",
+			r.drainedAfter.Round(time.Second), (r.drainedAfter - r.allRenewedAfter).Round(time.Second))
 	} else {
-		fmt.Fprintln(w, "  task queue backlog never read 0 during the watch")
+		fmt.Fprintln(w, "  task queue backlog never read 0 during the watch (-renewal-timeout)")
 	}
 	fmt.Fprintf(w, "  worker RSS: %.0f MiB before the wave, peak %.0f MiB during it\n", r.rssBefore, r.rssPeak)
 	if len(r.cpu) > 0 && r.renewed > 0 {
@@ -619,13 +647,13 @@ func printRenewal(w io.Writer, r *renewalResult, cacheSize string) {
 	if r.lastLogError != "" {
 		fmt.Fprintf(w, "    last: %s\n", r.lastLogError)
 	}
-	fmt.Fprintf(w, "  PATCH nickname during the wave: %d sent, %d errors; p50 %s ms, p99 %s ms, max %s ms\n",
-		r.patches, r.patchErrors, ms(r.patch.pct(50)), ms(r.patch.pct(99)), ms(r.patch.pct(100)))
+	fmt.Fprintf(w, "  PATCH nickname during the wave: %d sent, %d errors (%d of them applied after all); answered: p50 %s ms, p99 %s ms, max %s ms\n",
+		r.patches, r.patchErrors, r.failedPatchApplied, ms(r.patch.pct(50)), ms(r.patch.pct(99)), ms(r.patch.pct(100)))
 	if r.lastPatchErr != "" {
 		fmt.Fprintf(w, "    last error: %s\n", r.lastPatchErr)
 	}
-	fmt.Fprintf(w, "  histories of %d sampled renewing runs (%d unreadable; %d activity retries): ms p50 / p99 / max\n",
-		r.timerLag.count(), r.historyErrors, r.activityRetries)
+	fmt.Fprintf(w, "  histories of %d sampled renewing runs (%d unreadable; %d activity retries; %d workflow task timeouts in %d runs): ms p50 / p99 / max\n",
+		r.timerLag.count(), r.historyErrors, r.activityRetries, r.wftTimeouts, r.wftTimeoutRuns)
 	for _, x := range []struct {
 		name string
 		s    *samples
@@ -646,8 +674,9 @@ func printRenewal(w io.Writer, r *renewalResult, cacheSize string) {
 	if len(r.timeline) > 0 {
 		cpu0 = r.timeline[0].workerCPU
 	}
+	step := max(5, len(r.timeline)/40)
 	for i, p := range r.timeline {
-		if i%5 != 0 && i != len(r.timeline)-1 && !(i > 0 && r.timeline[i-1].renewed < r.started && p.renewed >= r.started) {
+		if i%step != 0 && i != len(r.timeline)-1 && !(i > 0 && r.timeline[i-1].renewed < r.started && p.renewed >= r.started) {
 			continue
 		}
 		fmt.Fprintf(w, "    %7.0f %8d %9d %7d %8d %7d %7.1f %7.1f %8.0f %9.1f\n", p.at.Seconds(), p.renewed, p.wfBacklog, p.wfAge,
