@@ -80,7 +80,7 @@ func main() {
 	flag.StringVar(&o.phases, "phases", "ceiling,local,extras,closed,open,list", "phases to run, comma-separated")
 	flag.IntVar(&o.listRows, "list-rows", 100000, "subscriptions bulk-loaded for the list phase")
 	flag.IntVar(&o.listRequests, "list-requests", 200, "requests per list case")
-	flag.BoolVar(&o.pprof, "pprof", false, "CPU-profile api and worker (PPROF_ADDR) for 10 s of the closed-loop phase")
+	flag.BoolVar(&o.pprof, "pprof", false, "CPU-profile api and worker (PPROF_ADDR) for 10 s of the closed-loop phase (renewal: 30 s from 30 s into the wave)")
 	flag.StringVar(&o.out, "out", ".tmp/bench", "directory for logs and profiles")
 	flag.BoolVar(&o.asyncCommit, "pg-async-commit", false, "experiment: synchronous_commit=off on the service's database (not how it runs in production)")
 	flag.IntVar(&o.scaleN, "scale-open", 10000, "scale phase: open subscriptions bought")
@@ -288,6 +288,7 @@ func run(ctx context.Context, o options) error {
 	var renewal *renewalResult
 	if o.has("renewal") {
 		logf("renewal: %d active subscriptions whose first terms end together (worker cache %q)", o.renewal.n, o.cacheSize)
+		o.renewal.pprof, o.renewal.out = o.pprof, o.out
 		if renewal, err = runRenewal(ctx, c, st, dbURL, slices.Clone(base), o.renewal); err != nil {
 			return err
 		}

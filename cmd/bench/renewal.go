@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -45,6 +46,8 @@ type renewalOptions struct {
 	sample      int           // subscriptions checked (ledger, history) and PATCHed during the wave
 	timeout     time.Duration // longest wait for the wave to finish
 	concurrency int           // workflow starts in flight
+	pprof       bool          // CPU-profile worker and api during the wave
+	out         string        // where the profiles go
 }
 
 // waveSample is one point of the wave's timeline.
@@ -209,6 +212,19 @@ func runRenewal(ctx context.Context, c client.Client, s *stack, dbURL string, ps
 			return r, ctx.Err()
 		case <-time.After(d):
 		}
+	}
+	if o.pprof && s.workerPprof != "" {
+		// A CPU profile of worker and api 30 s into the wave, for 30 s.
+		go func() {
+			time.Sleep(time.Until(r.waveAt.Add(30 * time.Second)))
+			for _, p := range []struct{ addr, file string }{{s.apiPprof, "api.renewal.cpu.pprof"}, {s.workerPprof, "worker.renewal.cpu.pprof"}} {
+				go func() {
+					if err := profile(ctx, p.addr, 30, filepath.Join(o.out, p.file)); err != nil {
+						logf("profile: %v", err)
+					}
+				}()
+			}
+		}()
 	}
 	logSize := fileSize(s.logFile.Name())
 	cpuStart := ps.snapshot()
