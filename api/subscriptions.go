@@ -153,11 +153,13 @@ func (s *Server) buy(ctx context.Context, agent store.Agent, key string, req Pur
 		replay:  s.replayPurchase,
 	}
 	return purchases.run(ctx, func(claim store.Claim) (int, []byte, []byte, error) {
-		sub, err := s.startPurchase(ctx, agent, claim.SubscriptionID, req)
+		// The catalog check reads the publisher; the answer's link reuses it.
+		cache := publishers{}
+		sub, err := s.startPurchase(ctx, agent, claim.SubscriptionID, req, cache)
 		if err != nil {
 			return 0, nil, nil, err
 		}
-		view, err := s.partnerView(ctx, sub)
+		view, err := s.partnerViewWith(ctx, sub, cache)
 		if err != nil {
 			return 0, nil, nil, err // bought, but not answered: a retry replays it
 		}
@@ -189,7 +191,8 @@ func (s *Server) replayPurchase(ctx context.Context, claim store.Claim) ([]byte,
 
 // startPurchase validates the purchase against the catalog, links it to its
 // parent (the parent's workflow decides), and starts its workflow.
-func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string, req PurchaseBody) (domain.Subscription, error) {
+// cache, when not nil, keeps the publisher read for the caller.
+func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string, req PurchaseBody, cache publishers) (domain.Subscription, error) {
 	invalid := func(format string, args ...any) error {
 		return problem(CodeValidationFailed, fmt.Sprintf(format, args...))
 	}
@@ -213,7 +216,7 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 	if q := *req.Quantity; q < plan.MinQuantity || q > plan.MaxQuantity {
 		return domain.Subscription{}, invalid("quantity must be between %d and %d", plan.MinQuantity, plan.MaxQuantity)
 	}
-	publisher, err := s.Store.Publisher(ctx, offer.PublisherID)
+	publisher, err := s.publisher(ctx, cache, offer.PublisherID)
 	if err != nil {
 		return domain.Subscription{}, unavailable(err)
 	}
@@ -395,7 +398,12 @@ func (s *Server) ownSubscription(c *gin.Context) (domain.Subscription, error) {
 // while it waits for fulfillment. A view it cannot complete is an error
 // (503), never an answer with a field silently missing.
 func (s *Server) partnerView(ctx context.Context, sub domain.Subscription) (wire.Subscription, error) {
-	view, err := s.unplacedView(ctx, sub, nil)
+	return s.partnerViewWith(ctx, sub, nil)
+}
+
+// partnerViewWith is partnerView reading publishers through cache (nil: none).
+func (s *Server) partnerViewWith(ctx context.Context, sub domain.Subscription, cache publishers) (wire.Subscription, error) {
+	view, err := s.unplacedView(ctx, sub, cache)
 	if err == nil {
 		err = s.place(ctx, &view)
 	}
