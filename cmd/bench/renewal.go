@@ -203,7 +203,6 @@ func runRenewal(ctx context.Context, c client.Client, s *stack, dbURL string, ps
 	if !r.loadEndedBeforeWave {
 		logf("renewal: WARNING the load ended %s after the wave began (raise -renewal-lead)", time.Since(r.waveAt).Round(time.Second))
 	}
-	_, r.rssBefore = rss(s.worker.Process.Pid)
 
 	// Wait for the wave.
 	if d := time.Until(r.waveAt.Add(-2 * time.Second)); d > 0 {
@@ -313,6 +312,9 @@ func runRenewal(ctx context.Context, c client.Client, s *stack, dbURL string, ps
 		_, smp.rss = rss(s.worker.Process.Pid)
 		smp.workerCPU = cpuTime(s.worker.Process.Pid)
 		r.rssPeak = max(r.rssPeak, smp.rss)
+		if len(r.timeline) == 0 {
+			r.rssBefore = smp.rss // 2 s before the wave
+		}
 		r.timeline = append(r.timeline, smp)
 		if smp.renewed != prev {
 			if smp.renewed > prev && prev >= 0 {
@@ -651,7 +653,7 @@ func printRenewal(w io.Writer, r *renewalResult, cacheSize string) {
 	} else {
 		fmt.Fprintln(w, "  task queue backlog never read 0 during the watch (-renewal-timeout)")
 	}
-	fmt.Fprintf(w, "  worker RSS: %.0f MiB before the wave, peak %.0f MiB during it\n", r.rssBefore, r.rssPeak)
+	fmt.Fprintf(w, "  worker RSS: %.0f MiB 2 s before the wave, peak %.0f MiB during it\n", r.rssBefore, r.rssPeak)
 	if len(r.cpu) > 0 && r.renewed > 0 {
 		fmt.Fprint(w, "  CPU over the wave (s; ms per renewal):")
 		for i, d := range r.cpu {
