@@ -55,7 +55,7 @@ func (s *Server) bundle(ctx context.Context, offer store.Offer, req PurchaseBody
 func (s *Server) buyBundle(ctx context.Context, agent store.Agent, collection domain.Subscription, apps []PurchaseBody) (domain.Subscription, error) {
 	for i, app := range apps {
 		app.ParentSubscriptionID = &collection.ID
-		if _, err := s.startPurchase(ctx, agent, fmt.Sprintf("%s-app%d", collection.ID, i+1), app); err != nil {
+		if _, err := s.startPurchase(ctx, agent, fmt.Sprintf("%s-app%d", collection.ID, i+1), app, nil); err != nil {
 			var p *Problem
 			if errors.As(err, &p) && p.Status < 500 {
 				// The collection exists: a refusal now is the service's fault, and a

@@ -159,11 +159,13 @@ func (s *Server) buy(ctx context.Context, agent store.Agent, key string, req Pur
 		replay:  s.replayPurchase,
 	}
 	return purchases.run(ctx, func(claim store.Claim) (int, []byte, []byte, error) {
-		sub, err := s.startPurchase(ctx, agent, claim.SubscriptionID, req)
+		// The catalog check reads the publisher; the answer's link reuses it.
+		cache := publishers{}
+		sub, err := s.startPurchase(ctx, agent, claim.SubscriptionID, req, cache)
 		if err != nil {
 			return 0, nil, nil, err
 		}
-		view, err := s.partnerView(ctx, sub)
+		view, err := s.partnerViewWith(ctx, sub, cache)
 		if err != nil {
 			return 0, nil, nil, err // bought, but not answered: a retry replays it
 		}
@@ -195,7 +197,8 @@ func (s *Server) replayPurchase(ctx context.Context, claim store.Claim) ([]byte,
 
 // startPurchase validates the purchase against the catalog, links it to its
 // parent (the parent's workflow decides), and starts its workflow.
-func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string, req PurchaseBody) (domain.Subscription, error) {
+// cache, when not nil, keeps the publisher read for the caller.
+func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string, req PurchaseBody, cache publishers) (domain.Subscription, error) {
 	invalid := func(format string, args ...any) error {
 		return problem(CodeValidationFailed, fmt.Sprintf(format, args...))
 	}
@@ -226,7 +229,7 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 		}
 		frequency = *f
 	}
-	publisher, err := s.Store.Publisher(ctx, offer.PublisherID)
+	publisher, err := s.publisher(ctx, cache, offer.PublisherID)
 	if err != nil {
 		return domain.Subscription{}, unavailable(err)
 	}
@@ -410,18 +413,40 @@ func (s *Server) ownSubscription(c *gin.Context) (domain.Subscription, error) {
 // while it waits for fulfillment. A view it cannot complete is an error
 // (503), never an answer with a field silently missing.
 func (s *Server) partnerView(ctx context.Context, sub domain.Subscription) (wire.Subscription, error) {
-	view, err := s.unplacedView(ctx, sub)
+	return s.partnerViewWith(ctx, sub, nil)
+}
+
+// partnerViewWith is partnerView reading publishers through cache (nil: none).
+func (s *Server) partnerViewWith(ctx context.Context, sub domain.Subscription, cache publishers) (wire.Subscription, error) {
+	view, err := s.unplacedView(ctx, sub, cache)
 	if err == nil {
 		err = s.place(ctx, &view)
 	}
 	return view, err
 }
 
-// unplacedView is partnerView without the customer-side fields (lists fill them in one query).
-func (s *Server) unplacedView(ctx context.Context, sub domain.Subscription) (wire.Subscription, error) {
+// publishers holds the publishers one request has read, so a list page reads
+// each publisher once rather than once per pending subscription.
+type publishers map[string]store.Publisher
+
+// publisher reads a publisher, through the request's cache when there is one.
+func (s *Server) publisher(ctx context.Context, cache publishers, id string) (store.Publisher, error) {
+	if p, ok := cache[id]; ok {
+		return p, nil
+	}
+	p, err := s.Store.Publisher(ctx, id)
+	if err == nil && cache != nil {
+		cache[id] = p
+	}
+	return p, err
+}
+
+// unplacedView is partnerView without the customer-side fields (lists fill
+// them in one query); cache, when not nil, keeps the publishers read.
+func (s *Server) unplacedView(ctx context.Context, sub domain.Subscription, cache publishers) (wire.Subscription, error) {
 	var link *wire.PublisherLink
 	if sub.Status == domain.StatusPendingFulfillment {
-		pub, err := s.Store.Publisher(ctx, sub.PublisherID)
+		pub, err := s.publisher(ctx, cache, sub.PublisherID)
 		if err != nil {
 			return wire.Subscription{}, unavailable(fmt.Errorf("publisher of %s: %w", sub.ID, err))
 		}
@@ -483,8 +508,9 @@ func (s *Server) listSubscriptions(c *gin.Context) {
 		return
 	}
 	items := make([]wire.Subscription, 0, len(page.Items))
+	cache := publishers{}
 	for _, sub := range page.Items {
-		view, err := s.unplacedView(c.Request.Context(), sub)
+		view, err := s.unplacedView(c.Request.Context(), sub, cache)
 		if err != nil {
 			writeProblem(c, err)
 			return

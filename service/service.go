@@ -183,7 +183,7 @@ func RunWorker(ctx context.Context, d *Deps, observe func(event string)) error {
 func startWorker(ctx context.Context, d *Deps, acts *activities.Activities, rec *activities.Reconciler) sdkworker.Worker {
 	var r retry
 	for d.WaitForDependencies(ctx) {
-		w := worker.New(d.Temporal, d.Config.TaskQueue, acts, sdkworker.Options{})
+		w := worker.New(d.Temporal, d.Config.TaskQueue, acts, workerOptions(d.Logger))
 		worker.RegisterReconciliation(w, rec)
 		started := make(chan error, 1)
 		go func() { started <- w.Start() }() // Start retries server calls for a while; a signal must not wait for it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,10 +102,8 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 			WHERE subscriptions.version <= EXCLUDED.version`, row); err != nil {
 			return fmt.Errorf("upsert subscription: %w", err)
 		}
-		for _, e := range c.Events {
-			if err := insertEvent(ctx, tx, e, true); err != nil {
-				return err
-			}
+		if err := insertEvents(ctx, tx, c.Events); err != nil {
+			return err
 		}
 		for _, l := range c.Ledger {
 			if err := insertLedger(ctx, tx, sub.ID, l); err != nil {
@@ -164,6 +163,55 @@ func purchased(c domain.Change) bool {
 		}
 	}
 	return false
+}
+
+// insertEvents adds a transition's timeline entries in one statement (in
+// order, so their ids follow it), strictly as insertEvent does: an entry
+// whose key exists must be the same entry, else the write fails.
+func insertEvents(ctx context.Context, tx sqlx.ExtContext, events []domain.Event) error {
+	if len(events) <= 1 {
+		for _, e := range events {
+			if err := insertEvent(ctx, tx, e, true); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var values strings.Builder
+	args := make([]any, 0, 6*len(events))
+	for i, e := range events {
+		detail, err := jsonObject(e.Detail)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			values.WriteString(",")
+		}
+		n := len(args)
+		fmt.Fprintf(&values, "($%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6)
+		args = append(args, e.SubscriptionID, e.Key, e.At, e.Type, e.Actor, detail)
+	}
+	var inserted []string
+	if err := sqlx.SelectContext(ctx, tx, &inserted, `
+		INSERT INTO events (subscription_id, dedup_key, at, type, actor, detail)
+		VALUES `+values.String()+` ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key`, args...); err != nil {
+		return fmt.Errorf("insert events %s…: %w", events[0].Key, err)
+	}
+	for _, e := range events {
+		if slices.Contains(inserted, e.Key) {
+			continue
+		}
+		var same bool
+		if err := sqlx.GetContext(ctx, tx, &same, `
+			SELECT type = $2 AND actor = $3 FROM events WHERE dedup_key = $1`,
+			e.Key, e.Type, e.Actor); err != nil {
+			return fmt.Errorf("read event %s: %w", e.Key, err)
+		}
+		if !same {
+			return fmt.Errorf("event %s: %w", e.Key, ErrConflict)
+		}
+	}
+	return nil
 }
 
 // insertEvent adds a timeline entry. strict (a workflow transition): an entry

@@ -471,3 +471,29 @@ func TestLedgerBalanceIsTheSum(t *testing.T) {
 	assert.Equal(t, []domain.LedgerEntry{}, none)
 	assert.Zero(t, balance)
 }
+
+// A transition's events go in as one statement: a retry adds none, their ids
+// follow the transition's order, and one whose later event's key holds
+// another event is refused whole.
+func TestSaveChangeWritesEventsTogether(t *testing.T) {
+	f := seeded(t)
+	sub := subscription("sub-1")
+	c := purchase(sub)
+	require.GreaterOrEqual(t, len(c.Events), 2, "the purchase writes several events")
+	f.save(t, c, nil)
+	f.save(t, c, nil)
+	events, err := f.st.Events(f.ctx, "sub-1")
+	require.NoError(t, err)
+	require.Len(t, events, len(c.Events), "a retried change adds no events")
+	for i, e := range events {
+		assert.Equal(t, c.Events[i].Key, e.Key, "ids follow the transition's order")
+	}
+
+	other := purchase(sub)
+	other.Subscription.Version++
+	other.Events[0].Key = "sub-1:98"
+	other.Events[1].Type = "cancelled"
+	_, err = f.st.SaveChange(f.ctx, other, nil)
+	require.ErrorIs(t, err, store.ErrConflict)
+	assert.Zero(t, f.count(t, "events WHERE dedup_key = $1", "sub-1:98"), "nothing of the refused change is written")
+}

@@ -91,38 +91,52 @@ type listCase struct {
 	items   int
 }
 
-// measureList sends each case's request n times (cursor cases walk n pages).
-func measureList(ctx context.Context, s *stack, n int) ([]*listCase, error) {
-	cases := []*listCase{
-		{name: "default page (50)", query: url.Values{}},
-		{name: "cursor walk, 50/page", query: url.Values{}, follow: true},
-		{name: "limit=100 cursor walk", query: url.Values{"limit": {"100"}}, follow: true},
-		{name: "tab=active", query: url.Values{"tab": {"active"}}},
-		{name: "tab=inactive cursor walk", query: url.Values{"tab": {"inactive"}}, follow: true},
-		{name: "customer_id (100 rows)", query: url.Values{"customer_id": {"bulk-0042"}}},
-		{name: "customer_id + tab=upcoming", query: url.Values{"customer_id": {"bulk-0040"}, "tab": {"upcoming"}}},
+// measureList sends each case's request n times (cursor cases walk n pages)
+// to each target, one request to each in turn, so targets (e.g. a baseline
+// build and this one) share the same moment's noise; cases[t] are target t's.
+func measureList(ctx context.Context, targets []*stack, n int) ([][]*listCase, error) {
+	newCases := func() []*listCase {
+		return []*listCase{
+			{name: "default page (50)", query: url.Values{}},
+			{name: "cursor walk, 50/page", query: url.Values{}, follow: true},
+			{name: "limit=100 cursor walk", query: url.Values{"limit": {"100"}}, follow: true},
+			{name: "tab=active", query: url.Values{"tab": {"active"}}},
+			{name: "tab=inactive cursor walk", query: url.Values{"tab": {"inactive"}}, follow: true},
+			{name: "customer_id (100 rows)", query: url.Values{"customer_id": {"bulk-0042"}}},
+			{name: "customer_id + tab=upcoming", query: url.Values{"customer_id": {"bulk-0040"}, "tab": {"upcoming"}}},
+		}
 	}
-	for _, c := range cases {
-		q := url.Values{}
-		for k, v := range c.query {
-			q[k] = v
+	cases := make([][]*listCase, len(targets))
+	for t := range targets {
+		cases[t] = newCases()
+	}
+	for i := range cases[0] {
+		qs := make([]url.Values, len(targets))
+		for t := range targets {
+			qs[t] = url.Values{}
+			for k, v := range cases[t][i].query {
+				qs[t][k] = v
+			}
 		}
 		for range n {
-			req := s.partner(http.MethodGet, "/v1/subscriptions?"+q.Encode(), e2e.AdminKey, nil)
-			t := time.Now()
-			a, err := s.do(ctx, req)
-			if err != nil {
-				return cases, err
-			}
-			c.latency.add(time.Since(t))
-			items, _ := a.body["items"].([]any)
-			c.items += len(items)
-			if c.follow {
-				next, _ := a.body["next_cursor"].(string)
-				if next == "" {
-					delete(q, "cursor")
-				} else {
-					q.Set("cursor", next)
+			for t, s := range targets {
+				c, q := cases[t][i], qs[t]
+				req := s.partner(http.MethodGet, "/v1/subscriptions?"+q.Encode(), e2e.AdminKey, nil)
+				start := time.Now()
+				a, err := s.do(ctx, req)
+				if err != nil {
+					return cases, err
+				}
+				c.latency.add(time.Since(start))
+				items, _ := a.body["items"].([]any)
+				c.items += len(items)
+				if c.follow {
+					next, _ := a.body["next_cursor"].(string)
+					if next == "" {
+						delete(q, "cursor")
+					} else {
+						q.Set("cursor", next)
+					}
 				}
 			}
 		}

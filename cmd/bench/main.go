@@ -62,6 +62,9 @@ type options struct {
 	logStatements   bool
 	devConfig       string
 	ceilingPollers  int
+	renewal         renewalOptions
+	listBaseline    string
+	workerEnv       string
 }
 
 func main() {
@@ -77,7 +80,7 @@ func main() {
 	flag.StringVar(&o.phases, "phases", "ceiling,local,extras,closed,open,list", "phases to run, comma-separated")
 	flag.IntVar(&o.listRows, "list-rows", 100000, "subscriptions bulk-loaded for the list phase")
 	flag.IntVar(&o.listRequests, "list-requests", 200, "requests per list case")
-	flag.BoolVar(&o.pprof, "pprof", false, "CPU-profile api and worker (PPROF_ADDR) for 10 s of the closed-loop phase")
+	flag.BoolVar(&o.pprof, "pprof", false, "CPU-profile api and worker (PPROF_ADDR) for 10 s of the closed-loop phase (renewal: 30 s from 30 s into the wave)")
 	flag.StringVar(&o.out, "out", ".tmp/bench", "directory for logs and profiles")
 	flag.BoolVar(&o.asyncCommit, "pg-async-commit", false, "experiment: synchronous_commit=off on the service's database (not how it runs in production)")
 	flag.IntVar(&o.scaleN, "scale-open", 10000, "scale phase: open subscriptions bought")
@@ -88,6 +91,13 @@ func main() {
 	flag.BoolVar(&o.logStatements, "pg-log-statements", false, "diagnosis: log_statement=all on the service's database (into PostgreSQL's server log)")
 	flag.StringVar(&o.devConfig, "dev-config", "", "experiment: extra dynamic config for the dev server, KEY=VALUE[,KEY=VALUE]")
 	flag.IntVar(&o.ceilingPollers, "ceiling-pollers", 0, "experiment: workflow and activity task pollers of the ceiling's worker (0: SDK default)")
+	flag.StringVar(&o.workerEnv, "worker-env", "", "experiment: extra environment of the service's worker, KEY=VALUE[,KEY=VALUE] (e.g. WORKFLOW_TASK_POLLERS=8)")
+	flag.StringVar(&o.listBaseline, "list-baseline-binary", "", "list phase: also measure an api process of this (older) binary on the same data, request by request in turn (before/after in one run)")
+	flag.IntVar(&o.renewal.n, "renewal-count", 10000, "renewal phase (not by default): active subscriptions whose first terms end together")
+	flag.DurationVar(&o.renewal.lead, "renewal-lead", 0, "renewal phase: from the start of the bulk load to the wave (0: 30 s + 20 ms per subscription)")
+	flag.IntVar(&o.renewal.sample, "renewal-sample", 50, "renewal phase: subscriptions PATCHed during the wave and checked after it (ledger, history)")
+	flag.DurationVar(&o.renewal.timeout, "renewal-timeout", 20*time.Minute, "renewal phase: longest wait for the wave to finish")
+	flag.IntVar(&o.renewal.concurrency, "renewal-starts", 32, "renewal phase: workflow starts in flight during the bulk load")
 	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of the external Temporal server, for its CPU time per flow")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -178,9 +188,9 @@ func run(ctx context.Context, o options) error {
 	var st *stack
 	var dbURL string
 	var sessions func() (int64, int64)
-	var lists []*listCase
+	var lists, baseLists []*listCase
 	var plan string
-	if o.has("closed") || o.has("open") || o.has("list") || o.has("scale") {
+	if o.has("closed") || o.has("open") || o.has("list") || o.has("scale") || o.has("renewal") {
 		dbName := "fulfillment_bench_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
 		dbURL = fmt.Sprintf("postgres://postgres@127.0.0.1:5432/%s?sslmode=disable", dbName)
 		base[4].match = dbName + " "
@@ -215,7 +225,7 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 		logf("starting the service: api and worker processes of %s", binary)
-		st, err = startStack(ctx, binary, dbURL, address, o.out, o.pprof, o.cacheSize)
+		st, err = startStack(ctx, binary, dbURL, address, o.out, o.pprof, o.cacheSize, o.workerEnv)
 		if err != nil {
 			return err
 		}
@@ -275,6 +285,14 @@ func run(ctx context.Context, o options) error {
 		logf("scale: buying %d subscriptions (worker cache %q), then callbacks to %d of them", o.scaleN, o.cacheSize, o.scaleSample)
 		scale = runScale(ctx, st, o.scaleN, o.scaleSample, 64, o.cacheSize)
 	}
+	var renewal *renewalResult
+	if o.has("renewal") {
+		logf("renewal: %d active subscriptions whose first terms end together (worker cache %q)", o.renewal.n, o.cacheSize)
+		o.renewal.pprof, o.renewal.out = o.pprof, o.out
+		if renewal, err = runRenewal(ctx, c, st, dbURL, slices.Clone(base), o.renewal); err != nil {
+			return err
+		}
+	}
 	for _, r := range results {
 		countHistories(ctx, c, r)
 	}
@@ -302,8 +320,27 @@ func run(ctx context.Context, o options) error {
 			}
 			logf("dropped index %s", o.dropIndex)
 		}
-		if lists, err = measureList(ctx, st, o.listRequests); err != nil {
+		targets := []*stack{st}
+		if o.listBaseline != "" {
+			baseline, err := filepath.Abs(o.listBaseline)
+			if err != nil {
+				return err
+			}
+			b, err := st.extraAPI(baseline)
+			if err != nil {
+				return err
+			}
+			defer b.stopAPI()
+			targets = append(targets, b)
+			logf("baseline api %s on the same data; requests alternate between the two", baseline)
+		}
+		cases, err := measureList(ctx, targets, o.listRequests)
+		if err != nil {
 			return err
+		}
+		lists = cases[0]
+		if len(cases) > 1 {
+			baseLists = cases[1]
 		}
 		for _, q := range []struct {
 			name, customer string
@@ -316,7 +353,7 @@ func run(ctx context.Context, o options) error {
 			plan += "  " + q.name + ":\n" + p
 		}
 	}
-	printTable(os.Stdout, o, engine, results, ceiling, lists, plan, apiPeak, apiNow, workerPeak, workerNow, time.Since(began))
+	printTable(os.Stdout, o, engine, results, ceiling, lists, baseLists, plan, apiPeak, apiNow, workerPeak, workerNow, time.Since(began))
 	if len(rounds) > 0 {
 		fmt.Printf("\nrounds back to back (ceiling regular, then service closed loop, %s each, c=%d):\n", o.ceilingDuration, o.concurrency)
 		ratios := make([]float64, 0, len(rounds))
@@ -333,6 +370,9 @@ func run(ctx context.Context, o options) error {
 	}
 	if scale != nil {
 		printScale(os.Stdout, scale)
+	}
+	if renewal != nil {
+		printRenewal(os.Stdout, renewal, o.cacheSize)
 	}
 	return nil
 }
@@ -437,7 +477,7 @@ func loadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
-func printTable(w io.Writer, o options, engine string, results []*result, ceiling *result, lists []*listCase, plan string,
+func printTable(w io.Writer, o options, engine string, results []*result, ceiling *result, lists, baseLists []*listCase, plan string,
 	apiPeak, apiNow, workerPeak, workerNow float64, took time.Duration) {
 	fmt.Fprintf(w, "\n%s, %d cores, load average %s, %s, SDK %s, %s; took %s\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), loadAverage(), runtime.Version(), sdkVersion(),
@@ -445,6 +485,9 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 	fmt.Fprintf(w, "Temporal: %s; warmup %s, ceiling %s, service %s per phase\n", engine, o.warmup, o.ceilingDuration, o.serviceDuration)
 	if o.devConfig != "" || o.ceilingPollers != 0 {
 		fmt.Fprintf(w, "EXPERIMENT: dev server config %q, ceiling worker pollers %d\n", o.devConfig, o.ceilingPollers)
+	}
+	if o.workerEnv != "" {
+		fmt.Fprintf(w, "EXPERIMENT: worker environment %s\n", o.workerEnv)
 	}
 	if o.asyncCommit {
 		fmt.Fprintln(w, "EXPERIMENT: the service's database runs with synchronous_commit=off")
@@ -509,6 +552,14 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 		for _, l := range lists {
 			fmt.Fprintf(w, "| %-28s | %6s | %6s | %6s | %9.1f |\n", l.name, ms(l.latency.pct(50)), ms(l.latency.pct(95)), ms(l.latency.pct(99)),
 				float64(l.items)/float64(max(1, l.latency.count())))
+		}
+		if len(baseLists) > 0 {
+			fmt.Fprintf(w, "\nthe same requests, in turn with the above, to the baseline api %s:\n\n", o.listBaseline)
+			fmt.Fprintf(w, "| %-28s | %6s | %6s | %6s | %9s |\n|%s|%s|%s|%s|%s|\n", "case", "p50", "p95", "p99", "items/req", dash(30), dash(8), dash(8), dash(8), dash(11))
+			for _, l := range baseLists {
+				fmt.Fprintf(w, "| %-28s | %6s | %6s | %6s | %9.1f |\n", l.name, ms(l.latency.pct(50)), ms(l.latency.pct(95)), ms(l.latency.pct(99)),
+					float64(l.items)/float64(max(1, l.latency.count())))
+			}
 		}
 		fmt.Fprintf(w, "\nplans of the store's list query (EXPLAIN ANALYZE):\n%s", plan)
 	}

@@ -26,6 +26,7 @@ import (
 // stack is the real binary as separate api and worker processes.
 type stack struct {
 	baseURL        string
+	taskQueue      string
 	env            []string
 	api, worker    *exec.Cmd
 	apiPprof       string
@@ -36,17 +37,17 @@ type stack struct {
 
 // startStack seeds the database and starts one worker and one api, with the
 // rate limits out of the way.
-func startStack(ctx context.Context, binary, dbURL, temporalAddr, dir string, pprof bool, cacheSize string) (*stack, error) {
+func startStack(ctx context.Context, binary, dbURL, temporalAddr, dir string, pprof bool, cacheSize, extraWorkerEnv string) (*stack, error) {
 	logFile, err := os.Create(filepath.Join(dir, "service.log"))
 	if err != nil {
 		return nil, err
 	}
 	addr := testenv.FreeAddress()
-	s := &stack{baseURL: "http://" + addr, logFile: logFile}
+	s := &stack{baseURL: "http://" + addr, logFile: logFile, taskQueue: "bench-fulfillment-" + uuid.NewString()[:8]}
 	s.env = append(os.Environ(),
 		"DATABASE_URL="+dbURL, "TEMPORAL_ADDRESS="+temporalAddr, "TEMPORAL_NAMESPACE=default",
 		"HTTP_ADDR="+addr, "SECRET_KEY="+testenv.SecretKey(),
-		"TEMPORAL_TASK_QUEUE=bench-fulfillment-"+uuid.NewString()[:8], "LOG_LEVEL=warn",
+		"TEMPORAL_TASK_QUEUE="+s.taskQueue, "LOG_LEVEL=warn",
 		"RATE_LIMIT_PARTNER_RPS=100000", "RATE_LIMIT_PARTNER_BURST=100000",
 		"RATE_LIMIT_PUBLISHER_RPS=100000", "RATE_LIMIT_PUBLISHER_BURST=100000",
 		"RATE_LIMIT_FAILED_AUTH_RPS=100000", "RATE_LIMIT_FAILED_AUTH_BURST=100000",
@@ -75,6 +76,11 @@ func startStack(ctx context.Context, binary, dbURL, temporalAddr, dir string, pp
 	if cacheSize != "" {
 		workerEnv = append(workerEnv, "WORKFLOW_CACHE_SIZE="+cacheSize)
 	}
+	for _, kv := range strings.Split(extraWorkerEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			workerEnv = append(workerEnv, kv)
+		}
+	}
 	if s.worker, err = start("worker", workerEnv...); err != nil {
 		return nil, err
 	}
@@ -97,6 +103,42 @@ func startStack(ctx context.Context, binary, dbURL, temporalAddr, dir string, pp
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// extraAPI starts one more api process of binary (e.g. an older build, for a
+// before/after in one run) on the same database and Temporal; the returned
+// stack shares the worker and sends its requests to the new process.
+func (s *stack) extraAPI(binary string) (*stack, error) {
+	addr := testenv.FreeAddress()
+	cmd := exec.Command(binary, "api")
+	cmd.Env = append(append([]string(nil), s.env...), "HTTP_ADDR="+addr)
+	cmd.Stdout, cmd.Stderr = s.logFile, s.logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	x := *s
+	x.baseURL, x.api = "http://"+addr, cmd
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get(x.baseURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return &x, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return nil, fmt.Errorf("api of %s not ready after 60s", binary)
+		}
+	}
+}
+
+// stopAPI stops an api started by extraAPI.
+func (s *stack) stopAPI() {
+	_ = s.api.Process.Signal(syscall.SIGTERM)
+	_ = s.api.Wait()
 }
 
 func (s *stack) stop() {
