@@ -68,7 +68,7 @@ var problemTitle = map[string]string{
 	CodeIdempotencyKeyReused:     "The key was used with a different request",
 	CodeValidationFailed:         "The request's values are not valid",
 	CodeRateLimited:              "Too many requests",
-	CodeUnavailable:              "The service is unavailable; nothing was changed",
+	CodeUnavailable:              "The service is unavailable",
 	CodeInternal:                 "Internal error",
 }
 
