@@ -74,6 +74,7 @@ func offerView(o store.CatalogOffer) wire.Offer {
 			Term: p.Term, BillingFrequency: p.Frequency(), BillingFrequencies: p.Frequencies(),
 			MinQuantity: p.MinQuantity, MaxQuantity: p.MaxQuantity,
 			CancellationWindow: p.CancellationWindow, ActivationDeadline: p.ActivationDeadline,
+			PlanChangeVetoWindow: p.VetoWindow(), PaymentGracePeriod: p.GracePeriod(),
 		})
 	}
 	parents := append([]string{}, o.ParentOfferIDs...)

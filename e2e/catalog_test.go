@@ -105,6 +105,7 @@ func TestCatalogPartnerBuysWhatItRead(t *testing.T) {
 		"id": "annual", "name": "Annual", "unit_price_minor": float64(900), "currency": "EUR", "term": "P1Y",
 		"billing_frequency": "P1Y", "billing_frequencies": []any{"P1Y"}, "min_quantity": float64(1), "max_quantity": float64(10),
 		"cancellation_window": "P7D", "activation_deadline": "P30D",
+		"plan_change_veto_window": "PT1H", "payment_grace_period": "P30D", // the defaults: the seed names neither
 	}, catalogPlan(t, docs, "annual"))
 
 	// One offer reads as it is listed; unknown ids are 404 problems.
@@ -189,7 +190,8 @@ func seededCatalog(t *testing.T) []map[string]any {
 		for _, p := range plans {
 			wirePlans = append(wirePlans, map[string]any{"id": p.ID, "name": p.Name, "unit_price_minor": p.UnitPriceMinor,
 				"currency": p.Currency, "term": p.Term, "billing_frequency": p.Frequency(), "billing_frequencies": p.Frequencies(), "min_quantity": p.MinQuantity,
-				"max_quantity": p.MaxQuantity, "cancellation_window": p.CancellationWindow, "activation_deadline": p.ActivationDeadline})
+				"max_quantity": p.MaxQuantity, "cancellation_window": p.CancellationWindow, "activation_deadline": p.ActivationDeadline,
+				"plan_change_veto_window": p.VetoWindow(), "payment_grace_period": p.GracePeriod()})
 		}
 		parents := o.ParentOfferIDs
 		if parents == nil {

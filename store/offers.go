@@ -96,7 +96,8 @@ func (s *Store) attachPlans(ctx context.Context, offers []CatalogOffer) error {
 	var plans []planRow
 	if err := s.db.SelectContext(ctx, &plans, `
 		SELECT offer_id, id, name, term, unit_price_minor, currency, min_quantity, max_quantity,
-			cancellation_window, activation_deadline, billing_frequency, billing_frequencies
+			cancellation_window, activation_deadline, billing_frequency, billing_frequencies,
+			payment_grace_period, plan_change_veto_window
 		FROM plans WHERE offer_id = ANY($1) ORDER BY offer_id, id COLLATE "C"`, ids); err != nil {
 		return fmt.Errorf("list plans: %w", err)
 	}

@@ -119,7 +119,8 @@ func TestListOffersCarriesPlansPublisherAndParents(t *testing.T) {
 	require.Len(t, zeta.Plans, 2)
 	assert.Equal(t, "a-monthly", zeta.Plans[0].ID, "plans by id")
 	assert.Equal(t, domain.Plan{ID: "b-annual", OfferID: "Zeta", Name: "Annual", Term: "P1Y", UnitPriceMinor: 900, Currency: "EUR",
-		MinQuantity: 2, MaxQuantity: 10, CancellationWindow: "P7D", ActivationDeadline: "P14D"}, zeta.Plans[1])
+		MinQuantity: 2, MaxQuantity: 10, CancellationWindow: "P7D", ActivationDeadline: "P14D",
+		PaymentGracePeriod: "P30D", PlanChangeVetoWindow: "PT1H"}, zeta.Plans[1], "the seed names no grace period or veto window: the defaults")
 
 	app := byID["contoso-insights"]
 	assert.Equal(t, domain.OfferKindApp, app.Kind)

@@ -35,4 +35,9 @@ type Plan struct {
 	MaxQuantity        int      `json:"max_quantity"`
 	CancellationWindow string   `json:"cancellation_window"`
 	ActivationDeadline string   `json:"activation_deadline"`
+	// PlanChangeVetoWindow is how long the publisher may refuse a change away
+	// from this plan; PaymentGracePeriod how long a subscription suspended for
+	// non-payment waits for the payment.
+	PlanChangeVetoWindow string `json:"plan_change_veto_window"`
+	PaymentGracePeriod   string `json:"payment_grace_period"`
 }
