@@ -395,3 +395,30 @@ func TestListsPageThroughEverySubscription(t *testing.T) {
 	assert.Equal(t, http.StatusOK, w.do(http.MethodGet, "/portal/subscriptions?tab=upcoming&before=nonsense", nil).Code,
 		"a broken page link shows the newest page")
 }
+
+func TestSubscriptionPagesShowAPendingPlanChangeAndTheBillingFrequency(t *testing.T) {
+	s := newSite(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	start, end, window := now.Add(-time.Hour), now.Add(24*time.Hour), now.Add(-time.Minute)
+	monthly := "P1M"
+	sub := domain.Subscription{ID: "sub-changing", PartnerID: "fabrikam", CustomerID: "woodgrove", PublisherID: "contoso",
+		OfferID: "analytics", PlanID: "annual", Quantity: 3, AutoRenew: true, LinkedSubscriptionIDs: []string{},
+		EntitlementNumber: domain.EntitlementNumber("sub-changing"), Status: domain.StatusActive, TermNumber: 1,
+		TermStart: &start, TermEnd: &end, CancellationWindowEndsAt: &window, BillingStartedAt: &start,
+		BillingFrequency: "P1Y", PendingBillingFrequency: &monthly,
+		PendingPlanChange: &domain.PlanChange{PlanID: "premium", FromPlanID: "annual", Kind: domain.PlanChangeUpgrade,
+			Effective: domain.PlanChangeNow, Stage: domain.PlanChangeAwaitingPublisher, RequestedAt: now, VetoEndsAt: now.Add(time.Hour)},
+		ActivationDeadline: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now, Version: 1}
+	_, err := s.st.SaveChange(context.Background(), domain.Change{Subscription: sub}, nil)
+	require.NoError(t, err)
+	for _, who := range []struct{ address, path string }{
+		{"ann@woodgrove.test", "/portal/subscriptions/sub-changing"},
+		{"alice@fabrikam.test", "/portal/partner/subscriptions/sub-changing"},
+	} {
+		b := s.browser()
+		b.signIn(who.address)
+		page := b.do(http.MethodGet, who.path, nil).Body.String()
+		assert.Contains(t, page, "upgrade to plan premium, the publisher may refuse it until", who.address)
+		assert.Contains(t, page, "P1Y (every P1M from the next term)", who.address)
+	}
+}
