@@ -67,6 +67,24 @@ func (s *Server) changePlan(c *gin.Context) {
 	s.sendAnswering(c, http.StatusAccepted, sub.ID, "plan-change", workflows.UpdateChangePlan, msg.MessageID, msg)
 }
 
+// withdrawPlanChange drops the pending plan change, in either stage (admin
+// agents only); the publisher is told. Nothing pending → 409 invalid_state.
+func (s *Server) withdrawPlanChange(c *gin.Context) {
+	if _, ok := decodeBody(c, decodeEnd); !ok { // no body, or {}
+		return
+	}
+	sub, err := s.ownSubscription(c)
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	if !s.claimChangeKey(c, "withdraw-plan-change", sub.ID, nil) {
+		return
+	}
+	msg := workflows.PlanChangeAnswer{MessageID: messageID(c, "withdraw-plan-change"), Actor: agentActor(currentAgent(c))}
+	s.send(c, sub.ID, "withdraw-plan-change", workflows.UpdateWithdrawPlanChange, msg.MessageID, msg)
+}
+
 // RefusePlanChangeBody is the body of the publisher's refusal.
 type RefusePlanChangeBody struct {
 	Reason string `json:"reason"`

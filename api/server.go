@@ -157,6 +157,7 @@ func (s *Server) partnerRoutes(partner *gin.RouterGroup) {
 	partner.POST("/subscriptions/:id/cancel", s.requireAdmin("cancel"), s.cancelSubscription)
 	partner.POST("/subscriptions/:id/deactivate", s.requireAdmin("deactivate"), s.deactivateSubscription)
 	partner.POST("/subscriptions/:id/plan-change", s.requireAdmin("change the plan of"), s.changePlan)
+	partner.DELETE("/subscriptions/:id/plan-change", s.requireAdmin("withdraw the plan change of"), s.withdrawPlanChange)
 	partner.GET("/subscriptions/:id/events", s.subscriptionEvents)
 	partner.GET("/subscriptions/:id/billing", s.subscriptionBilling)
 	partner.GET("/offers", s.listOffers)

@@ -355,6 +355,7 @@ const (
 	EventPlanChangeRequested  = "plan_change_requested"
 	EventPlanChangeRefused    = "plan_change_refused"
 	EventPlanChangeScheduled  = "plan_change_scheduled"
+	EventPlanChangeWithdrawn  = "plan_change_withdrawn"
 	EventPlanChanged          = "plan_changed"
 	// EventBillingAccountChanged: moved to another billing account of its
 	// customer, detail {from_billing_account_id, to_billing_account_id}.
@@ -406,6 +407,8 @@ const (
 	// window if it must; NotifyPlanChanged tells it the new plan is in effect.
 	NotifyPlanChangeRequested = "subscription.plan_change_requested"
 	NotifyPlanChanged         = "subscription.plan_changed"
+	// NotifyPlanChangeWithdrawn: the partner withdrew the change it asked for.
+	NotifyPlanChangeWithdrawn = "subscription.plan_change_withdrawn"
 )
 
 // Notification is an event queued for the publisher; ID is its stable webhook-id.

@@ -76,6 +76,9 @@ func isolationTable() map[string]isolationCase {
 			sweep: sub(map[string]any{"plan_id": "pc-premium"}),
 			check: salesAgentRefused(http.MethodPost, "/plan-change", map[string]any{"plan_id": "pc-premium"}),
 		},
+		"DELETE /v1/subscriptions/:id/plan-change": {
+			sweep: sub(nil), check: salesAgentRefused(http.MethodDelete, "/plan-change", nil),
+		},
 		"GET /v1/subscriptions/:id/events":  {sweep: sub(nil)},
 		"GET /v1/subscriptions/:id/billing": {sweep: sub(nil)},
 

@@ -472,6 +472,13 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 		P{"plan_id": "pc-standard"}, http.StatusConflict)
 	publisher("refuse the plan change", "/v1/publisher/subscriptions/"+id+"/plan-change/refuse", P{"reason": "needs a contract"}, http.StatusOK)
 	publisher("refuse with nothing pending", "/v1/publisher/subscriptions/"+id+"/plan-change/refuse", P{"reason": "again"}, http.StatusConflict)
+	partner("withdraw with nothing pending", admin, http.MethodDelete, "/v1/subscriptions/"+id+"/plan-change", nil, http.StatusConflict)
+	partner("change the plan to withdraw it", admin, http.MethodPost, "/v1/subscriptions/"+id+"/plan-change",
+		P{"plan_id": "pc-premium"}, http.StatusAccepted)
+	partner("withdraw the plan change as a sales agent", sales, http.MethodDelete, "/v1/subscriptions/"+id+"/plan-change", nil, http.StatusForbidden)
+	withdrawn := partner("withdraw the plan change", admin, http.MethodDelete, "/v1/subscriptions/"+id+"/plan-change", nil, http.StatusOK,
+		"Idempotency-Key", uuid.NewString())
+	require.Nil(t, withdrawn.Body["pending_plan_change"], withdrawn.String())
 	partner("change the plan again", admin, http.MethodPost, "/v1/subscriptions/"+id+"/plan-change",
 		P{"plan_id": "pc-premium"}, http.StatusAccepted)
 	accepted := publisher("accept the plan change", "/v1/publisher/subscriptions/"+id+"/plan-change/accept", P{}, http.StatusOK)

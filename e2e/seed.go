@@ -55,10 +55,10 @@ const Seed = `{
         "plan_change_veto_window": "PT10M"},
        {"id": "pc-premium", "name": "Premium", "term": "P1Y", "unit_price_minor": 2500, "currency": "USD",
         "min_quantity": 1, "max_quantity": 50, "cancellation_window": "P7D", "activation_deadline": "P30D"},
-       {"id": "pc-8s", "name": "8-second terms, 1-second plan-change veto", "term": "PT8S", "unit_price_minor": 700, "currency": "USD",
+       {"id": "pc-20s", "name": "20-second terms, 1-second plan-change veto", "term": "PT20S", "unit_price_minor": 700, "currency": "USD",
         "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT2S", "activation_deadline": "PT1M",
         "plan_change_veto_window": "PT1S"},
-       {"id": "pc-8s-lite", "name": "8-second terms, lite", "term": "PT8S", "unit_price_minor": 400, "currency": "USD",
+       {"id": "pc-20s-lite", "name": "20-second terms, lite", "term": "PT20S", "unit_price_minor": 400, "currency": "USD",
         "min_quantity": 1, "max_quantity": 100, "cancellation_window": "PT2S", "activation_deadline": "PT1M"}
      ]},
     {"id": "insights-app", "publisher_id": "contoso", "name": "Insights (app)", "kind": "app", "parent_offer_ids": ["analytics"],

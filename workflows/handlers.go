@@ -83,6 +83,10 @@ func (w *subscriptionWorkflow) registerHandlers(ctx workflow.Context) error {
 			name: UpdateAcceptPlanChange, id: func(r PlanChangeAnswer) string { return r.MessageID },
 			check: w.checkPlanChangeAnswer, apply: w.acceptPlanChange,
 		}),
+		register(ctx, w, message[PlanChangeAnswer]{
+			name: UpdateWithdrawPlanChange, id: func(r PlanChangeAnswer) string { return r.MessageID },
+			check: w.checkPlanChangePending, apply: w.withdrawPlanChange,
+		}),
 		register(ctx, w, message[LinkRequest]{
 			name: UpdateLink, id: func(LinkRequest) string { return "" },
 			check: w.checkLink, apply: w.link,

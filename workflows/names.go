@@ -25,6 +25,7 @@ const (
 	UpdateChangePlan         = "change_plan"
 	UpdateRefusePlanChange   = "refuse_plan_change"
 	UpdateAcceptPlanChange   = "accept_plan_change"
+	UpdateWithdrawPlanChange = "withdraw_plan_change"
 	UpdateTransferBilling    = "transfer_billing_account"
 	UpdateChooseSite         = "choose_site"
 	SignalParentEnded        = "parent_ended"
@@ -146,7 +147,7 @@ type PlanChangeRequest struct {
 }
 
 // PlanChangeAnswer is the publisher's refusal (with its reason) or early
-// acceptance of the pending plan change.
+// acceptance of the pending plan change, or the partner's withdrawal of it.
 type PlanChangeAnswer struct {
 	MessageID string `json:"message_id"`
 	Actor     Actor  `json:"actor"`

@@ -97,6 +97,29 @@ func (w *subscriptionWorkflow) refusePlanChange(t *transition, req PlanChangeAns
 	})
 }
 
+// checkPlanChangePending admits the partner's withdrawal of a change while it
+// is pending, in either stage: waiting for the publisher or for the renewal.
+func (w *subscriptionWorkflow) checkPlanChangePending(time.Time, PlanChangeAnswer) error {
+	switch s := w.st.Subscription; {
+	case s.Status.Terminal():
+		return problem(ErrInvalidState, "subscription is %s", s.Status)
+	case s.PendingPlanChange == nil:
+		return problem(ErrInvalidState, "no plan change is pending")
+	}
+	return nil
+}
+
+// withdrawPlanChange drops the pending change at the partner's request; the
+// publisher, told of the request, is told it is withdrawn.
+func (w *subscriptionWorkflow) withdrawPlanChange(t *transition, req PlanChangeAnswer) {
+	pc := t.sub().PendingPlanChange
+	t.clearPlanChange()
+	t.event(domain.EventPlanChangeWithdrawn, req.Actor.String(), map[string]any{
+		"from_plan_id": pc.FromPlanID, "plan_id": pc.PlanID, "stage": pc.Stage,
+	})
+	t.notifyWith(domain.NotifyPlanChangeWithdrawn, map[string]any{"from_plan_id": pc.FromPlanID, "plan_id": pc.PlanID})
+}
+
 // acceptPlanChange ends the veto window early: the publisher agreed.
 func (w *subscriptionWorkflow) acceptPlanChange(t *transition, req PlanChangeAnswer) {
 	t.settlePlanChange(req.Actor)

@@ -395,3 +395,54 @@ func TestDowngradeWithItsWindowOpenAtRenewalWaitsForTheNext(t *testing.T) {
 	assert.Equal(t, 3, charges[0].TermNumber)
 	assert.Empty(t, h2.store.LedgerOfKind(domain.LedgerProration))
 }
+
+// The partner withdraws a scheduled downgrade before the renewal: the next
+// term starts on the old plan at its price; the publisher is told. A
+// withdrawal with nothing pending is refused.
+func TestWithdrawnDowngradeLeavesTheRenewalOnTheOldPlan(t *testing.T) {
+	h := newHarness(t)
+	h.fulfil()
+	nothing := h.update(10*time.Minute, UpdateWithdrawPlanChange, "wd-0", PlanChangeAnswer{MessageID: "wd-0", Actor: admin})
+	h.update(20*time.Minute, UpdateChangePlan, "pc-w", changePlan("pc-w", basicPlan()))
+	withdrawn := h.update(40*time.Minute, UpdateWithdrawPlanChange, "wd-1", PlanChangeAnswer{MessageID: "wd-1", Actor: admin})
+	again := h.update(41*time.Minute, UpdateWithdrawPlanChange, "wd-2", PlanChangeAnswer{MessageID: "wd-2", Actor: admin})
+	h.run(newInput("sub-wd", withNotifications, withVeto("PT5M")))
+
+	nothing.rejectedWith(t, ErrInvalidState)
+	again.rejectedWith(t, ErrInvalidState)
+	s := withdrawn.applied(t)
+	assert.Nil(t, s.PendingPlanChange)
+	assert.Equal(t, "std-hourly", s.PlanID)
+	ev := h.store.Event(t, domain.EventPlanChangeWithdrawn)
+	assert.Equal(t, "agent:alice", ev.Actor)
+	assert.Equal(t, domain.PlanChangeScheduled, ev.Detail["stage"])
+	assert.Equal(t, "basic-hourly", ev.Detail["plan_id"])
+
+	next := h.continued()
+	assert.Equal(t, "std-hourly", next.Subscription.PlanID)
+	assert.Nil(t, next.PendingPlan)
+	charges := h.store.LedgerOfKind(domain.LedgerCharge)
+	require.Len(t, charges, 2)
+	assert.Equal(t, unitPrice*int64(testQuantity), charges[1].AmountMinor, "term 2 at the old plan's price")
+	assert.Empty(t, h.store.EventsOfType(domain.EventPlanChanged))
+	assert.Equal(t, []string{domain.NotifyPurchased, domain.NotifyActivated, domain.NotifyPlanChangeRequested,
+		domain.NotifyPlanChangeWithdrawn, domain.NotifyRenewed}, h.store.NotificationTypes())
+	h.store.requireConsistent(t)
+}
+
+// An upgrade withdrawn inside its veto window never takes effect: the timer
+// that would have settled it finds nothing pending.
+func TestWithdrawnUpgradeNeverTakesEffect(t *testing.T) {
+	h := newHarness(t)
+	h.fulfil()
+	h.update(20*time.Minute, UpdateChangePlan, "pc-wu", changePlan("pc-wu", premiumPlan()))
+	h.update(22*time.Minute, UpdateWithdrawPlanChange, "wd-u", PlanChangeAnswer{MessageID: "wd-u", Actor: admin})
+	late := h.update(23*time.Minute, UpdateAcceptPlanChange, "wh-u", answer("wh-u", ""))
+	h.run(newInput("sub-wu", withoutAutoRenew, withVeto("PT5M")))
+
+	late.rejectedWith(t, ErrInvalidState)
+	final := h.result()
+	assert.Equal(t, "std-hourly", final.PlanID)
+	assert.Empty(t, h.store.LedgerOfKind(domain.LedgerProration))
+	assert.Empty(t, h.store.EventsOfType(domain.EventPlanChanged))
+}
