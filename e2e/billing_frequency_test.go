@@ -44,6 +44,7 @@ func (w *world) billingOf(t *testing.T, id string) billingView {
 // its 4 charges appear one by one in the billing endpoint while the upcoming
 // charges shrink; a frequency PATCHed meanwhile applies from the renewal.
 func TestBillingFrequencyChargesEachPeriodOverHTTP(t *testing.T) {
+	t.Parallel() // mostly waits on second-long terms: overlaps with the other waiting tests
 	w := newWorld(t, testenvOpts())
 
 	refused := w.admin.Purchase(map[string]any{"customer_id": "woodgrove", "offer_id": "analytics", "plan_id": "periods-3s",

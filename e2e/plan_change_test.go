@@ -175,6 +175,7 @@ func TestPlanChangeRefusedByThePublisher(t *testing.T) {
 // A downgrade asked after the cancellation window takes effect at the
 // renewal: no proration, and the next term is charged the new plan's price.
 func TestPlanChangeDowngradeAtRenewal(t *testing.T) {
+	t.Parallel() // mostly waits on second-long terms: overlaps with the other waiting tests
 	w := newWorld(t, testenvOpts())
 	keepLogsOnFailure(t, w)
 	p := w.buy(t, "analytics", "pc-20s", 3)
@@ -213,6 +214,7 @@ func TestPlanChangeDowngradeAtRenewal(t *testing.T) {
 // A downgrade scheduled for the renewal is withdrawn by an admin (a sales
 // agent may not): the next term starts on the old plan at its price.
 func TestPlanChangeWithdrawnBeforeTheRenewal(t *testing.T) {
+	t.Parallel() // mostly waits on second-long terms: overlaps with the other waiting tests
 	w := newWorld(t, testenvOpts())
 	keepLogsOnFailure(t, w)
 	p := w.buy(t, "analytics", "pc-20s", 2)
