@@ -75,14 +75,21 @@ func (s *Server) inProcessContext(c *gin.Context) {
 // the contact as its actor, recorded in the audit log.
 func (s *Server) DeactivateAsContact(ctx context.Context, actor store.ContactActor, subscriptionID, messageID string) (domain.Subscription, error) {
 	msg := workflows.EndRequest{MessageID: "deactivate:contact:" + messageID, Actor: workflows.Actor{Kind: "contact", ID: actor.ContactID}}
-	sub, err := s.update(ctx, subscriptionID, workflows.UpdateDeactivate, msg.MessageID, msg)
+	return s.updateAsContact(ctx, actor, "deactivate", subscriptionID, workflows.UpdateDeactivate, msg.MessageID, msg,
+		map[string]any{"subscription_id": subscriptionID, "customer_id": actor.CustomerID})
+}
+
+// updateAsContact sends a customer contact's Update and audits its outcome.
+func (s *Server) updateAsContact(ctx context.Context, actor store.ContactActor, action, subscriptionID, update, updateID string,
+	msg any, detail map[string]any) (domain.Subscription, error) {
+	sub, err := s.update(ctx, subscriptionID, update, updateID, msg)
 	outcome := "ok"
 	if err != nil {
 		outcome = fmt.Sprint(err)
 	}
-	s.Logger.Info("audit", "actor", actor.String(), "tenant", actor.PartnerID, "action", "deactivate", "outcome", outcome)
+	s.Logger.Info("audit", "actor", actor.String(), "tenant", actor.PartnerID, "action", action, "outcome", outcome)
 	if aerr := s.Store.RecordAudit(context.WithoutCancel(ctx), store.AuditEntry{Actor: actor.String(), Tenant: actor.PartnerID,
-		Action: "deactivate", Outcome: outcome, Detail: map[string]any{"subscription_id": subscriptionID, "customer_id": actor.CustomerID}}); aerr != nil {
+		Action: action, Outcome: outcome, Detail: detail}); aerr != nil {
 		s.Logger.Warn("record audit", "error", aerr)
 	}
 	return sub, err
@@ -100,17 +107,8 @@ func (s *Server) ChooseSiteAsContact(ctx context.Context, actor store.ContactAct
 	}
 	msg := workflows.ChooseSiteRequest{MessageID: "choose-site:contact:" + messageID, Actor: workflows.Actor{Kind: "contact", ID: actor.ContactID},
 		SiteID: site.ID, SiteURL: site.URL}
-	sub, err := s.update(ctx, subscriptionID, workflows.UpdateChooseSite, msg.MessageID, msg)
-	outcome := "ok"
-	if err != nil {
-		outcome = fmt.Sprint(err)
-	}
-	s.Logger.Info("audit", "actor", actor.String(), "tenant", actor.PartnerID, "action", "choose_site", "outcome", outcome)
-	if aerr := s.Store.RecordAudit(context.WithoutCancel(ctx), store.AuditEntry{Actor: actor.String(), Tenant: actor.PartnerID,
-		Action: "choose_site", Outcome: outcome, Detail: map[string]any{"subscription_id": subscriptionID, "site_id": site.ID}}); aerr != nil {
-		s.Logger.Warn("record audit", "error", aerr)
-	}
-	return sub, err
+	return s.updateAsContact(ctx, actor, "choose_site", subscriptionID, workflows.UpdateChooseSite, msg.MessageID, msg,
+		map[string]any{"subscription_id": subscriptionID, "site_id": site.ID})
 }
 
 type recorder struct {
