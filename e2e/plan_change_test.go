@@ -172,20 +172,28 @@ func TestPlanChangeRefusedByThePublisher(t *testing.T) {
 	w.requireAgree(t, id)
 }
 
+// activeAfterTheWindow buys quantity seats of pc-20s (20-second terms, a
+// 2-second cancellation window), activates it and returns once its
+// cancellation window has closed: a downgrade asked now waits for the renewal.
+func activeAfterTheWindow(t *testing.T, w *world, quantity int) (id string, termEnd time.Time) {
+	t.Helper()
+	p := w.buy(t, "analytics", "pc-20s", quantity)
+	active := w.fulfill(t, p, quantity)
+	windowEnds, err := time.Parse(time.RFC3339Nano, active.Str("cancellation_window_ends_at"))
+	require.NoError(t, err)
+	termEnd, err = time.Parse(time.RFC3339Nano, active.Str("term_end"))
+	require.NoError(t, err)
+	time.Sleep(time.Until(windowEnds) + 200*time.Millisecond) // the clock itself is the condition
+	return p.Str("id"), termEnd
+}
+
 // A downgrade asked after the cancellation window takes effect at the
 // renewal: no proration, and the next term is charged the new plan's price.
 func TestPlanChangeDowngradeAtRenewal(t *testing.T) {
 	t.Parallel() // mostly waits on second-long terms: overlaps with the other waiting tests
 	w := newWorld(t, testenvOpts())
 	keepLogsOnFailure(t, w)
-	p := w.buy(t, "analytics", "pc-20s", 3)
-	id := p.Str("id")
-	active := w.fulfill(t, p, 3)
-	windowEnds, err := time.Parse(time.RFC3339Nano, active.Str("cancellation_window_ends_at"))
-	require.NoError(t, err)
-	termEnd, err := time.Parse(time.RFC3339Nano, active.Str("term_end"))
-	require.NoError(t, err)
-	time.Sleep(time.Until(windowEnds) + 200*time.Millisecond)
+	id, termEnd := activeAfterTheWindow(t, w, 3)
 	require.Greater(t, time.Until(termEnd), 3*time.Second, "the veto window (1 s) ends before the term")
 
 	r := planChange(w.admin, id, "pc-20s-lite", uuid.NewString())
@@ -217,12 +225,7 @@ func TestPlanChangeWithdrawnBeforeTheRenewal(t *testing.T) {
 	t.Parallel() // mostly waits on second-long terms: overlaps with the other waiting tests
 	w := newWorld(t, testenvOpts())
 	keepLogsOnFailure(t, w)
-	p := w.buy(t, "analytics", "pc-20s", 2)
-	id := p.Str("id")
-	active := w.fulfill(t, p, 2)
-	windowEnds, err := time.Parse(time.RFC3339Nano, active.Str("cancellation_window_ends_at"))
-	require.NoError(t, err)
-	time.Sleep(time.Until(windowEnds) + 200*time.Millisecond)
+	id, _ := activeAfterTheWindow(t, w, 2)
 
 	r := planChange(w.admin, id, "pc-20s-lite", uuid.NewString())
 	require.Equal(t, http.StatusAccepted, r.Status, r.String())
