@@ -24,7 +24,7 @@ run: $(TEMPORAL) $(MAILPIT) postgres build
 
 ## test: every test, against a real Temporal dev server and real PostgreSQL
 test: $(TEMPORAL) $(MAILPIT) postgres chromium lint
-	go test -race -count=1 -timeout 60m ./...
+	go test -race -count=1 -parallel 4 -timeout 60m ./...
 	$(MAKE) fuzz
 
 ## run-pg: like run, but on the production engine — the real Temporal server on PostgreSQL + UI

@@ -38,6 +38,7 @@ type auditRow struct {
 // authorization code appears in any process's log, in any workflow history
 // (what ops see in the Temporal UI), or in the audit log and timeline.
 func TestAuditAndSecrets(t *testing.T) {
+	t.Parallel()
 	started := time.Now()
 	var mu sync.Mutex
 	var notified []string // notification types the publisher received

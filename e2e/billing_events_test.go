@@ -47,6 +47,7 @@ func (b billingSigner) send(t *testing.T, body any) testenv.Response {
 // command); a forged message changes nothing; the same event again gets the
 // same answer; a payment received reinstates it with the same term dates.
 func TestBillingSystemEventsOverHTTP(t *testing.T) {
+	t.Parallel()
 	w, mp := mailWorld(t)
 	sub := w.admin.Purchase(map[string]any{"customer_id": "woodgrove", "offer_id": "analytics", "plan_id": "annual",
 		"quantity": 2, "customer_contact_email": "ann@woodgrove.example"})
@@ -139,6 +140,7 @@ func TestBillingSystemEventsOverHTTP(t *testing.T) {
 // without it), list shows fingerprints only, revoke stops one now; audited;
 // no secret reaches a log or the audit trail.
 func TestBillingSecretsCommandLine(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 	id := w.buy(t, "analytics", "annual", 1).Str("id")
 	// A payment_failed on a pending subscription is refused (409) once verified: the status tells a verified signature (401 otherwise).

@@ -65,6 +65,7 @@ func catalogPeriod(t *testing.T, iso any) domain.Period {
 // the plan's price, bounds, deadline, window and term it read are the ones
 // the purchase, the billing and the app link then apply.
 func TestCatalogPartnerBuysWhatItRead(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 
 	// The whole catalog, whatever the page size, for both roles and both

@@ -32,6 +32,7 @@ func collectionSeed() []byte {
 // Buying a collection buys one linked subscription per bundled app; a replay
 // buys nothing more; deactivating the collection deactivates its apps.
 func TestCollectionBuysItsApps(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.StackOptions{Seed: collectionSeed()})
 	key := uuid.NewString()
 	body := map[string]any{"customer_id": "woodgrove", "offer_id": "suite", "plan_id": "annual", "quantity": 10}

@@ -43,6 +43,7 @@ func waitMail(t *testing.T, mp *testenv.Mailpit, to, prefix string) testenv.Mail
 // it of the order, with the set-up link; the subscription shows where it
 // stands (action required, billing account, later its site).
 func TestPurchaseEmailsTheCustomerContact(t *testing.T) {
+	t.Parallel()
 	w, mp := mailWorld(t)
 	p := w.admin.Purchase(map[string]any{"customer_id": "woodgrove", "offer_id": "analytics", "plan_id": "annual",
 		"quantity": 5, "nickname": "Finance", "customer_contact_email": "ann@woodgrove.example"})
@@ -99,6 +100,7 @@ func TestPurchaseEmailsTheCustomerContact(t *testing.T) {
 // with cursors; a move to another billing account emails the contacts; a
 // deactivation emails them the linked subscriptions that ended with it.
 func TestSitesBillingAccountsTransferAndDeactivationEmail(t *testing.T) {
+	t.Parallel()
 	w, mp := mailWorld(t)
 	parent := w.admin.Purchase(map[string]any{"customer_id": "woodgrove", "offer_id": "analytics", "plan_id": "annual",
 		"quantity": 2, "customer_contact_email": "ann@woodgrove.example"})
@@ -186,6 +188,7 @@ func TestSitesBillingAccountsTransferAndDeactivationEmail(t *testing.T) {
 // An operator (never a partner) reassigns the primary contact from the
 // command line; the change is audited and on the customer's timeline.
 func TestOperatorSetsPrimaryContactFromTheCommandLine(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 	p := w.admin.Purchase(map[string]any{"customer_id": "woodgrove", "offer_id": "analytics", "plan_id": "annual",
 		"quantity": 1, "customer_contact_email": "ann@woodgrove.example"})

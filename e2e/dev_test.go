@@ -29,6 +29,7 @@ import (
 // the URLs and demo keys, serves a demo purchase, and stops everything on
 // Ctrl-C (SIGINT), including the Temporal server it started.
 func TestDevCommand(t *testing.T) {
+	t.Parallel()
 	dbURL := fmt.Sprintf("postgres://postgres@127.0.0.1:5432/fulfillment_dev_%s?sslmode=disable", strings.ReplaceAll(uuid.NewString()[:8], "-", ""))
 	t.Cleanup(func() { _ = store.DropDatabase(t.Context(), dbURL) })
 	httpAddr, temporalAddr := testenv.FreeAddress(), testenv.FreeAddress()

@@ -72,6 +72,7 @@ func dupCount(t *testing.T, w *world, query string, args ...any) int {
 // Billing starts exactly once each; every delivery of one webhook-id gets the
 // same 200 answer, byte for byte, and the redeliveries say they are replays.
 func TestDuplicateCallbacksBillOnce(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 	cl := newChaosClient()
 	const subscriptions, copies = 4, 3
@@ -174,6 +175,7 @@ func TestDuplicateCallbacksBillOnce(t *testing.T) {
 // answer, and are recorded once in the timeline as callback_refused; nothing
 // else moves: not the version, not the ledger.
 func TestDuplicateCallbacksAfterEnd(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 	cl := newChaosClient()
 	tc := w.Temporal.Client(t)
@@ -273,6 +275,7 @@ func TestDuplicateCallbacksAfterEnd(t *testing.T) {
 
 // TestIdempotentPurchase: the Idempotency-Key contract of POST /v1/subscriptions.
 func TestIdempotentPurchase(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 	cl := newChaosClient()
 	db := w.Store.DB()

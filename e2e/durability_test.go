@@ -224,6 +224,7 @@ func TestFloodOfChangesLeavesTheSubscriptionAnswering(t *testing.T) {
 // transition. Temporal, read model and ledger all say cancelled with the
 // refund, once; the publisher is told cancelled once.
 func TestCrashAfterRefundCommitAtTheWindowEdge(t *testing.T) {
+	t.Parallel()
 	hook := newWebhookReceiver(t, ContosoSecret, ContosoSecret2)
 	srv := httptest.NewServer(hook)
 	t.Cleanup(srv.Close)

@@ -23,6 +23,7 @@ import (
 // credentials. Behind a trusted proxy (TRUSTED_PROXIES) the budget is per
 // forwarded client address, so one client's flood does not throttle another.
 func TestBadKeyFloodDoesNotLockOutValidKeys(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.StackOptions{Env: []string{
 		"RATE_LIMIT_FAILED_AUTH_RPS=0.25", "RATE_LIMIT_FAILED_AUTH_BURST=" + strconv.Itoa(rateBurst),
 		"TRUSTED_PROXIES=127.0.0.1/32",
@@ -61,6 +62,7 @@ func TestBadKeyFloodDoesNotLockOutValidKeys(t *testing.T) {
 
 // Without TRUSTED_PROXIES no one may choose its address with X-Forwarded-For.
 func TestForwardedForIgnoredByDefault(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.StackOptions{Env: []string{
 		"RATE_LIMIT_FAILED_AUTH_RPS=0.25", "RATE_LIMIT_FAILED_AUTH_BURST=" + strconv.Itoa(rateBurst),
 	}})
@@ -76,6 +78,7 @@ func TestForwardedForIgnoredByDefault(t *testing.T) {
 // request answers 422 idempotency_key_reused and changes nothing; the same
 // key with the same request still replays the first answer.
 func TestIdempotencyKeyReusedOnChanges(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 	first := w.buy(t, "analytics", "annual", 2)
 	second := w.buy(t, "analytics", "annual", 2)
@@ -134,6 +137,7 @@ func TestIdempotencyKeyReusedOnChanges(t *testing.T) {
 // Invalid UTF-8 in a header or query value is the client's mistake: 400
 // problem+json, never 503 (PostgreSQL refuses such text).
 func TestInvalidUTF8HeaderOrQueryIs400(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 	buy := map[string]any{"customer_id": "woodgrove", "offer_id": "analytics", "plan_id": "annual", "quantity": 1}
 	cases := []struct {
@@ -167,6 +171,7 @@ func TestInvalidUTF8HeaderOrQueryIs400(t *testing.T) {
 // With PostgreSQL unreachable, authentication cannot decide: 503
 // unavailable, never 401 (which would tell a client its key is wrong).
 func TestDatabaseDownDuringAuthenticationIs503(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.StackOptions{Proxied: true})
 	w.PostgresProxy.Cut()
 	mustProblem(t, w.admin.Do(http.MethodGet, "/v1/customers", nil), http.StatusServiceUnavailable, "unavailable", "partner")
@@ -194,6 +199,7 @@ func keysCLI(t *testing.T, w *world, args ...string) (stdout, stderr string) {
 // old credential for the overlap; every action is audited; the new secret is
 // printed once, on stdout, and nowhere else.
 func TestKeysCommandLine(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 	customers := func(key string) int { return w.Partner(key).Do(http.MethodGet, "/v1/customers", nil).Status }
 
@@ -264,6 +270,7 @@ func TestKeysCommandLine(t *testing.T) {
 // A key stored as a bare SHA-256 hash (before keyed hashing) keeps working,
 // and its row is upgraded to the keyed hash on first use.
 func TestLegacyKeyHashStillAuthenticates(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 	const legacy = "legacy_fabrikam_key_0123456789"
 	sum := sha256.Sum256([]byte(legacy))

@@ -27,6 +27,7 @@ import (
 // UPDATE_HISTORIES=1 it also rewrites workflows/testdata/histories, which the
 // workflows package replays on every test run.
 func TestRecordHistories(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.StackOptions{})
 	paths := map[string]string{}
 

@@ -119,6 +119,7 @@ func routerRoutes() []string {
 }
 
 func TestIsolationCoversEveryRoute(t *testing.T) {
+	t.Parallel()
 	table := isolationTable()
 	routes := routerRoutes()
 	require.NotEmpty(t, routes)
@@ -147,6 +148,7 @@ type isolationWorld struct {
 }
 
 func TestIsolation(t *testing.T) {
+	t.Parallel()
 	started := time.Now()
 	table := isolationTable()
 	for _, route := range routerRoutes() {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +26,8 @@ type delivery struct {
 	// VerifiedNew is the check against the publisher's other active secret.
 	VerifiedNew error
 	Answer      int
+	// From says where it came from, for a failure message.
+	From string
 }
 
 // webhookReceiver plays the publisher's endpoint: it verifies every delivery's
@@ -47,7 +50,8 @@ func newWebhookReceiver(t *testing.T, secret, newSecret string) *webhookReceiver
 
 func (rc *webhookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	raw, _ := io.ReadAll(r.Body)
-	d := delivery{WebhookID: r.Header.Get(standardwebhooks.HeaderWebhookID), Raw: raw}
+	d := delivery{WebhookID: r.Header.Get(standardwebhooks.HeaderWebhookID), Raw: raw,
+		From: fmt.Sprintf("%s %s from %s (User-Agent %q)", r.Method, r.URL.Path, r.RemoteAddr, r.UserAgent())}
 	d.Verified = rc.wh.Verify(raw, r.Header)
 	d.VerifiedNew = rc.whNew.Verify(raw, r.Header)
 	_ = json.Unmarshal(raw, &d.Body)
@@ -82,7 +86,7 @@ func (rc *webhookReceiver) waitAcked(t *testing.T, typ, subscriptionID string) d
 	testenv.WaitFor(t, 30*time.Second, typ+" acknowledged", func() bool {
 		for _, d := range rc.all() {
 			if d.Verified != nil {
-				t.Fatalf("delivery %s failed verification with the publisher's secret: %v", d.WebhookID, d.Verified)
+				t.Fatalf("delivery %q (%s) failed verification with the publisher's secret: %v; body %.200s", d.WebhookID, d.From, d.Verified, d.Raw)
 			}
 			if d.Answer == http.StatusOK && d.Body["type"] == typ && subscriptionOf(d)["id"] == subscriptionID {
 				got = d

@@ -189,6 +189,7 @@ func truncateForLog(b []byte) string {
 // stack (api and worker processes) and validates every answer against
 // api/openapi/openapi.json with kin-openapi's openapi3filter.
 func TestOpenAPIResponsesMatchDocument(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.StackOptions{Env: opsEnv})
 	c := newContract(t, w)
 	admin, sales, other := AdminKey, SalesKey, OtherAdminKey

@@ -37,6 +37,7 @@ import (
 // in the middle of — here a publisher's activate callback whose Update waits
 // for a worker that only starts after the signal — then exits 0.
 func TestOpsGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 	tc := w.Temporal.Client(t)
 	p := w.buy(t, "analytics", "annual", 2)
@@ -123,6 +124,7 @@ func TestOpsGracefulShutdown(t *testing.T) {
 // Callers retry a 5xx the way the contract tells them to (same
 // Idempotency-Key, same webhook-id), so nothing happens twice.
 func TestOpsWorkerScaling(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.StackOptions{Workers: 2})
 	tc := w.Temporal.Client(t)
 	const flows, killAfter = 12, 4
@@ -191,6 +193,7 @@ func TestOpsWorkerScaling(t *testing.T) {
 // TestOpsTemporalVisibility: what ops filter on in the Temporal UI works —
 // search attributes per partner and status, the memo, the state query.
 func TestOpsTemporalVisibility(t *testing.T) {
+	t.Parallel()
 	// A server of its own, so the lists hold only this test's workflows.
 	temporal, err := testenv.StartTemporal(context.Background(), "", "")
 	require.NoError(t, err)
@@ -290,6 +293,7 @@ func TestOpsTemporalVisibility(t *testing.T) {
 // SDK worker metrics. The JSON request log carries request_id and
 // subscription_id, the SDK logs through slog, and no secret is ever logged.
 func TestOpsMetricsAndLogs(t *testing.T) {
+	t.Parallel()
 	workerMetrics := testenv.FreeAddress()
 	w := newWorld(t, testenv.StackOptions{Env: []string{"WORKER_METRICS_ADDR=" + workerMetrics}})
 	p := w.buy(t, "analytics", "annual", 3)

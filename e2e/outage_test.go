@@ -16,6 +16,7 @@ import (
 // requests succeed, and a purchase whose answer was 503 is resumed (not
 // duplicated) under its Idempotency-Key.
 func TestOutageAnswers503AndChangesNothing(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.StackOptions{Proxied: true, Env: []string{"UPDATE_TIMEOUT=3s"}})
 	active := w.buy(t, "analytics", "annual", 2)
 	w.fulfill(t, active, 2)

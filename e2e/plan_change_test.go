@@ -36,6 +36,7 @@ func eventTypes(t *testing.T, agent testenv.Partner, id string) []string {
 // lets the veto window pass, and the ledger gets the proration of the rest
 // of the term, to the cent; the publisher is told the change took effect.
 func TestPlanChangeUpgradeTakesEffectAfterTheVetoWindow(t *testing.T) {
+	t.Parallel()
 	rc := newWebhookReceiver(t, ContosoSecret, ContosoSecret2)
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
@@ -129,6 +130,7 @@ func TestPlanChangeUpgradeTakesEffectAfterTheVetoWindow(t *testing.T) {
 // billed, the partner reads the reason on the timeline; a redelivered
 // refusal is answered the same, a second one finds nothing pending.
 func TestPlanChangeRefusedByThePublisher(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 	keepLogsOnFailure(t, w)
 	p := w.buy(t, "analytics", "pc-standard-long-veto", 2)

@@ -152,6 +152,7 @@ func buyFor(t *testing.T, w *world, body map[string]any) testenv.Response {
 // on a new site, adds a contact, hands the primary role over, and deactivates
 // a parent with two linked apps.
 func TestPortalCustomerContactFlow(t *testing.T) {
+	t.Parallel()
 	w, mp := portalWorld(t)
 	parent := buyFor(t, w, map[string]any{"offer_id": "analytics", "plan_id": "annual", "quantity": 5,
 		"nickname": "Finance analytics", "customer_contact_email": "ann@woodgrove.test"})
@@ -238,6 +239,7 @@ func TestPortalCustomerContactFlow(t *testing.T) {
 // A sales agent buys from the portal and is refused a quantity change: the
 // button is disabled with its reason, and a forged POST is refused too.
 func TestPortalSalesAgentBuysButCannotChangeQuantity(t *testing.T) {
+	t.Parallel()
 	w, mp := portalWorld(t)
 	b := newTab(t, w.BaseURL)
 	b.signIn(mp, "bob@fabrikam.test", "Your sign-in link")
@@ -289,6 +291,7 @@ func TestPortalSalesAgentBuysButCannotChangeQuantity(t *testing.T) {
 
 // An admin agent cancels inside the window, seeing the refund before confirming.
 func TestPortalAdminCancelsInsideTheWindow(t *testing.T) {
+	t.Parallel()
 	w, mp := portalWorld(t)
 	p := buyFor(t, w, map[string]any{"offer_id": "analytics", "plan_id": "annual", "quantity": 3, "nickname": "Trial team",
 		"customer_contact_email": "ann@woodgrove.test"})

@@ -56,6 +56,7 @@ func pageAll(t *testing.T, p testenv.Publisher, target string) (ids []string, pa
 // over "GET {path?query}": unsigned or badly signed reads are 401, and a
 // read's signature is good for no other path, query or method.
 func TestPublisherReads(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 	buy := func(p testenv.Partner, customer, offer string) testenv.Response {
 		r := p.Purchase(map[string]any{"customer_id": customer, "offer_id": offer, "plan_id": "annual", "quantity": 2})

@@ -10,6 +10,7 @@ import (
 )
 
 func TestPurchaseToBillingStart(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 	p := w.buy(t, "analytics", "annual", 5)
 	assert.Equal(t, "pending_fulfillment", p.Str("status"))
@@ -37,6 +38,7 @@ func TestPurchaseToBillingStart(t *testing.T) {
 }
 
 func TestActivationDeadlineExpires(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 	p := w.buy(t, "analytics", "quick-expiry", 1)
 	w.waitStatus(t, p.Str("id"), "fulfillment_expired", 15*time.Second)
@@ -49,6 +51,7 @@ func TestActivationDeadlineExpires(t *testing.T) {
 // A replayed purchase answers the same bytes, while the stored copy of the
 // answer holds no authorization code (codes are kept only as hashes).
 func TestPurchaseReplayKeepsNoCode(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenvOpts())
 	body := map[string]any{"customer_id": "woodgrove", "offer_id": "analytics", "plan_id": "annual", "quantity": 2}
 	first := w.admin.Do(http.MethodPost, "/v1/subscriptions", body, "Idempotency-Key", "replay-me")

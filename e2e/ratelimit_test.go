@@ -19,6 +19,7 @@ const rateBurst = 3
 // tenant is served at the same moment. A refill of 0.25/s (a token every
 // 4 s) keeps the burst "rapid" even on a loaded machine.
 func TestRateLimits(t *testing.T) {
+	t.Parallel()
 	started := time.Now()
 	w := newWorld(t, testenv.StackOptions{Env: []string{
 		"RATE_LIMIT_PARTNER_RPS=0.25", "RATE_LIMIT_PARTNER_BURST=" + strconv.Itoa(rateBurst),
@@ -102,6 +103,7 @@ func requireRateLimited(t *testing.T, r testenv.Response) time.Duration {
 // (issue 11: one client's bad keys must not lock out every tenant behind a
 // load balancer).
 func TestFailedAuthenticationsAreThrottled(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.StackOptions{Env: []string{
 		"RATE_LIMIT_FAILED_AUTH_RPS=0.25", "RATE_LIMIT_FAILED_AUTH_BURST=" + strconv.Itoa(rateBurst),
 	}})

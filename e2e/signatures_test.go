@@ -67,6 +67,7 @@ func newWebhookID() string { return "msg_" + uuid.NewString() }
 // of the publisher's active secrets and its timestamp is within 5 minutes;
 // anything else is 401 unauthenticated and consumes nothing.
 func TestSignatures(t *testing.T) {
+	t.Parallel()
 	started := time.Now()
 	w := newWorld(t, testenvOpts())
 	id := w.buy(t, "analytics", "annual", 5).Str("id")

@@ -91,6 +91,7 @@ func serves(t *testing.T, w *world, worker, api *exec.Cmd, workerURL string) {
 // A worker and an api started while Temporal is unreachable wait for it,
 // answer /readyz 503, and serve once it is reachable.
 func TestStartWhileTemporalIsDown(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.StackOptions{Proxied: true, Idle: true})
 	keepLogsOnFailure(t, w)
 	worker, api, workerURL := startWhileDown(t, w, w.TemporalProxy, "temporal")
@@ -100,6 +101,7 @@ func TestStartWhileTemporalIsDown(t *testing.T) {
 
 // The same while PostgreSQL is unreachable.
 func TestStartWhilePostgresIsDown(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.StackOptions{Proxied: true, Idle: true})
 	keepLogsOnFailure(t, w)
 	worker, api, workerURL := startWhileDown(t, w, w.PostgresProxy, "postgres")
@@ -109,6 +111,7 @@ func TestStartWhilePostgresIsDown(t *testing.T) {
 
 // SIGTERM while a process waits for a dependency ends it at once, cleanly.
 func TestStopWhileWaitingForDependencies(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.StackOptions{Proxied: true, Idle: true})
 	keepLogsOnFailure(t, w)
 	w.TemporalProxy.Cut()

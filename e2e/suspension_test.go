@@ -29,6 +29,7 @@ func (w *world) billing(t *testing.T, args ...string) (string, error) {
 // ops find it in the Temporal UI), a payment reinstates it with the same
 // term, and past the grace period it ends — unsubscribed, with its app.
 func TestSuspensionForNonPayment(t *testing.T) {
+	t.Parallel()
 	w, mp := mailWorld(t)
 	sub := w.admin.Purchase(map[string]any{"customer_id": "woodgrove", "offer_id": "analytics", "plan_id": "grace-6s",
 		"quantity": 2, "customer_contact_email": "ann@woodgrove.example"})

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -237,16 +238,27 @@ func Binary(tb testing.TB) string {
 	return binaryPath
 }
 
+// freeAddress picks a port below Linux's ephemeral range (32768 and up):
+// a port the kernel hands out for 127.0.0.1:0 (httptest servers, outgoing
+// connections) would be free now, and could be taken by another listener in
+// the moment before the process that was given it binds it: one stack's
+// readiness poll once reached another test's webhook receiver that way.
+// The Temporal dev server also binds the frontend port + 1000.
 func freeAddress() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+	for range 1000 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 10000+mrand.IntN(20000))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	panic("no free port between 10000 and 30000")
 }
 
-// FreeAddress reserves nothing but finds a port free right now.
+// FreeAddress reserves nothing but finds a port free right now, outside the
+// range the kernel gives to other listeners and outgoing connections.
 func FreeAddress() string { return freeAddress() }
 
 // WaitFor polls cond until it holds or the timeout passes.
