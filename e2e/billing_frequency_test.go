@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/partnerhub/fulfillment/testenv"
 	"github.com/partnerhub/fulfillment/workflows"
@@ -119,26 +121,49 @@ func TestBillingFrequencyChargesEachPeriodOverHTTP(t *testing.T) {
 	assert.Nil(t, got.Body["pending_billing_frequency"])
 	w.requireAgree(t, id)
 
-	// History of term 1's run stays bounded: a timer and a save per period.
+	// The run renewed in place: term 2 runs in the run that lived term 1,
+	// which already waits for term 2's end. Term 1's part of its history
+	// stays bounded: a timer and a save per period.
 	c := w.Temporal.Client(t)
-	ctx := context.Background()
-	started := c.GetWorkflowHistory(ctx, workflows.WorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	require.True(t, started.HasNext())
-	first, err := started.Next()
-	require.NoError(t, err)
-	run1 := first.GetWorkflowExecutionStartedEventAttributes().GetContinuedExecutionRunId()
-	require.NotEmpty(t, run1, "term 2 runs in a run continued from term 1's")
-	events, timers := 0, 0
-	it := c.GetWorkflowHistory(ctx, workflows.WorkflowID(id), run1, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var events, timers int
+	testenv.WaitFor(t, 15*time.Second, "the run to wait for term 2's end", func() bool {
+		var waiting bool
+		events, timers, waiting = termOneOfRun(t, c, id)
+		return waiting
+	})
+	t.Logf("term 1 in the run: %d history events, %d timers", events, timers)
+	assert.LessOrEqual(t, timers, 1+3+1, "activation deadline, periods 2..4, term end")
+	assert.Less(t, events, 120, "history of a 4-period term")
+}
+
+// termOneOfRun reads the history of the subscription's current run, which
+// must be its first (it renews in place), and counts its events and timers up
+// to the renewal's save; waiting reports a timer started after it (the run
+// waits for the next deadline in the same run).
+func termOneOfRun(t *testing.T, c client.Client, id string) (events, timers int, waiting bool) {
+	t.Helper()
+	it := c.GetWorkflowHistory(context.Background(), workflows.WorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	renewed := false
 	for it.HasNext() {
 		e, err := it.Next()
 		require.NoError(t, err)
+		if a := e.GetWorkflowExecutionStartedEventAttributes(); a != nil {
+			require.Empty(t, a.GetContinuedExecutionRunId(), "term 2 runs in the run that lived term 1 (renewed in place)")
+		}
+		require.NotEqual(t, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW, e.GetEventType(), "the run renews in place")
+		if renewed {
+			waiting = waiting || e.GetEventType() == enumspb.EVENT_TYPE_TIMER_STARTED
+			continue
+		}
 		events++
 		if e.GetEventType() == enumspb.EVENT_TYPE_TIMER_STARTED {
 			timers++
 		}
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil {
+			for _, p := range a.GetInput().GetPayloads() {
+				renewed = renewed || bytes.Contains(p.GetData(), []byte(`"type":"renewed"`))
+			}
+		}
 	}
-	t.Logf("term 1's run: %d history events, %d timers", events, timers)
-	assert.LessOrEqual(t, timers, 1+3+1, "activation deadline, periods 2..4, term end")
-	assert.Less(t, events, 120, "history of a 4-period term")
+	return events, timers, waiting
 }

@@ -22,10 +22,17 @@ import (
 	"github.com/partnerhub/fulfillment/workflows"
 )
 
+// historyVersion prefixes the files TestRecordHistories writes: the shape of
+// the workflow code that records them. v0: before durableSave; v1: durable
+// saves, one term per run; v2: renewals in place (renewInPlace). Files of
+// earlier shapes stay in testdata and keep being replayed: they are the
+// histories of runs started under that code.
+const historyVersion = "v2"
+
 // TestRecordHistories runs the main paths on the real server, exports every
 // run's history and replays it against the current workflow code. With
-// UPDATE_HISTORIES=1 it also rewrites workflows/testdata/histories, which the
-// workflows package replays on every test run.
+// UPDATE_HISTORIES=1 it also writes workflows/testdata/histories/<historyVersion>_*,
+// which the workflows package replays on every test run.
 func TestRecordHistories(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, testenv.StackOptions{})
@@ -45,16 +52,16 @@ func TestRecordHistories(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Status, r.String())
 	paths["cancel_with_refund"] = cancelled.Str("id")
 
-	// Changes keep arriving across the renewal, so the run that continues as
-	// new has Updates in flight (or turned away to the next run) as it drains.
+	// Changes keep arriving across two renewals, so the run renews in place
+	// with Updates in flight and keeps answering in the new terms.
 	renewing := w.buy(t, "analytics", "short-term", 1)
 	w.fulfill(t, renewing, 1)
 	i := 0
-	testenv.WaitFor(t, 30*time.Second, "a renewal", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "two renewals", func() bool {
 		i++
 		r := w.admin.Do(http.MethodPatch, "/v1/subscriptions/"+renewing.Str("id"), map[string]any{"nickname": fmt.Sprintf("n%d", i)})
 		n, _ := r.Body["term_number"].(float64)
-		return n >= 2
+		return n >= 3
 	})
 	paths["renewal_with_updates"] = renewing.Str("id")
 
@@ -106,8 +113,12 @@ func TestRecordHistories(t *testing.T) {
 		out = filepath.Join(testenv.RepoRoot(), "workflows", "testdata", "histories")
 	}
 	for name, id := range paths {
-		for i, run := range runsOf(t, c, id) {
-			file := filepath.Join(out, fmt.Sprintf("v1_%s_run%d.json", name, i+1))
+		runs := runsOf(t, c, id)
+		if name == "renewal_with_updates" {
+			require.Len(t, runs, 1, "the subscription renewed in place, in one run")
+		}
+		for i, run := range runs {
+			file := filepath.Join(out, fmt.Sprintf("%s_%s_run%d.json", historyVersion, name, i+1))
 			writeHistory(t, c, workflows.WorkflowID(id), run, file)
 			replayer := sdkworker.NewWorkflowReplayer()
 			replayer.RegisterWorkflowWithOptions(workflows.SubscriptionWorkflow, workflow.RegisterOptions{Name: workflows.WorkflowType})

@@ -63,6 +63,7 @@ func TestEachPeriodChargedOnceSummingToTheTermPrice(t *testing.T) {
 	timers := 0
 	h.env.SetOnTimerScheduledListener(func(string, time.Duration) { timers++ })
 	h.fulfil()
+	h.suggestContinueAsNew(termEnd + time.Minute)
 	h.run(newInput("sub-per", withPeriods("PT5M")))
 	next := h.continued()
 
@@ -105,9 +106,10 @@ func TestEachPeriodChargedOnceSummingToTheTermPrice(t *testing.T) {
 	assert.Equal(t, "PT5M", next.Subscription.BillingFrequency)
 
 	// Bounded history: the activation deadline, one timer per later period
-	// and the term end; one save each for purchase, both callbacks, the 11
-	// periods and the renewal.
-	assert.Equal(t, 1+11+1, timers)
+	// and the term end, then term 2's period 2 (the run renewed in place);
+	// one save each for purchase, both callbacks, the 11 periods and the
+	// renewal.
+	assert.Equal(t, 1+11+1+1, timers)
 	assert.Len(t, h.store.tried, 3+11+1)
 	h.store.requireConsistent(t)
 }
@@ -120,6 +122,7 @@ func TestQuantityChangeProratesTheRestOfThePeriod(t *testing.T) {
 	h.fulfil()
 	when := periodStart(3) + 2*time.Minute
 	more := h.update(when, UpdateChange, "more", ChangeRequest{MessageID: "more", Actor: admin, Quantity: ptr(9)})
+	h.suggestContinueAsNew(termEnd + time.Minute)
 	h.run(newInput("sub-perq", withPeriods("PT5M")))
 	h.continued()
 
@@ -144,12 +147,15 @@ func TestQuantityChangeProratesTheRestOfThePeriod(t *testing.T) {
 }
 
 // A frequency PATCHed mid-term waits for the next term: term 1 keeps its 12
-// periods, term 2 is billed in 4 (in the next run, after continue-as-new).
+// periods, term 2 is billed in 4, in the same run (renewed in place), and
+// so is term 3.
 func TestFrequencyChangeAppliesAtTheNextTerm(t *testing.T) {
 	h := newHarness(t)
 	h.fulfil()
 	change := h.update(10*time.Minute, UpdateChange, "freq", ChangeRequest{MessageID: "freq", Actor: admin, BillingFrequency: ptr("PT15M")})
 	during := h.queryAt(30 * time.Minute)
+	term3 := termEnd + testTerm
+	h.suggestContinueAsNew(term3 + time.Minute)
 	h.run(newInput("sub-perf", withPeriods("PT5M", "PT15M", "PT1H")))
 	next := h.continued()
 
@@ -162,25 +168,26 @@ func TestFrequencyChangeAppliesAtTheNextTerm(t *testing.T) {
 	assert.Equal(t, jsonOf(map[string]any{"billing_frequency": "PT5M", "pending_billing_frequency": "PT15M"}), ev.Detail)
 	require.Len(t, h.store.chargesOfTerm(1), 12, "the current term keeps its frequency")
 
-	renewal := h.store.chargesOfTerm(2)
-	require.Len(t, renewal, 1)
-	assert.Equal(t, int64(1750), renewal[0].AmountMinor, "7000 in 4 installments")
-	assert.Equal(t, at(termEnd+15*time.Minute), renewal[0].PeriodEnd)
-	assert.Equal(t, "PT15M", h.store.Event(t, domain.EventRenewed).Detail["billing_frequency"])
+	term2 := h.store.chargesOfTerm(2)
+	require.Len(t, term2, 4)
+	assert.Equal(t, "charge:sub-perf:2", term2[0].ID)
+	assert.Equal(t, at(termEnd+15*time.Minute), term2[0].PeriodEnd)
+	for i, c := range term2 {
+		if i > 0 {
+			assert.Equal(t, fmt.Sprintf("charge:sub-perf:2:%d", i+1), c.ID)
+		}
+		assert.Equal(t, int64(1750), c.AmountMinor, "7000 in 4 installments")
+	}
+	assert.Equal(t, at(term3), term2[3].PeriodEnd)
+	renewed := h.store.EventsOfType(domain.EventRenewed)
+	require.Len(t, renewed, 2)
+	assert.Equal(t, "PT15M", renewed[0].Detail["billing_frequency"])
+	assert.NotContains(t, renewed[1].Detail, "billing_frequency", "adopted once")
+	require.Len(t, h.store.chargesOfTerm(3), 1)
 	assert.Equal(t, "PT15M", next.Subscription.BillingFrequency)
 	assert.Nil(t, next.Subscription.PendingBillingFrequency)
-
-	// Term 2 in the next run: periods 2..4, then term 3.
-	h2 := newHarnessAt(t, h.env.Now())
-	h2.run(next)
-	h2.continued()
-	term2 := h2.store.chargesOfTerm(2)
-	require.Len(t, term2, 3)
-	for i, c := range term2 {
-		assert.Equal(t, fmt.Sprintf("charge:sub-perf:2:%d", i+2), c.ID)
-		assert.Equal(t, int64(1750), c.AmountMinor)
-	}
-	assert.Equal(t, at(2*termEnd-testActivateAt), term2[2].PeriodEnd)
+	assert.Equal(t, 3, next.Subscription.TermNumber)
+	assert.Equal(t, 1, next.Subscription.PeriodsBilled)
 }
 
 // PATCH back to the current frequency drops the pending one; the same again
@@ -277,6 +284,7 @@ func TestContinueAsNewMidTermKeepsTheCount(t *testing.T) {
 	assert.Equal(t, int64(4*583), next.TermBilledMinor)
 
 	h2 := newHarnessAt(t, h.env.Now())
+	h2.suggestContinueAsNew(at(termEnd).Sub(h.env.Now()) + time.Minute)
 	h2.run(next)
 	h2.continued()
 	rest := h2.store.chargesOfTerm(1)
@@ -313,12 +321,14 @@ func TestPeriodsDuringOutageAreChargedOnceEach(t *testing.T) {
 func TestStateFromBeforeBillingPeriodsBillsOncePerTerm(t *testing.T) {
 	h := newHarness(t)
 	h.fulfil()
+	h.suggestContinueAsNew(termEnd + time.Minute)
 	h.run(newInput("sub-old"))
 	carried := h.continued()
 	carried.Subscription.PeriodsBilled = 0 // as a run saved before billing periods carries it
 	carried.Subscription.BillingFrequency = ""
 
 	h2 := newHarnessAt(t, h.env.Now())
+	h2.suggestContinueAsNew(testTerm) // a minute after term 3 starts
 	h2.run(carried)
 	h2.continued()
 	assert.Empty(t, h2.store.EventsOfType(domain.EventPeriodCharged))

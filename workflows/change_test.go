@@ -98,6 +98,7 @@ func TestIncreaseAfterWindowIsChargedAndRenewsAtNewQuantity(t *testing.T) {
 	h := newHarness(t)
 	h.fulfil()
 	up := h.update(40*time.Minute, UpdateChange, "patch-6", changeQuantity("patch-6", 6))
+	h.suggestContinueAsNew(termEnd + time.Minute)
 	h.run(newInput("sub-inc"))
 
 	assert.Equal(t, 6, up.applied(t).Quantity)

@@ -87,7 +87,7 @@ func TestChooseSite(t *testing.T) {
 	h.fulfil()
 	late := h.update(testActivateAt+time.Minute, UpdateChooseSite, "s4",
 		ChooseSiteRequest{MessageID: "s4", Actor: contact, SiteID: "site-hq", SiteURL: "https://hq.woodgrove.example"})
-	h.run(newInput("sub-site"))
+	h.run(newInput("sub-site", withoutAutoRenew))
 
 	s := chosen.applied(t)
 	assert.Equal(t, "site-hq", *s.SiteID)

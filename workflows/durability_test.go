@@ -36,23 +36,32 @@ func TestActivationDeadlineDuringLongOutage(t *testing.T) {
 	h.store.requireConsistent(t)
 }
 
-// A term end during an outage renews once, charges once, and the callers'
-// messages sent meanwhile wait and then apply in order.
+// Term ends during an outage renew once each, charge once each, and the
+// callers' messages sent meanwhile wait and then apply in order. The outage
+// outlasts term 2 too: once the store is back the run renews term 2, then at
+// once term 3 (in place), each term starting where the one before ended.
 func TestRenewalAndMessagesDuringOutage(t *testing.T) {
 	h := newHarness(t)
 	h.fulfil()
-	h.outage(termEnd-time.Minute, termEnd+2*time.Hour)
+	h.outage(termEnd-time.Minute, termEnd+90*time.Minute) // past term 2's end (+60m), before term 3's (+120m)
 	patch := h.update(termEnd+10*time.Minute, UpdateChange, "p-out", ChangeRequest{MessageID: "p-out", Actor: admin, Nickname: ptr("through the outage")})
 	during := h.queryAt(termEnd + time.Hour)
+	h.suggestContinueAsNew(termEnd + 91*time.Minute)
 	h.run(newInput("sub-or"))
 
 	next := h.continued()
 	assert.Equal(t, 1, during.TermNumber, "the renewal is not adopted before it is saved")
-	assert.Equal(t, 2, next.Subscription.TermNumber)
+	assert.Equal(t, 3, next.Subscription.TermNumber)
+	assert.Equal(t, at(termEnd+testTerm), *next.Subscription.TermStart)
 	assert.Equal(t, "through the outage", *patch.applied(t).Nickname)
 	assert.Equal(t, "through the outage", *next.Subscription.Nickname)
-	require.Len(t, h.store.LedgerOfKind(domain.LedgerCharge), 2, "one charge per term")
-	assert.Equal(t, 2*unitPrice*testQuantity, h.store.Balance())
+	charges := h.store.LedgerOfKind(domain.LedgerCharge)
+	require.Len(t, charges, 3, "one charge per term")
+	for i, c := range charges {
+		assert.Equal(t, fmt.Sprintf("charge:sub-or:%d", i+1), c.ID)
+	}
+	assert.Equal(t, 3*unitPrice*testQuantity, h.store.Balance())
+	assert.Len(t, h.store.EventsOfType(domain.EventRenewed), 2)
 	h.store.requireConsistent(t)
 }
 

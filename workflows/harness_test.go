@@ -352,7 +352,35 @@ func newHarnessAt(t *testing.T, start time.Time) *harness {
 		defer h.mu.Unlock()
 		h.memos = append(h.memos, args.Get(0).(map[string]any))
 	})
+	// A subscription that renews in place never ends its run on its own: a
+	// test that forgot to end it fails here instead of renewing for ever.
+	h.at(runaway, func() {
+		t.Errorf("the run was still going %s after its start: end it (suggestContinueAsNew, an expiry, a cancel)", runaway)
+		h.suggestContinueAsNew(0)
+	})
 	return h
+}
+
+// runaway is how long a test's run may last in virtual time, far more than
+// any test needs (a hundred terms).
+const runaway = 100 * testTerm
+
+// suggestContinueAsNew has Temporal suggest continue-as-new at a virtual
+// offset, and wakes the workflow as the server's next workflow task would
+// (with an Update no handler takes, which the SDK rejects): the run then
+// continues as new without waiting for its next timer.
+func (h *harness) suggestContinueAsNew(after time.Duration) {
+	h.at(after, func() {
+		h.env.SetContinueAsNewSuggested(true)
+		h.env.UpdateWorkflow("test-wake", "", &outcome{name: "wake"})
+	})
+}
+
+// oneTermPerRun drives the run on the renewal path of runs from before
+// renewInPlace (its version marker absent, as in a history recorded then):
+// it continues as new at each renewal.
+func (h *harness) oneTermPerRun() {
+	h.env.OnGetVersion(renewInPlaceChange, workflow.DefaultVersion, renewInPlaceVersion).Return(workflow.DefaultVersion)
 }
 
 // at runs fn at a virtual offset from the start (or from now, when called

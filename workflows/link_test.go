@@ -93,8 +93,11 @@ func TestParentSignalsLinkedOnEveryTerminalStatus(t *testing.T) {
 func TestRenewalDoesNotSignalLinked(t *testing.T) {
 	h := newHarness(t)
 	h.fulfil()
+	h.suggestContinueAsNew(termEnd + testTerm + time.Minute) // two renewals in the run
 	h.run(newInput("sub-root", withLinked("app-1")))
-	assert.Equal(t, []string{"app-1"}, h.continued().Subscription.LinkedSubscriptionIDs, "links survive continue-as-new")
+	next := h.continued()
+	assert.Equal(t, 3, next.Subscription.TermNumber)
+	assert.Equal(t, []string{"app-1"}, next.Subscription.LinkedSubscriptionIDs, "links survive the renewals and continue-as-new")
 	assert.Empty(t, h.cascadeSignals(), "a renewal ends nothing")
 	assert.Equal(t, []sentSignal{{WorkflowID: WorkflowID("app-1"), Name: SignalParentActivated}}, h.sentSignals(),
 		"only the activation was announced, so the app may start billing")

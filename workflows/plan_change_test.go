@@ -129,6 +129,7 @@ func TestDowngradeOutsideTheWindowTakesEffectAtRenewal(t *testing.T) {
 	h.fulfil()
 	req := h.update(20*time.Minute, UpdateChangePlan, "pc-later", changePlan("pc-later", basicPlan()))
 	scheduled := h.queryAt(30 * time.Minute)
+	h.suggestContinueAsNew(termEnd + time.Minute)
 	h.run(newInput("sub-ren", withNotifications, withVeto("PT5M")))
 
 	pc := req.applied(t).PendingPlanChange
@@ -313,31 +314,29 @@ func TestPlanChangeSurvivesContinueAsNew(t *testing.T) {
 	assert.Equal(t, domain.StatusExpired, final.Status)
 }
 
-// A change effective now whose veto window outlasts the term: the renewal
-// bills the old plan's price, and the change is prorated over the term in
-// which its window ends.
+// A change effective now whose veto window outlasts the term: the renewals
+// bill the old plan's price while it is pending (in one run, renewing in
+// place), and the change is prorated over the term in which its window ends.
 func TestVetoWindowOutlastingTheTerm(t *testing.T) {
 	h := newHarness(t)
 	h.fulfil()
 	h.update(20*time.Minute, UpdateChangePlan, "pc-long", changePlan("pc-long", premiumPlan()))
+	atTerm3 := h.queryAt(130 * time.Minute)
+	h.suggestContinueAsNew(141 * time.Minute)
 	h.run(newInput("sub-long", withVeto("PT2H"))) // the window ends at t0+2h20m
 
-	next := h.continued()
-	require.NotNil(t, next.Subscription.PendingPlanChange)
-	assert.Equal(t, "std-hourly", next.Subscription.PlanID)
+	require.NotNil(t, atTerm3.PendingPlanChange, "term 2 [63m, 123m) renewed into term 3 with the change pending")
+	assert.Equal(t, 3, atTerm3.TermNumber)
+	assert.Equal(t, "std-hourly", atTerm3.PlanID)
 	charges := h.store.LedgerOfKind(domain.LedgerCharge)
-	require.Len(t, charges, 2)
+	require.Len(t, charges, 3)
 	assert.Equal(t, unitPrice*testQuantity, charges[1].AmountMinor, "term 2 is billed on the old plan")
+	assert.Equal(t, unitPrice*testQuantity, charges[2].AmountMinor, "so is term 3")
 
-	h2 := newHarnessAt(t, h.env.Now())
-	h2.run(next) // term 2 [63m, 123m) renews into term 3
-	third := h2.continued()
-	require.NotNil(t, third.PendingPlan)
-	assert.Empty(t, h2.store.LedgerOfKind(domain.LedgerProration))
-
-	final, h3 := runCarried(t, withoutRenewal(third), h2.env.Now())
-	assert.Equal(t, "premium-hourly", final.PlanID)
-	prorations := h3.store.LedgerOfKind(domain.LedgerProration)
+	final := h.continued()
+	assert.Equal(t, "premium-hourly", final.Subscription.PlanID)
+	assert.Nil(t, final.PendingPlan)
+	prorations := h.store.LedgerOfKind(domain.LedgerProration)
 	require.Len(t, prorations, 1)
 	// Term 3 is [123m, 183m): 800 × 5 × (183m − 140m = 2580 s) / 3600 s = 2866.67 → 2866
 	assert.Equal(t, 3, prorations[0].TermNumber)
@@ -376,24 +375,26 @@ func TestDowngradeWithItsWindowOpenAtRenewalWaitsForTheNext(t *testing.T) {
 	h := newHarness(t)
 	h.fulfil()
 	req := h.update(55*time.Minute, UpdateChangePlan, "pc-edge", changePlan("pc-edge", basicPlan()))
+	inTerm2 := h.queryAt(70 * time.Minute)
+	h.suggestContinueAsNew(124 * time.Minute)
 	h.run(newInput("sub-edge", withVeto("PT20M"))) // the window ends at t0+75m, after the term end at 63m
 
 	assert.Equal(t, domain.PlanChangeRenewal, req.applied(t).PendingPlanChange.Effective)
-	next := h.continued()
-	assert.Equal(t, "std-hourly", next.Subscription.PlanID)
-	require.Len(t, h.store.LedgerOfKind(domain.LedgerCharge), 2)
-	assert.Equal(t, unitPrice*testQuantity, h.store.LedgerOfKind(domain.LedgerCharge)[1].AmountMinor)
+	assert.Equal(t, 2, inTerm2.TermNumber)
+	assert.Equal(t, "std-hourly", inTerm2.PlanID)
+	require.NotNil(t, inTerm2.PendingPlanChange)
+	assert.Equal(t, domain.PlanChangeAwaitingPublisher, inTerm2.PendingPlanChange.Stage)
 
-	h2 := newHarnessAt(t, h.env.Now())
-	h2.run(next)
-	third := h2.continued()
-	assert.Equal(t, at(75*time.Minute), h2.store.Event(t, domain.EventPlanChangeScheduled).At)
+	third := h.continued()
+	assert.Equal(t, at(75*time.Minute), h.store.Event(t, domain.EventPlanChangeScheduled).At)
 	assert.Equal(t, "basic-hourly", third.Subscription.PlanID, "the renewal at 123m moves to the new plan")
-	charges := h2.store.LedgerOfKind(domain.LedgerCharge)
-	require.Len(t, charges, 1)
-	assert.Equal(t, int64(800*testQuantity), charges[0].AmountMinor)
-	assert.Equal(t, 3, charges[0].TermNumber)
-	assert.Empty(t, h2.store.LedgerOfKind(domain.LedgerProration))
+	assert.Equal(t, 3, third.Subscription.TermNumber)
+	charges := h.store.LedgerOfKind(domain.LedgerCharge)
+	require.Len(t, charges, 3)
+	assert.Equal(t, unitPrice*testQuantity, charges[1].AmountMinor, "term 2 on the old plan")
+	assert.Equal(t, int64(800*testQuantity), charges[2].AmountMinor)
+	assert.Equal(t, 3, charges[2].TermNumber)
+	assert.Empty(t, h.store.LedgerOfKind(domain.LedgerProration))
 }
 
 // The partner withdraws a scheduled downgrade before the renewal: the next
@@ -406,6 +407,7 @@ func TestWithdrawnDowngradeLeavesTheRenewalOnTheOldPlan(t *testing.T) {
 	h.update(20*time.Minute, UpdateChangePlan, "pc-w", changePlan("pc-w", basicPlan()))
 	withdrawn := h.update(40*time.Minute, UpdateWithdrawPlanChange, "wd-1", PlanChangeAnswer{MessageID: "wd-1", Actor: admin})
 	again := h.update(41*time.Minute, UpdateWithdrawPlanChange, "wd-2", PlanChangeAnswer{MessageID: "wd-2", Actor: admin})
+	h.suggestContinueAsNew(termEnd + time.Minute)
 	h.run(newInput("sub-wd", withNotifications, withVeto("PT5M")))
 
 	nothing.rejectedWith(t, ErrInvalidState)

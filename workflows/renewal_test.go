@@ -15,13 +15,23 @@ import (
 
 var termEnd = testActivateAt + testTerm // t0+63m, the end of the first term
 
-func TestTermEndWithAutoRenewRenewsAndContinuesAsNew(t *testing.T) {
+// At the term end the run renews in place: it charges the new term, keeps
+// answering (a query and an Update in term 2 reach the same run), and waits
+// for the next deadline; it continues as new only when asked, carrying the
+// whole subscription in its new term.
+func TestTermEndWithAutoRenewRenewsInPlace(t *testing.T) {
 	h := newHarness(t)
 	h.fulfil()
+	inTerm2 := h.queryAt(termEnd + 10*time.Second)
+	patch := h.update(termEnd+20*time.Second, UpdateChange, "p2", ChangeRequest{MessageID: "p2", Actor: admin, Nickname: ptr("term 2")})
+	h.suggestContinueAsNew(termEnd + time.Minute)
 	h.run(newInput("sub-rn", withNotifications))
 
 	next := h.continued()
-	assert.Equal(t, at(termEnd), h.env.Now().UTC(), "the run ends at term end")
+	assert.Equal(t, at(termEnd+time.Minute), h.env.Now().UTC(), "the run went on past the term end until it was asked to continue as new")
+	assert.Equal(t, 2, inTerm2.TermNumber, "the same run answers in term 2")
+	assert.Equal(t, "term 2", *patch.applied(t).Nickname)
+	assert.Equal(t, 2, patch.applied(t).TermNumber)
 
 	ledger := h.store.Ledger()
 	require.Len(t, ledger, 2)
@@ -55,10 +65,28 @@ func TestTermEndWithAutoRenewRenewsAndContinuesAsNew(t *testing.T) {
 	assert.True(t, next.NotifyPublisher)
 	assert.Equal(t, unitPrice*testQuantity, next.TermBilledMinor)
 	assert.Equal(t, len(h.store.Events()), next.EventSeq)
-	assert.Equal(t, []string{"wh-licenses", "wh-activate"}, next.Handled)
+	assert.Equal(t, []string{"wh-licenses", "wh-activate", "p2"}, next.Handled)
 	assert.Equal(t, testPlan(), next.Plan)
 	assert.Equal(t, admin, next.Purchaser)
 	assert.False(t, next.ParentEnded)
+	h.store.requireConsistent(t)
+}
+
+// A run on the renewal path of runs from before renewInPlace (no version
+// marker after the renewal, as in every history recorded then) continues as
+// new right after the renewal is saved, one term per run, exactly as it did.
+func TestOldRenewalPathContinuesAsNewAtEachRenewal(t *testing.T) {
+	h := newHarness(t)
+	h.oneTermPerRun()
+	h.fulfil()
+	h.run(newInput("sub-old-path", withNotifications))
+
+	next := h.continued()
+	assert.Equal(t, at(termEnd), h.env.Now().UTC(), "the run ends at the term end")
+	assert.Equal(t, 2, next.Subscription.TermNumber)
+	assert.Equal(t, h.store.Last(), next.Subscription, "the renewal was saved before the run continued as new")
+	require.Len(t, h.store.LedgerOfKind(domain.LedgerCharge), 2)
+	assert.Equal(t, "charge:sub-old-path:2", h.store.LedgerOfKind(domain.LedgerCharge)[1].ID)
 	h.store.requireConsistent(t)
 }
 
@@ -83,10 +111,10 @@ func TestTermEndWithoutAutoRenewExpires(t *testing.T) {
 	assert.Equal(t, cascade("sub-ex", domain.StatusExpired, "app-1"), h.cascadeSignals())
 }
 
-// Ten renewals, each in its own run started from the input the previous one
-// carried. The dedup list and the state stay bounded, message ids survive
-// continue-as-new, and each term is charged exactly once.
-func TestTenRenewalsAcrossContinueAsNew(t *testing.T) {
+// Ten renewals in one run: each term is charged exactly once, event keys
+// keep counting, the dedup list stays bounded (message ids seen terms ago
+// still have no effect), and the run never continues as new on its own.
+func TestTenRenewalsInOneRun(t *testing.T) {
 	const id = "sub-chain"
 	in := newInput(id)
 	for i := range handledLimit - 1 { // almost full already
@@ -94,58 +122,93 @@ func TestTenRenewalsAcrossContinueAsNew(t *testing.T) {
 	}
 	h := newHarness(t)
 	h.fulfil()
-	h.run(in)
-	in = h.continued()
-	require.Equal(t, 2, in.Subscription.TermNumber)
-	require.Len(t, in.Handled, handledLimit)
-	assert.Equal(t, "old-1", in.Handled[0], "the oldest id is dropped first")
-	firstSize := carriedSize(t, in)
-
-	start := h.env.Now()
-	for run := 2; run <= 10; run++ {
-		term := in.Subscription.TermNumber
-		h := newHarnessAt(t, start)
-		msg := fmt.Sprintf("patch-%d", run)
-		nick := h.update(time.Minute, UpdateChange, msg, ChangeRequest{MessageID: msg, Nickname: ptr(msg)})
-		// The previous run's PATCH and the first callback, redelivered under new update ids.
-		var oldPatch *outcome
-		if run > 2 {
-			prev := fmt.Sprintf("patch-%d", run-1)
-			oldPatch = h.update(2*time.Minute, UpdateChange, "redelivered-"+prev, ChangeRequest{MessageID: prev, Nickname: ptr("stale")})
+	termStart := func(term int) time.Duration { return testActivateAt + time.Duration(term-1)*testTerm }
+	type sent struct{ patch, oldPatch, oldLicenses *outcome }
+	perTerm := map[int]sent{}
+	for term := 2; term <= 11; term++ {
+		msg := fmt.Sprintf("patch-%d", term)
+		var o sent
+		o.patch = h.update(termStart(term)+time.Minute, UpdateChange, msg, ChangeRequest{MessageID: msg, Nickname: ptr(msg)})
+		if term > 2 { // the previous term's PATCH, redelivered under a new update id
+			prev := fmt.Sprintf("patch-%d", term-1)
+			o.oldPatch = h.update(termStart(term)+2*time.Minute, UpdateChange, "redelivered-"+prev, ChangeRequest{MessageID: prev, Nickname: ptr("stale")})
 		}
-		oldLicenses := h.update(3*time.Minute, UpdateAssignLicenses, fmt.Sprintf("redelivered-l-%d", run),
+		// The first callback, redelivered in every term.
+		o.oldLicenses = h.update(termStart(term)+3*time.Minute, UpdateAssignLicenses, fmt.Sprintf("redelivered-l-%d", term),
 			LicensesRequest{MessageID: "wh-licenses", Assigned: 1})
-		h.run(in)
-
-		assert.Equal(t, msg, *nick.applied(t).Nickname)
-		if oldPatch != nil {
-			assert.Equal(t, msg, *oldPatch.applied(t).Nickname, "run %d: a message seen before continue-as-new has no effect", run)
-		}
-		assert.Equal(t, 3, oldLicenses.applied(t).LicensesAssigned, "run %d", run)
-
-		next := h.continued()
-		assert.Equal(t, term+1, next.Subscription.TermNumber)
-		assert.Equal(t, start.Add(testTerm).UTC(), next.Subscription.TermStart.UTC())
-		charges := h.store.LedgerOfKind(domain.LedgerCharge)
-		require.Len(t, charges, 1, "run %d", run)
-		assert.Equal(t, fmt.Sprintf("charge:%s:%d", id, term+1), charges[0].ID)
-		assert.Equal(t, unitPrice*testQuantity, charges[0].AmountMinor)
-		require.Equal(t, []string{"nickname_changed", "renewed"}, h.store.EventTypes(), "run %d", run)
-		assert.Equal(t, fmt.Sprintf("%s:%d", id, next.EventSeq), h.store.Events()[1].Key, "event keys keep counting across runs")
-		assert.LessOrEqual(t, len(next.Handled), handledLimit)
-		assert.Equal(t, msg, next.Handled[len(next.Handled)-1])
-		assert.Empty(t, next.Subscription.LinkedSubscriptionIDs)
-		assert.LessOrEqual(t, carriedSize(t, next), firstSize+256, "run %d: the carried state does not grow with the terms", run)
-
-		in, start = next, h.env.Now()
+		perTerm[term] = o
 	}
-	assert.Equal(t, 11, in.Subscription.TermNumber)
-	assert.Equal(t, domain.StatusActive, in.Subscription.Status)
-	assert.Len(t, in.Handled, handledLimit)
-	assert.Contains(t, in.Handled, "wh-licenses")
-	assert.Equal(t, "old-10", in.Handled[0], "nine more ids pushed nine more old ones out")
-	assert.Equal(t, unitPrice*testQuantity, in.TermBilledMinor, "only the current term's billing is carried")
-	assert.Equal(t, at(testActivateAt+10*testTerm), *in.Subscription.TermStart, "terms chain without drift")
+	end := termStart(11) + 5*time.Minute
+	h.suggestContinueAsNew(end)
+	h.run(in)
+
+	next := h.continued()
+	assert.Equal(t, at(end), h.env.Now().UTC(), "one run lived all eleven terms")
+	for term := 2; term <= 11; term++ {
+		o := perTerm[term]
+		msg := fmt.Sprintf("patch-%d", term)
+		s := o.patch.applied(t)
+		assert.Equal(t, msg, *s.Nickname)
+		assert.Equal(t, term, s.TermNumber, "%s applied in its term", msg)
+		if o.oldPatch != nil {
+			assert.Equal(t, msg, *o.oldPatch.applied(t).Nickname, "term %d: a message seen a term ago has no effect", term)
+		}
+		assert.Equal(t, 3, o.oldLicenses.applied(t).LicensesAssigned, "term %d", term)
+	}
+
+	charges := h.store.LedgerOfKind(domain.LedgerCharge)
+	require.Len(t, charges, 11, "one charge per term")
+	for i, c := range charges {
+		term := i + 1
+		assert.Equal(t, fmt.Sprintf("charge:%s:%d", id, term), c.ID)
+		assert.Equal(t, term, c.TermNumber)
+		assert.Equal(t, unitPrice*testQuantity, c.AmountMinor)
+		assert.Equal(t, at(termStart(term)), c.PeriodStart, "terms chain without drift")
+		assert.Equal(t, at(termStart(term)), c.CreatedAt, "charged when the term starts")
+	}
+	renewed := h.store.EventsOfType(domain.EventRenewed)
+	require.Len(t, renewed, 10)
+	for i, e := range renewed {
+		assert.EqualValues(t, i+2, e.Detail["term_number"])
+	}
+	for i, e := range h.store.Events() {
+		assert.Equal(t, fmt.Sprintf("%s:%d", id, i+1), e.Key, "event keys keep counting across the terms")
+	}
+	assert.Len(t, h.store.EventsOfType(domain.EventNicknameChanged), 10, "redeliveries added nothing")
+	h.store.requireConsistent(t)
+
+	assert.Equal(t, 11, next.Subscription.TermNumber)
+	assert.Equal(t, domain.StatusActive, next.Subscription.Status)
+	assert.Equal(t, len(h.store.Events()), next.EventSeq)
+	assert.Len(t, next.Handled, handledLimit)
+	assert.Contains(t, next.Handled, "wh-licenses")
+	assert.Equal(t, "old-11", next.Handled[0], "ten more ids pushed ten more old ones out")
+	assert.Equal(t, "patch-11", next.Handled[len(next.Handled)-1])
+	assert.Equal(t, unitPrice*testQuantity, next.TermBilledMinor, "only the current term's billing is carried")
+	assert.LessOrEqual(t, carriedSize(t, next), carriedSize(t, in)+1024, "the carried state does not grow with the terms")
+}
+
+// The Updates a run takes count across its terms: a run that took part of
+// its share in term 1 continues as new in term 2 once it has taken
+// updatesPerRun, whatever the term.
+func TestUpdatesPerRunCountAcrossTerms(t *testing.T) {
+	h := newHarness(t)
+	h.fulfil() // 2 Updates
+	send := func(after time.Duration, prefix string, n int) {
+		h.at(after, func() {
+			for i := range n {
+				id := fmt.Sprintf("%s%d", prefix, i)
+				h.updateNow(UpdateChange, id, ChangeRequest{MessageID: id, Actor: admin, Nickname: ptr(id)})
+			}
+		})
+	}
+	send(10*time.Minute, "a", 300)
+	send(termEnd+10*time.Minute, "b", updatesPerRun-300) // 2 more than the rest of the share
+	h.run(newInput("sub-upr"))
+
+	next := h.continued()
+	assert.Equal(t, at(termEnd+10*time.Minute), h.env.Now().UTC(), "continued as new in term 2, when the share was taken")
+	assert.Equal(t, 2, next.Subscription.TermNumber)
 }
 
 // In the very instant the term ends, the test environment always runs the
@@ -188,6 +251,7 @@ func TestQuantityChangeRacingTermEnd(t *testing.T) {
 			} else {
 				o = sendAtTermEnd(h, UpdateChange, "patch-race", changeQuantity("patch-race", 7))
 			}
+			h.suggestContinueAsNew(termEnd + time.Minute)
 			h.run(newInput("sub-race"))
 
 			assert.Equal(t, 7, o.applied(t).Quantity)
@@ -230,10 +294,20 @@ func TestQuantityChangeRacingTermEnd(t *testing.T) {
 	}
 }
 
-// A message at continue-as-new is never lost: it is either rejected by its
-// validator, or applied and then visible in the state the next run starts
-// from (or in the run's result when it ended the subscription first).
+// A message at a continue-as-new in the instant of a renewal is never lost:
+// it is either rejected by its validator, or applied and then visible in the
+// state the next run starts from (or in the run's result when it ended the
+// subscription first). Two ways a run continues as new there: Temporal
+// suggests it as the renewal completes (a run renewing in place), or the
+// run is on the renewal path of runs from before renewInPlace, which
+// continues as new after every renewal.
 func TestMessageAtContinueAsNewIsNeverLost(t *testing.T) {
+	for _, path := range []string{"suggested at the renewal", "one term per run"} {
+		t.Run(path, func(t *testing.T) { testMessageAtContinueAsNew(t, path) })
+	}
+}
+
+func testMessageAtContinueAsNew(t *testing.T, path string) {
 	link := LinkRequest{SubscriptionID: "app-1", CustomerID: "woodgrove", PartnerID: "fabrikam"}
 	for _, tc := range []struct {
 		name   string
@@ -297,6 +371,14 @@ func TestMessageAtContinueAsNewIsNeverLost(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
+			if path == "one term per run" {
+				h.oneTermPerRun()
+			} else {
+				// Right after the term-end timer, with no wake of its own:
+				// the run sees it when the renewal's save (or the message)
+				// wakes it.
+				h.at(termEnd+time.Millisecond, func() { h.env.SetContinueAsNewSuggested(true) })
+			}
 			h.fulfil()
 			var o *outcome
 			switch tc.before {
@@ -316,9 +398,9 @@ func TestMessageAtContinueAsNewIsNeverLost(t *testing.T) {
 }
 
 // The parent's cascade signal at the renewal: just before, it stops the
-// renewal; in the instant, the renewed run deactivates before it would
-// continue as new.
-func TestParentEndedAtContinueAsNewIsCarried(t *testing.T) {
+// renewal; in the instant, the run renews and then deactivates, in the same
+// run.
+func TestParentEndedAtRenewalIsActedOn(t *testing.T) {
 	pe := ParentEnded{ParentID: "sub-parent", Status: domain.StatusCancelled}
 	t.Run("just before", func(t *testing.T) {
 		h := newHarness(t)
@@ -364,4 +446,114 @@ func runCarried(t *testing.T, in State, start time.Time) (domain.Subscription, *
 	h := newHarnessAt(t, start)
 	h.run(in)
 	return h.result(), h
+}
+
+// Messages in the instant Temporal suggests continue-as-new mid-term are
+// never lost: each is applied and carried, or turned away to come again to
+// the next run; the next run waits for the same term end.
+func TestMessagesAtSuggestedContinueAsNewMidTerm(t *testing.T) {
+	h := newHarness(t)
+	h.fulfil()
+	mid := 30 * time.Minute
+	// The messages reach the workflow first; the suggestion comes a moment
+	// later, while the first one's save is still running (held until then)
+	// and the others wait for the lock.
+	nick := h.update(mid, UpdateChange, "n", ChangeRequest{MessageID: "n", Actor: admin, Nickname: ptr("mid")})
+	lic := h.update(mid, UpdateAssignLicenses, "l", LicensesRequest{MessageID: "l", Actor: publisher, Assigned: 4})
+	link := h.update(mid, UpdateLink, "k", LinkRequest{SubscriptionID: "app-1", CustomerID: "woodgrove", PartnerID: "fabrikam"})
+	var suggested atomic.Bool
+	h.at(mid+time.Millisecond, func() { h.env.SetContinueAsNewSuggested(true); suggested.Store(true) })
+	h.holdSave(domain.EventNicknameChanged, suggested.Load)
+	h.run(newInput("sub-mid"))
+
+	next := h.continued()
+	assert.Equal(t, at(mid+time.Millisecond), h.env.Now().UTC())
+	assert.Equal(t, 1, next.Subscription.TermNumber)
+	assert.Equal(t, h.store.Last(), next.Subscription, "the carried state is the saved one")
+	takenOrComeAgain := func(o *outcome, carried func(State) bool) {
+		t.Helper()
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		switch {
+		case o.rejected != nil:
+			assert.True(t, ComeAgain(o.rejected), "%s: %v", o.name, o.rejected)
+		case o.completed:
+			require.NoError(t, o.err, o.name)
+			assert.True(t, carried(next), "%s: applied but not carried", o.name)
+		default:
+			t.Errorf("%s: never answered", o.name)
+		}
+	}
+	takenOrComeAgain(nick, func(st State) bool { return st.Subscription.Nickname != nil && *st.Subscription.Nickname == "mid" })
+	takenOrComeAgain(lic, func(st State) bool { return st.Subscription.LicensesAssigned == 4 })
+	takenOrComeAgain(link, func(st State) bool { return len(st.Subscription.LinkedSubscriptionIDs) == 1 })
+
+	// The next run renews at the same term end, in place.
+	h2 := newHarnessAt(t, h.env.Now())
+	h2.suggestContinueAsNew(termEnd - mid)
+	h2.run(next)
+	after := h2.continued()
+	assert.Equal(t, 2, after.Subscription.TermNumber)
+	require.Len(t, h2.store.LedgerOfKind(domain.LedgerCharge), 1)
+	assert.Equal(t, at(termEnd), h2.store.LedgerOfKind(domain.LedgerCharge)[0].CreatedAt)
+}
+
+// A run that has renewed in place still ends correctly in a later term: a
+// PATCH of auto_renew in term 3 expires it at the end of term 3; a cancel
+// inside term 3's window refunds term 3 only; the parent ending in term 3
+// deactivates it. Each terminal status cascades to the linked subscriptions.
+func TestEndsInALaterTerm(t *testing.T) {
+	term3 := termEnd + testTerm // t0+123m
+	t.Run("expires", func(t *testing.T) {
+		h := newHarness(t)
+		h.fulfil()
+		off := h.update(term3+20*time.Minute, UpdateChange, "ar", ChangeRequest{MessageID: "ar", Actor: admin, AutoRenew: ptr(false)})
+		h.run(newInput("sub-later-ex", withLinked("app-1")))
+
+		assert.False(t, off.applied(t).AutoRenew)
+		s := h.result()
+		assert.Equal(t, domain.StatusExpired, s.Status)
+		assert.Equal(t, 3, s.TermNumber)
+		assert.Equal(t, at(term3+testTerm), h.env.Now().UTC(), "at the end of term 3")
+		assert.Equal(t, at(term3+testTerm), h.store.Event(t, "expired").At)
+		assert.Len(t, h.store.LedgerOfKind(domain.LedgerCharge), 3)
+		assert.Equal(t, cascade("sub-later-ex", domain.StatusExpired, "app-1"), h.cascadeSignals())
+		assert.Equal(t, []string{"active", "expired"}, h.upsertedStatuses())
+		h.store.requireConsistent(t)
+	})
+	t.Run("cancelled in its window", func(t *testing.T) {
+		h := newHarness(t)
+		h.fulfil()
+		late := h.update(termEnd+20*time.Minute, UpdateCancel, "c2", EndRequest{MessageID: "c2", Actor: admin})
+		cancel := h.update(term3+5*time.Minute, UpdateCancel, "c3", EndRequest{MessageID: "c3", Actor: admin})
+		h.run(newInput("sub-later-c", withLinked("app-1")))
+
+		late.rejectedWith(t, ErrCancellationWindowClosed)
+		assert.Equal(t, domain.StatusCancelled, cancel.applied(t).Status)
+		s := h.result()
+		assert.Equal(t, 3, s.TermNumber)
+		refunds := h.store.LedgerOfKind(domain.LedgerRefund)
+		require.Len(t, refunds, 1)
+		assert.Equal(t, "refund:sub-later-c:3", refunds[0].ID)
+		assert.Equal(t, -unitPrice*testQuantity, refunds[0].AmountMinor, "term 3 only")
+		assert.Equal(t, 2*unitPrice*testQuantity, h.store.Balance(), "terms 1 and 2 stay billed")
+		assert.Equal(t, []sentSignal{{WorkflowID: WorkflowID("app-1"), Name: SignalParentEnded,
+			Arg: ParentEnded{ParentID: "sub-later-c", Status: domain.StatusCancelled, Refund: true}}}, h.cascadeSignals())
+		h.store.requireConsistent(t)
+	})
+	t.Run("parent ended", func(t *testing.T) {
+		h := newHarness(t)
+		h.store.parentStatus = domain.StatusActive
+		h.fulfil()
+		h.signalParentEnded(term3+30*time.Minute, ParentEnded{ParentID: "sub-parent", Status: domain.StatusDeactivated})
+		h.run(newInput("sub-later-pe", withParent("sub-parent")))
+
+		s := h.result()
+		assert.Equal(t, domain.StatusDeactivated, s.Status)
+		assert.Equal(t, 3, s.TermNumber)
+		assert.Equal(t, at(term3+30*time.Minute), h.store.Event(t, "deactivated").At)
+		assert.Len(t, h.store.EventsOfType(domain.EventRenewed), 2)
+		assert.Empty(t, h.store.LedgerOfKind(domain.LedgerRefund))
+		h.store.requireConsistent(t)
+	})
 }

@@ -9,7 +9,8 @@ import (
 	"github.com/partnerhub/fulfillment/domain"
 )
 
-// handledLimit bounds the message ids kept for deduplication across runs.
+// handledLimit bounds the message ids kept for deduplication, across the
+// terms of a run and across continue-as-new.
 const handledLimit = 256
 
 // State is everything a subscription's workflow carries: the input of its
@@ -22,8 +23,9 @@ type State struct {
 	NotifyPublisher bool `json:"notify_publisher"`
 	// Recorded is true once the purchase is in the read model.
 	Recorded bool `json:"recorded"`
-	// Handled keeps the ids of recent messages so redeliveries after
-	// continue-as-new stay without effect.
+	// Handled keeps the ids of recent messages (the last handledLimit,
+	// whatever the term) so redeliveries, in the same run or after
+	// continue-as-new, stay without effect.
 	Handled []string `json:"handled,omitempty"`
 	// ParentEnded is set when the parent's terminal signal arrived;
 	// ParentEndedRefund when that parent asked for the current term's refund.

@@ -27,6 +27,19 @@ const (
 	durableSaveVersion = workflow.Version(1)
 )
 
+// renewInPlace is the version of the renewal. DefaultVersion: the run
+// continues as new right after each renewal, one term per run (runs that
+// renewed before it). 1: the run renews in place and waits for the next
+// deadline; it continues as new only when Temporal suggests it or after
+// updatesPerRun Updates. Asked right after a renewal is saved, so a history
+// recorded before it (no marker there, a continue-as-new after the renewal)
+// replays unchanged, and a run started before it that is still waiting for
+// its term end renews in place.
+const (
+	renewInPlaceChange  = "renew-in-place"
+	renewInPlaceVersion = workflow.Version(1)
+)
+
 // updatesPerRun is how many accepted Updates a run takes before it continues
 // as new, well below the server's limit per run (2,000 by default) whatever
 // the server suggests.
@@ -68,7 +81,8 @@ type subscriptionWorkflow struct {
 	// closing is set while the run drains its handlers to continue as new:
 	// validators then ask new messages to come again to the next run.
 	closing bool
-	// renewed is set when this run started a new term.
+	// renewed is set when this run started a new term on the old renewal
+	// path (renewInPlace DefaultVersion): the run then continues as new.
 	renewed bool
 }
 
@@ -79,8 +93,10 @@ func clock(ctx workflow.Context) time.Time {
 }
 
 // SubscriptionWorkflow owns one subscription from purchase to its terminal
-// status, one term per run (it continues as new at each renewal, and
-// whenever a run has taken many messages).
+// status. A run lives as many terms as its history allows: it renews in
+// place and continues as new only when Temporal suggests it (history size or
+// length) or after updatesPerRun Updates (runs that renewed before
+// renewInPlace continued as new at each renewal, one term per run).
 func SubscriptionWorkflow(ctx workflow.Context, st State) (domain.Subscription, error) {
 	w := &subscriptionWorkflow{st: st, lock: workflow.NewMutex(ctx)}
 	if err := w.registerHandlers(ctx); err != nil {
@@ -127,8 +143,10 @@ func (w *subscriptionWorkflow) run(ctx workflow.Context) (domain.Subscription, e
 	}
 }
 
-// shouldContinueAsNew: after a renewal (one term per run), when Temporal
-// suggests it (history size or count, Updates), or after updatesPerRun Updates.
+// shouldContinueAsNew: when Temporal suggests it (history size or count,
+// Updates), after updatesPerRun Updates, or after a renewal on the old
+// renewal path (renewInPlace DefaultVersion, one term per run). A renewal
+// in place does not end the run.
 func (w *subscriptionWorkflow) shouldContinueAsNew(ctx workflow.Context) bool {
 	return w.renewed || w.updates >= updatesPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
 }
@@ -225,7 +243,8 @@ func (w *subscriptionWorkflow) nextDeadline() time.Time {
 
 // awaitTermEnd waits for the next deadline: a plan change's veto window
 // ending settles the change; a billing period starting is charged; the term
-// ending renews or expires. A message that moves the deadline (a plan
+// ending renews (in place: the main loop then waits for the new term's
+// first deadline in this run) or expires. A message that moves the deadline (a plan
 // change requested, refused or accepted) ends the wait, and the main loop
 // waits again for the new one.
 func (w *subscriptionWorkflow) awaitTermEnd(ctx workflow.Context) error {
@@ -263,7 +282,12 @@ func (w *subscriptionWorkflow) awaitTermEnd(ctx workflow.Context) error {
 		if _, err := w.commit(ctx, t); err != nil {
 			return err
 		}
-		w.renewed = true
+		// Histories recorded before renewInPlace have no marker here and
+		// continued as new: they replay with DefaultVersion. A new renewal
+		// stays in this run and waits for the next deadline.
+		if workflow.GetVersion(ctx, renewInPlaceChange, workflow.DefaultVersion, renewInPlaceVersion) == workflow.DefaultVersion {
+			w.renewed = true
+		}
 		return nil
 	})
 }

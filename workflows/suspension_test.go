@@ -67,6 +67,7 @@ func TestNothingRenewsWhileSuspended(t *testing.T) {
 	h.update(termEnd-5*time.Minute, UpdatePaymentFailed, "pf", PaymentRequest{MessageID: "pf", Actor: billing})
 	atTermEnd := h.queryAt(termEnd + time.Minute)
 	paid := h.update(termEnd+10*time.Minute, UpdatePaymentReceived, "pr", PaymentRequest{MessageID: "pr", Actor: billing})
+	h.suggestContinueAsNew(termEnd + 11*time.Minute)
 	h.run(newInput("sub-nr", withGrace("P1D")))
 
 	assert.Equal(t, domain.StatusSuspended, atTermEnd.Status)
@@ -75,7 +76,10 @@ func TestNothingRenewsWhileSuspended(t *testing.T) {
 	next := h.continued()
 	assert.Equal(t, 2, next.Subscription.TermNumber)
 	assert.Equal(t, at(termEnd), *next.Subscription.TermStart, "the new term starts where the old one ended")
-	require.Len(t, h.store.LedgerOfKind(domain.LedgerCharge), 2)
+	charges := h.store.LedgerOfKind(domain.LedgerCharge)
+	require.Len(t, charges, 2)
+	assert.Equal(t, at(termEnd+10*time.Minute), charges[1].CreatedAt, "renewed at once when paid")
+	assert.Equal(t, at(termEnd+11*time.Minute), h.env.Now().UTC(), "the run went on in term 2 until it was asked to continue as new")
 }
 
 // Only an active subscription is suspended, only a suspended one reinstated;

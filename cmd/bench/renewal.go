@@ -82,17 +82,22 @@ type renewalResult struct {
 	failedPatchApplied   int // PATCHes answered with an error whose nickname is in the read model after the wave
 	patch                samples
 	lastPatchErr         string
-	// history of the renewing run of sampled subscriptions.
-	timerLag, written, continued, wftStart samples
-	historyErrors                          int
-	activityRetries                        int
-	wftTimeouts, wftTimeoutRuns            int // WorkflowTaskTimedOut events (a sticky task not picked up in time moves to the normal queue)
+	// history of the renewing run of sampled subscriptions. rearmed: the run
+	// renewed in place and started its term-2 timer; continued: it continued
+	// as new after the renewal (the renewal path before renewInPlace, or
+	// Temporal's suggestion), continuedRuns of them.
+	timerLag, written, rearmed, continued, wftStart samples
+	continuedRuns                                   int
+	historyErrors                                   int
+	activityRetries                                 int
+	wftTimeouts, wftTimeoutRuns                     int // WorkflowTaskTimedOut events (a sticky task not picked up in time moves to the normal queue)
 	// ledger and read model of sampled subscriptions.
 	checked, ledgerOK, readModelOK, nicknameOK, patchedChecked int
 	ledgerProblems                                             []string
 	// after the wave.
 	running        int64 // running workflows of the phase (visibility count)
-	describeOK     int   // sampled: no pending workflow task or activity, waiting on the term-2 timer
+	describeOK     int   // sampled: the renewing run itself, no pending workflow task or activity, waiting on the term-2 timer
+	describeNewRun int   // sampled: the current run is another one (the renewing run continued as new)
 	describeChecks int
 }
 
@@ -334,8 +339,9 @@ func runRenewal(ctx context.Context, c client.Client, s *stack, dbURL string, ps
 			if drainedAt.IsZero() && smp.wfBacklog == 0 && smp.actBacklog == 0 {
 				drainedAt = now
 			}
-			// Watch the backlog drain (the next runs' first tasks), at least
-			// watchAfter past the last renewal.
+			// Watch the backlog drain (the renewals' last workflow tasks,
+			// which start the term-2 timers), at least watchAfter past the
+			// last renewal.
 			if now.Sub(lastRenewalSeen) > watchAfter && !drainedAt.IsZero() && now.Sub(drainedAt) > 10*time.Second {
 				break
 			}
@@ -405,7 +411,12 @@ func runRenewal(ctx context.Context, c client.Client, s *stack, dbURL string, ps
 			continue
 		}
 		info := d.GetWorkflowExecutionInfo()
-		if info.GetExecution().GetRunId() != runIDs[i] && d.GetPendingWorkflowTask() == nil && len(d.GetPendingActivities()) == 0 &&
+		if info.GetExecution().GetRunId() != runIDs[i] {
+			r.describeNewRun++
+			continue
+		}
+		// Renewed in place: the run that renewed waits for term 2's end.
+		if d.GetPendingWorkflowTask() == nil && len(d.GetPendingActivities()) == 0 &&
 			info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 			r.describeOK++
 		}
@@ -467,8 +478,9 @@ func copyWave(ctx context.Context, db *sql.DB, subs []domain.Subscription, plan 
 }
 
 // readHistory reads the first run's history: when the term-end timer fired
-// after the wave, when the renewal write completed and when the run
-// continued as new, and the workflow tasks' schedule-to-start latency.
+// after the wave, when the renewal write completed, when the run started its
+// term-2 timer (renewed in place) or continued as new, and the workflow
+// tasks' schedule-to-start latency.
 func (r *renewalResult) readHistory(ctx context.Context, c client.Client, id, runID string) error {
 	it := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var events []*historypb.HistoryEvent
@@ -480,6 +492,7 @@ func (r *renewalResult) readHistory(ctx context.Context, c client.Client, id, ru
 		events = append(events, e)
 	}
 	var fired time.Time
+	rearmed := false
 	scheduled := map[int64]time.Time{}
 	timeouts := 0
 	defer func() {
@@ -514,8 +527,14 @@ func (r *renewalResult) readHistory(ctx context.Context, c client.Client, id, ru
 			if !fired.IsZero() {
 				r.written.add(max(at.Sub(fired), time.Microsecond))
 			}
+		case enumspb.EVENT_TYPE_TIMER_STARTED:
+			if !fired.IsZero() && !rearmed {
+				rearmed = true
+				r.rearmed.add(max(at.Sub(fired), time.Microsecond))
+			}
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
 			if !fired.IsZero() {
+				r.continuedRuns++
 				r.continued.add(max(at.Sub(fired), time.Microsecond))
 			}
 		}
@@ -670,13 +689,14 @@ func printRenewal(w io.Writer, r *renewalResult, cacheSize string) {
 	if r.lastPatchErr != "" {
 		fmt.Fprintf(w, "    last error: %s\n", r.lastPatchErr)
 	}
-	fmt.Fprintf(w, "  histories of %d sampled renewing runs (%d unreadable; %d activity retries; %d workflow task timeouts in %d runs): ms p50 / p99 / max\n",
-		r.timerLag.count(), r.historyErrors, r.activityRetries, r.wftTimeouts, r.wftTimeoutRuns)
+	fmt.Fprintf(w, "  histories of %d sampled renewing runs (%d unreadable; %d activity retries; %d workflow task timeouts in %d runs; renewed in place: %d, continued as new after the term end: %d): ms p50 / p99 / max\n",
+		r.timerLag.count(), r.historyErrors, r.activityRetries, r.wftTimeouts, r.wftTimeoutRuns, r.rearmed.count(), r.continuedRuns)
 	for _, x := range []struct {
 		name string
 		s    *samples
 	}{{"term end → TimerFired", &r.timerLag}, {"TimerFired → renewal written (ActivityTaskCompleted)", &r.written},
-		{"TimerFired → ContinuedAsNew", &r.continued}, {"workflow task schedule-to-start after the timer", &r.wftStart}} {
+		{"TimerFired → term-2 TimerStarted (same run)", &r.rearmed}, {"TimerFired → ContinuedAsNew", &r.continued},
+		{"workflow task schedule-to-start after the timer", &r.wftStart}} {
 		fmt.Fprintf(w, "    %-52s %8s %8s %8s\n", x.name, ms(x.s.pct(50)), ms(x.s.pct(99)), ms(x.s.pct(100)))
 	}
 	fmt.Fprintf(w, "  sample check: ledger exactly charge:<id>:1 (loaded) + charge:<id>:2 (renewal) %d/%d; read model term 2 with the right dates %d/%d; PATCHed nickname kept %d/%d\n",
@@ -684,8 +704,8 @@ func printRenewal(w io.Writer, r *renewalResult, cacheSize string) {
 	for _, p := range r.ledgerProblems {
 		fmt.Fprintf(w, "    %s\n", p)
 	}
-	fmt.Fprintf(w, "  after the wave: %d wave workflows running (visibility); sampled current runs idle on the term-2 timer (new run, no pending task or activity): %d/%d\n",
-		r.running, r.describeOK, r.describeChecks)
+	fmt.Fprintf(w, "  after the wave: %d wave workflows running (visibility); sampled renewing runs idle on the term-2 timer (same run, no pending task or activity): %d/%d; sampled that moved to a new run: %d\n",
+		r.running, r.describeOK, r.describeChecks, r.describeNewRun)
 	fmt.Fprintln(w, "  timeline (t from the term end; backlog = approximate count of the normal task queue; age ms; rates tasks/s):")
 	fmt.Fprintf(w, "    %7s %8s %9s %7s %8s %7s %7s %7s %8s %9s\n", "t s", "renewed", "wf backlog", "wf age", "act backl", "act age", "wf add", "wf disp", "RSS MiB", "worker s")
 	var cpu0 time.Duration
