@@ -41,6 +41,10 @@ import (
 // and 409 idempotency_key_in_use with the same Idempotency-Key or webhook-id.
 // Afterwards SQL (not the API) must show every purchase, one charge for each
 // fulfilled subscription, none for the pending ones, and no term charged twice.
+//
+// The one e2e test that does not run in parallel: it is the heaviest (16
+// flows at once, a server restart on its own database file), and it runs
+// first, before the parallel tests start, so its timing is its own.
 func TestChaosNoPurchaseLostNoDoubleCharge(t *testing.T) {
 	began := time.Now()
 	const (
