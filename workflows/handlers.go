@@ -106,7 +106,8 @@ func firstError(errs ...error) error {
 // register installs one message's validator and handler. The validator only
 // reads: a message seen before is accepted (its handler answers with the
 // current state); otherwise the state must allow it and it must change
-// something. The handler applies it once, under the lock, re-checking the
+// something — judged on the state a write in flight leaves, when there is
+// one. The handler applies it once, under the lock, re-checking the
 // state (it may have moved since validation), and answers with the
 // subscription after it.
 func register[Req any](ctx workflow.Context, w *subscriptionWorkflow, m message[Req]) error {
@@ -116,6 +117,17 @@ func register[Req any](ctx workflow.Context, w *subscriptionWorkflow, m message[
 		}
 		if w.closing {
 			return problem(ErrContinuingAsNew, "the subscription is moving to a new run; send the message again")
+		}
+		if w.inFlight != nil {
+			// A write is in flight: judge the message on the state it leaves
+			// (the read model may already show it; this run adopts it when
+			// the write returns, and the write is retried until it lands).
+			saved := w.st
+			w.st = *w.inFlight
+			defer func() { w.st = saved }()
+			if w.st.handled(m.id(req)) {
+				return nil
+			}
 		}
 		if err := m.check(workflow.Now(ctx), req); err != nil {
 			return err

@@ -448,3 +448,29 @@ func TestWithdrawnUpgradeNeverTakesEffect(t *testing.T) {
 	assert.Empty(t, h.store.LedgerOfKind(domain.LedgerProration))
 	assert.Empty(t, h.store.EventsOfType(domain.EventPlanChanged))
 }
+
+// A message that arrives while a transition's write is in flight is judged
+// on the state that write leaves, not on the one before it: the read model
+// may already show the new state (the write committed before the workflow
+// adopted it), and a client that read it must not be refused for what the
+// workflow has not adopted yet. Here a downgrade asked in the instant the
+// upgrade's veto window ends, while the upgrade's write runs, is accepted
+// once the upgrade has taken effect (it used to be refused: "a change is
+// already pending").
+func TestMessageDuringAWriteIsJudgedOnTheStateItLeaves(t *testing.T) {
+	requested := 20*time.Minute + 7*time.Second
+	vetoEnd := requested + 5*time.Minute
+	h := newHarness(t)
+	h.fulfil()
+	up := h.update(requested, UpdateChangePlan, "pc-up", changePlan("pc-up", premiumPlan()))
+	down := h.update(vetoEnd, UpdateChangePlan, "pc-down", changePlan("pc-down", basicPlan()))
+	h.holdSave(domain.EventPlanChanged, down.validated)
+	h.run(newInput("sub-race", withNotifications, withoutAutoRenew, withVeto("PT5M")))
+
+	up.applied(t)
+	s := down.applied(t)
+	assert.Equal(t, "premium-hourly", s.PlanID, "judged after the upgrade took effect")
+	require.NotNil(t, s.PendingPlanChange)
+	assert.Equal(t, "basic-hourly", s.PendingPlanChange.PlanID)
+	assert.Equal(t, "premium-hourly", s.PendingPlanChange.FromPlanID)
+}

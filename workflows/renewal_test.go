@@ -346,14 +346,20 @@ func testMessageAtContinueAsNew(t *testing.T, path string) {
 				assert.Equal(t, domain.StatusActive, h.continued().Subscription.Status)
 				assert.Empty(t, h.store.LedgerOfKind(domain.LedgerRefund))
 			}},
-		// The renewal is not saved yet when the cancel is validated: the saved
-		// term's window is closed, so it is refused and nothing is refunded.
-		{"cancel in the instant: the renewal is not saved yet", UpdateCancel, EndRequest{MessageID: "c", Actor: admin}, "",
+		// The renewal's write is in flight when the cancel is validated: it
+		// is judged on the term that write starts (as the read model may
+		// already show it), inside that term's window, so it cancels term 2
+		// and refunds it, in this run.
+		{"cancel in the instant: judged on the renewed term", UpdateCancel, EndRequest{MessageID: "c", Actor: admin}, "",
 			func(t *testing.T, o *outcome, h *harness) {
-				o.refusedWith(t, ErrCancellationWindowClosed)
-				assert.Equal(t, domain.StatusActive, h.continued().Subscription.Status)
-				assert.Equal(t, 2, h.continued().Subscription.TermNumber)
-				assert.Empty(t, h.store.LedgerOfKind(domain.LedgerRefund))
+				s := o.applied(t)
+				assert.Equal(t, domain.StatusCancelled, s.Status)
+				assert.Equal(t, 2, s.TermNumber)
+				assert.Equal(t, domain.StatusCancelled, h.result().Status, "it closes in this run")
+				refunds := h.store.LedgerOfKind(domain.LedgerRefund)
+				require.Len(t, refunds, 1)
+				assert.Equal(t, 2, refunds[0].TermNumber)
+				assert.Equal(t, -h.store.chargesOfTerm(2)[0].AmountMinor, refunds[0].AmountMinor, "term 2 refunded in full")
 			}},
 		// No hold here: once deactivated the workflow drops its term-end timer.
 		{"deactivate just before", UpdateDeactivate, EndRequest{MessageID: "d", Actor: admin}, "-",

@@ -81,6 +81,9 @@ type subscriptionWorkflow struct {
 	// closing is set while the run drains its handlers to continue as new:
 	// validators then ask new messages to come again to the next run.
 	closing bool
+	// inFlight is the state a transition's write in flight leaves (durable
+	// path), adopted when the write returns: validators judge on it.
+	inFlight *State
 	// renewed is set when this run started a new term on the old renewal
 	// path (renewInPlace DefaultVersion): the run then continues as new.
 	renewed bool
@@ -401,7 +404,11 @@ func (w *subscriptionWorkflow) commit(ctx workflow.Context, t *transition) (doma
 		w.st = t.next
 		w.st.Recorded = recorded
 	}
+	if w.durable {
+		w.inFlight = &t.next
+	}
 	res, err := w.save(ctx, t.change)
+	w.inFlight = nil
 	if err != nil {
 		return res, fmt.Errorf("save subscription %s: %w", s.ID, err)
 	}

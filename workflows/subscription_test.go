@@ -243,8 +243,8 @@ func TestMessagesAfterTerminalStatusAreRejected(t *testing.T) {
 
 	assert.Equal(t, domain.StatusCancelled, cancel.applied(t).Status)
 	licenses.refusedWith(t, ErrInvalidState)
-	// Validated against the saved state (active, confirmed): nothing to do.
-	assert.Equal(t, domain.StatusActive, activate.unchanged(t).Status)
+	// Validated on the state the cancel's write in flight leaves: cancelled.
+	activate.refusedWith(t, ErrInvalidState)
 	change.refusedWith(t, ErrInvalidState)
 	deactivate.refusedWith(t, ErrInvalidState)
 	cancelAgain.refusedWith(t, ErrInvalidState)
