@@ -258,9 +258,8 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 	if req.AutoRenew != nil {
 		sub.AutoRenew = *req.AutoRenew
 	}
-	in := workflows.State{
-		Subscription: sub, Plan: plan, NotifyPublisher: publisher.WebhookURL != nil, Purchaser: agentActor(agent),
-	}
+	in := workflows.NewState(sub, plan, agentActor(agent))
+	in.NotifyPublisher = publisher.WebhookURL != nil
 	ctx, cancel := context.WithTimeout(ctx, s.UpdateTimeout)
 	defer cancel()
 	start := s.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
@@ -24,10 +25,12 @@ import (
 
 // historyVersion prefixes the files TestRecordHistories writes: the shape of
 // the workflow code that records them. v0: before durableSave; v1: durable
-// saves, one term per run; v2: renewals in place (renewInPlace). Files of
-// earlier shapes stay in testdata and keep being replayed: they are the
-// histories of runs started under that code.
-const historyVersion = "v2"
+// saves, one term per run; v2: renewals in place (renewInPlace); v3: the
+// code paths carried in the input (State.SavesDurably, State.RenewsInPlace),
+// so no run asks GetVersion: no MarkerRecorded, no TemporalChangeVersion
+// upsert. Files of earlier shapes stay in testdata and keep being replayed:
+// they are the histories of runs started under that code.
+const historyVersion = "v3"
 
 // TestRecordHistories runs the main paths on the real server, exports every
 // run's history and replays it against the current workflow code. With
@@ -119,7 +122,11 @@ func TestRecordHistories(t *testing.T) {
 		}
 		for i, run := range runs {
 			file := filepath.Join(out, fmt.Sprintf("%s_%s_run%d.json", historyVersion, name, i+1))
-			writeHistory(t, c, workflows.WorkflowID(id), run, file)
+			events := writeHistory(t, c, workflows.WorkflowID(id), run, file)
+			requireNoVersionMarker(t, file, events)
+			if name == "purchase_to_active" {
+				require.Len(t, events, 38, "%s: purchase→active is 38 events (BENCHMARKS.md)", file)
+			}
 			replayer := sdkworker.NewWorkflowReplayer()
 			replayer.RegisterWorkflowWithOptions(workflows.SubscriptionWorkflow, workflow.RegisterOptions{Name: workflows.WorkflowType})
 			require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(nil, file), "replay %s", file)
@@ -147,7 +154,20 @@ func runsOf(t *testing.T, c client.Client, id string) []string {
 	return runs
 }
 
-func writeHistory(t *testing.T, c client.Client, workflowID, runID, file string) {
+// requireNoVersionMarker: a subscription started by the current code carries
+// its code paths in its input, so no run asks GetVersion. (The workflow
+// records no other marker: it has no local activity nor side effect.)
+func requireNoVersionMarker(t *testing.T, file string, events []*historypb.HistoryEvent) {
+	t.Helper()
+	for _, e := range events {
+		require.NotEqual(t, enumspb.EVENT_TYPE_MARKER_RECORDED, e.GetEventType(), "%s: event %d", file, e.GetEventId())
+		if sa := e.GetUpsertWorkflowSearchAttributesEventAttributes(); sa != nil {
+			require.NotContains(t, sa.GetSearchAttributes().GetIndexedFields(), "TemporalChangeVersion", "%s: event %d", file, e.GetEventId())
+		}
+	}
+}
+
+func writeHistory(t *testing.T, c client.Client, workflowID, runID, file string) []*historypb.HistoryEvent {
 	t.Helper()
 	iter := c.GetWorkflowHistory(context.Background(), workflowID, runID, false, 0)
 	history := &historypb.History{}
@@ -159,4 +179,5 @@ func writeHistory(t *testing.T, c client.Client, workflowID, runID, file string)
 	raw, err := protojson.MarshalOptions{Indent: "  "}.Marshal(history)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(file, raw, 0o644))
+	return history.Events
 }

@@ -50,26 +50,28 @@ func testPlan() domain.Plan {
 	}
 }
 
-// newInput builds the start input of a fresh purchase at t0; options tweak it.
+// newInput builds the start input of a fresh purchase at t0, as the API
+// builds it (NewState: the current code paths carried); options tweak it.
 func newInput(id string, opts ...func(*State)) State {
 	plan := testPlan()
-	in := State{
-		Subscription: domain.Subscription{
-			ID: id, PartnerID: "fabrikam", CustomerID: "woodgrove", PublisherID: "contoso",
-			OfferID: plan.OfferID, PlanID: plan.ID, Quantity: testQuantity, AutoRenew: true,
-			EntitlementNumber:  domain.EntitlementNumber(id),
-			Status:             domain.StatusPendingFulfillment,
-			ActivationDeadline: domain.MustAdd(t0, plan.ActivationDeadline),
-			CreatedAt:          t0, UpdatedAt: t0,
-		},
-		Plan:      plan,
-		Purchaser: Actor{Kind: "agent", ID: "alice"},
-	}
+	in := NewState(domain.Subscription{
+		ID: id, PartnerID: "fabrikam", CustomerID: "woodgrove", PublisherID: "contoso",
+		OfferID: plan.OfferID, PlanID: plan.ID, Quantity: testQuantity, AutoRenew: true,
+		EntitlementNumber:  domain.EntitlementNumber(id),
+		Status:             domain.StatusPendingFulfillment,
+		ActivationDeadline: domain.MustAdd(t0, plan.ActivationDeadline),
+		CreatedAt:          t0, UpdatedAt: t0,
+	}, plan, Actor{Kind: "agent", ID: "alice"})
 	for _, o := range opts {
 		o(&in)
 	}
 	return in
 }
+
+// startedBefore makes the input one written before the carried code paths
+// (no SavesDurably, no RenewsInPlace), as every input of a subscription
+// started, or continued as new, by earlier code: its runs ask GetVersion.
+func startedBefore(in *State) { in.SavesDurably, in.RenewsInPlace = false, false }
 
 func withoutAutoRenew(in *State)  { in.Subscription.AutoRenew = false }
 func withNotifications(in *State) { in.NotifyPublisher = true }
@@ -311,6 +313,14 @@ type harness struct {
 	signals   []sentSignal
 	statuses  []string
 	memos     []map[string]any
+	// asks are the change ids the run passed to workflow.GetVersion, in
+	// order; changeVersions the TemporalChangeVersion upserts the SDK made
+	// for them. On a real server each first ask of a change id in a run is
+	// a MarkerRecorded and an UpsertWorkflowSearchAttributes event.
+	asks           []string
+	changeVersions int
+	// answers are the versions answerVersion set, by change id.
+	answers map[string]workflow.Version
 }
 
 type sentSignal struct {
@@ -347,6 +357,31 @@ func newHarnessAt(t *testing.T, start time.Time) *harness {
 			h.statuses = append(h.statuses, status)
 		}
 	})
+	// Every GetVersion is answered as the test environment does by default
+	// (the newest version), and recorded; answerVersion answers one change
+	// id otherwise. The SDK's TemporalChangeVersion upserts come through the
+	// untyped upsert.
+	for changeID, newest := range map[string]workflow.Version{
+		durableSaveChange: durableSaveVersion, renewInPlaceChange: renewInPlaceVersion,
+	} {
+		h.env.OnGetVersion(changeID, workflow.DefaultVersion, newest).Return(
+			func(string, workflow.Version, workflow.Version) workflow.Version {
+				h.mu.Lock()
+				defer h.mu.Unlock()
+				h.asks = append(h.asks, changeID)
+				if v, ok := h.answers[changeID]; ok {
+					return v
+				}
+				return newest
+			})
+	}
+	h.env.OnUpsertSearchAttributes(mock.Anything).Return(nil).Run(func(args mock.Arguments) {
+		if _, ok := args.Get(0).(map[string]any)["TemporalChangeVersion"]; ok {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.changeVersions++
+		}
+	})
 	h.env.OnUpsertMemo(mock.Anything).Return(nil).Run(func(args mock.Arguments) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -379,8 +414,33 @@ func (h *harness) suggestContinueAsNew(after time.Duration) {
 // oneTermPerRun drives the run on the renewal path of runs from before
 // renewInPlace (its version marker absent, as in a history recorded then):
 // it continues as new at each renewal.
+// Its input must not carry RenewsInPlace (startedBefore), or the run never asks.
 func (h *harness) oneTermPerRun() {
-	h.env.OnGetVersion(renewInPlaceChange, workflow.DefaultVersion, renewInPlaceVersion).Return(workflow.DefaultVersion)
+	h.answerVersion(renewInPlaceChange, workflow.DefaultVersion)
+}
+
+// answerVersion has GetVersion of changeID answer v, as replaying a history
+// recorded with v would (unset, it answers the newest version).
+func (h *harness) answerVersion(changeID string, v workflow.Version) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.answers == nil {
+		h.answers = map[string]workflow.Version{}
+	}
+	h.answers[changeID] = v
+}
+
+// versionAsks are the change ids the run asked GetVersion, in order.
+func (h *harness) versionAsks() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.asks...)
+}
+
+func (h *harness) changeVersionUpserts() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.changeVersions
 }
 
 // at runs fn at a virtual offset from the start (or from now, when called
@@ -462,6 +522,13 @@ var (
 
 func (h *harness) run(in State) {
 	h.t.Helper()
+	h.mu.Lock()
+	_, durable := h.answers[durableSaveChange]
+	_, inPlace := h.answers[renewInPlaceChange]
+	h.mu.Unlock()
+	// A version answered for a path the input carries would never be asked.
+	require.False(h.t, durable && in.SavesDurably, "the input carries SavesDurably: use startedBefore")
+	require.False(h.t, inPlace && in.RenewsInPlace, "the input carries RenewsInPlace: use startedBefore")
 	h.env.ExecuteWorkflow(SubscriptionWorkflow, in)
 	require.True(h.t, h.env.IsWorkflowCompleted(), "workflow did not complete")
 }

@@ -79,7 +79,7 @@ func TestOldRenewalPathContinuesAsNewAtEachRenewal(t *testing.T) {
 	h := newHarness(t)
 	h.oneTermPerRun()
 	h.fulfil()
-	h.run(newInput("sub-old-path", withNotifications))
+	h.run(newInput("sub-old-path", withNotifications, startedBefore))
 
 	next := h.continued()
 	assert.Equal(t, at(termEnd), h.env.Now().UTC(), "the run ends at the term end")
@@ -377,8 +377,10 @@ func testMessageAtContinueAsNew(t *testing.T, path string) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
+			var input []func(*State)
 			if path == "one term per run" {
 				h.oneTermPerRun()
+				input = append(input, startedBefore)
 			} else {
 				// Right after the term-end timer, with no wake of its own:
 				// the run sees it when the renewal's save (or the message)
@@ -395,7 +397,7 @@ func testMessageAtContinueAsNew(t *testing.T, path string) {
 			case "":
 				o = sendAtTermEnd(h, tc.update, "at-can", tc.arg)
 			}
-			h.run(newInput("sub-can"))
+			h.run(newInput("sub-can", input...))
 			require.True(t, o.answered(), "the update got no answer at all")
 			tc.check(t, o, h)
 			h.store.requireConsistent(t)

@@ -44,6 +44,37 @@ type State struct {
 	// PendingPlan is the plan of Subscription.PendingPlanChange and the
 	// request that asked for it (its ledger key).
 	PendingPlan *PendingPlan `json:"pending_plan,omitempty"`
+
+	// The code paths this subscription's runs take, carried so a run needs
+	// no version marker (workflow.GetVersion writes a MarkerRecorded and a
+	// TemporalChangeVersion search attribute upsert into the history of
+	// every run that asks). Each is set by NewState for a subscription
+	// started by the current code, and by a run that asked GetVersion and
+	// was answered with the new path, for the runs after it (continue-as-new
+	// carries the state). A run reads them from its input only, so they
+	// stay fixed for the whole of its replay. Unset, as in every input
+	// written before them, the run asks GetVersion at the same place with
+	// the same change id as before, so recorded histories replay unchanged.
+	//
+	// SavesDurably: writes go through the SaveSubscription activity, retried
+	// without limit, the state adopted only after the write (durableSave 1).
+	SavesDurably bool `json:"saves_durably,omitempty"`
+	// RenewsInPlace: a renewal stays in the run, which waits for the next
+	// term's deadlines (renewInPlace 1), instead of continuing as new.
+	RenewsInPlace bool `json:"renews_in_place,omitempty"`
+}
+
+// NewState is the first input of a subscription started by the current code:
+// it takes the current code paths (SavesDurably, RenewsInPlace), so its runs
+// record no version marker. Every starter of a SubscriptionWorkflow builds
+// its input here, so that choice is made in one place; the caller sets
+// what else the state needs (NotifyPublisher, or Recorded and the rest
+// for a subscription started mid-life).
+func NewState(sub domain.Subscription, plan domain.Plan, purchaser Actor) State {
+	return State{
+		Subscription: sub, Plan: plan, Purchaser: purchaser,
+		SavesDurably: true, RenewsInPlace: true,
+	}
 }
 
 // PendingPlan is what the workflow keeps of a pending plan change beside its

@@ -21,7 +21,8 @@ const ActivitySaveSubscription = "SaveSubscription"
 // durableSave is the version of the write path. DefaultVersion: a local
 // activity, the state changed before the write (runs started before it).
 // 1: a regular activity retried without limit, the state adopted only after
-// the write, no-op messages refused by validators.
+// the write, no-op messages refused by validators. A run whose input
+// carries State.SavesDurably takes 1 without asking (no marker).
 const (
 	durableSaveChange  = "durable-save"
 	durableSaveVersion = workflow.Version(1)
@@ -34,7 +35,8 @@ const (
 // updatesPerRun Updates. Asked right after a renewal is saved, so a history
 // recorded before it (no marker there, a continue-as-new after the renewal)
 // replays unchanged, and a run started before it that is still waiting for
-// its term end renews in place.
+// its term end renews in place. A run whose input carries
+// State.RenewsInPlace renews in place without asking (no marker).
 const (
 	renewInPlaceChange  = "renew-in-place"
 	renewInPlaceVersion = workflow.Version(1)
@@ -105,7 +107,12 @@ func SubscriptionWorkflow(ctx workflow.Context, st State) (domain.Subscription, 
 	if err := w.registerHandlers(ctx); err != nil {
 		return domain.Subscription{}, err
 	}
-	w.durable = workflow.GetVersion(ctx, durableSaveChange, workflow.DefaultVersion, durableSaveVersion) == durableSaveVersion
+	// A run whose input carries the write path asks no version (no marker,
+	// no TemporalChangeVersion upsert). One whose input does not asks as
+	// before, and carries a durable answer to the runs after it.
+	w.durable = w.st.SavesDurably ||
+		workflow.GetVersion(ctx, durableSaveChange, workflow.DefaultVersion, durableSaveVersion) == durableSaveVersion
+	w.st.SavesDurably = w.durable
 	return w.run(ctx)
 }
 
@@ -285,11 +292,22 @@ func (w *subscriptionWorkflow) awaitTermEnd(ctx workflow.Context) error {
 		if _, err := w.commit(ctx, t); err != nil {
 			return err
 		}
-		// Histories recorded before renewInPlace have no marker here and
-		// continued as new: they replay with DefaultVersion. A new renewal
-		// stays in this run and waits for the next deadline.
+		// A run whose input carries the renewal in place asks no version.
+		// Otherwise it asks as before: histories recorded before renewInPlace
+		// have no marker here and continued as new, they replay with
+		// DefaultVersion; a new renewal stays in this run and waits for the
+		// next deadline, and the state carries that answer (this run asks
+		// no more, as GetVersion would answer the same again without a
+		// command; the runs after it ask not at all). Set under the lock,
+		// after the renewal's commit: every transition begins and commits
+		// under it, so none overwrites it.
+		if w.st.RenewsInPlace {
+			return nil
+		}
 		if workflow.GetVersion(ctx, renewInPlaceChange, workflow.DefaultVersion, renewInPlaceVersion) == workflow.DefaultVersion {
 			w.renewed = true
+		} else {
+			w.st.RenewsInPlace = true
 		}
 		return nil
 	})

@@ -30,8 +30,11 @@ func noopActivity(context.Context) error { return nil }
 // ceilingInput picks the variant. Extras adds what the service's workflow
 // does beside its three writes, to tell the engine's share of the gap from
 // the service's own: a GetVersion (a marker and a TemporalChangeVersion
-// search attribute upsert), the status search attribute upserted at
-// activation, and a state-sized input (Pad) and memo.
+// search attribute upsert; the service's runs asked one until their code
+// paths were carried in workflows.State, and the runs of subscriptions sold
+// before still do; kept so the variant measures what it always measured),
+// the status search attribute upserted at activation, and a state-sized
+// input (Pad) and memo.
 type ceilingInput struct {
 	Local  bool
 	Extras bool

@@ -174,11 +174,8 @@ func runRenewal(ctx context.Context, c client.Client, s *stack, dbURL string, ps
 					return
 				}
 				sub := subs[i]
-				in := workflows.State{
-					Subscription: sub, Plan: plan, NotifyPublisher: false, Recorded: true,
-					Purchaser: workflows.Actor{Kind: "agent", ID: "fabrikam/alice"}, TermBilledMinor: wavePrice * waveQuantity,
-					EventSeq: 4,
-				}
+				in := workflows.NewState(sub, plan, workflows.Actor{Kind: "agent", ID: "fabrikam/alice"})
+				in.Recorded, in.TermBilledMinor, in.EventSeq = true, wavePrice*waveQuantity, 4
 				run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 					ID: workflows.WorkflowID(sub.ID), TaskQueue: s.taskQueue,
 					WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
