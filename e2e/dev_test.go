@@ -30,32 +30,10 @@ import (
 // Ctrl-C (SIGINT), including the Temporal server it started.
 func TestDevCommand(t *testing.T) {
 	t.Parallel()
-	dbURL := fmt.Sprintf("postgres://postgres@127.0.0.1:5432/fulfillment_dev_%s?sslmode=disable", strings.ReplaceAll(uuid.NewString()[:8], "-", ""))
-	t.Cleanup(func() { _ = store.DropDatabase(t.Context(), dbURL) })
-	httpAddr, temporalAddr := testenv.FreeAddress(), testenv.FreeAddress()
-	_, uiPort, _ := net.SplitHostPort(testenv.FreeAddress())
-	_, mailUIPort, _ := net.SplitHostPort(testenv.FreeAddress())
-	_, mailSMTPPort, _ := net.SplitHostPort(testenv.FreeAddress())
-	dataDir := t.TempDir()
+	d := startDev(t)
+	cmd, exited, stdout, stderr := d.cmd, d.exited, &d.stdout, &d.stderr
+	httpAddr, temporalAddr, uiPort, mailUIPort, dataDir := d.httpAddr, d.temporalAddr, d.uiPort, d.mailUIPort, d.dataDir
 
-	cmd := exec.Command(testenv.Binary(t), "dev")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "HTTP_ADDR="+httpAddr, "TEMPORAL_ADDRESS="+temporalAddr,
-		"TEMPORAL_UI_PORT="+uiPort, "DATA_DIR="+dataDir, "TEMPORAL_CLI="+testenv.TemporalCLI(), "SECRET_KEY=",
-		"SMTP_URL=", "MAILPIT="+testenv.MailpitBinary(), "MAILPIT_UI_PORT="+mailUIPort, "MAILPIT_SMTP_PORT="+mailSMTPPort)
-	var stdout, stderr testenv.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("stderr:\n%s", stderr.String())
-		}
-	})
-
-	testenv.WaitFor(t, 90*time.Second, "the welcome text", func() bool { return strings.Contains(stdout.String(), "Ctrl-C stops everything") })
 	out := stdout.String()
 	assert.Contains(t, out, "http://"+httpAddr)
 	assert.Contains(t, out, "Temporal UI:  http://127.0.0.1:"+uiPort)
@@ -109,14 +87,99 @@ func TestDevCommand(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("fulfillment dev did not stop on Ctrl-C")
 	}
-	conn, err := net.DialTimeout("tcp", temporalAddr, time.Second)
+	assert.True(t, refuses(temporalAddr), "the Temporal dev server it started is stopped too")
+	assert.True(t, refuses("127.0.0.1:"+mailUIPort), "the Mailpit it started is stopped too")
+}
+
+// devRun is a `fulfillment dev` started by startDev on free ports.
+type devRun struct {
+	cmd                                        *exec.Cmd
+	exited                                     chan error
+	stdout, stderr                             testenv.SyncBuffer
+	httpAddr, temporalAddr, uiPort, mailUIPort string
+	dataDir                                    string
+}
+
+// startDev starts `fulfillment dev` with its own database, ports and data
+// directory and waits for its welcome text.
+func startDev(t *testing.T) *devRun {
+	t.Helper()
+	dbURL := fmt.Sprintf("postgres://postgres@127.0.0.1:5432/fulfillment_dev_%s?sslmode=disable", strings.ReplaceAll(uuid.NewString()[:8], "-", ""))
+	t.Cleanup(func() { _ = store.DropDatabase(t.Context(), dbURL) })
+	d := &devRun{httpAddr: testenv.FreeAddress(), temporalAddr: testenv.FreeAddress(), dataDir: t.TempDir(), exited: make(chan error, 1)}
+	_, d.uiPort, _ = net.SplitHostPort(testenv.FreeAddress())
+	_, d.mailUIPort, _ = net.SplitHostPort(testenv.FreeAddress())
+	_, mailSMTPPort, _ := net.SplitHostPort(testenv.FreeAddress())
+
+	d.cmd = exec.Command(testenv.Binary(t), "dev")
+	d.cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "HTTP_ADDR="+d.httpAddr, "TEMPORAL_ADDRESS="+d.temporalAddr,
+		"TEMPORAL_UI_PORT="+d.uiPort, "DATA_DIR="+d.dataDir, "TEMPORAL_CLI="+testenv.TemporalCLI(), "SECRET_KEY=",
+		"SMTP_URL=", "MAILPIT="+testenv.MailpitBinary(), "MAILPIT_UI_PORT="+d.mailUIPort, "MAILPIT_SMTP_PORT="+mailSMTPPort)
+	d.cmd.Stdout, d.cmd.Stderr = &d.stdout, &d.stderr
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, d.cmd.Start())
+	go func() { d.exited <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = d.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("stderr:\n%s", d.stderr.String())
+		}
+	})
+	testenv.WaitFor(t, 90*time.Second, "the welcome text", func() bool { return strings.Contains(d.stdout.String(), "Ctrl-C stops everything") })
+	return d
+}
+
+// refuses reports whether nothing listens at addr any more.
+func refuses(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err == nil {
 		conn.Close()
 	}
-	assert.Error(t, err, "the Temporal dev server it started is stopped too")
-	conn, err = net.DialTimeout("tcp", "127.0.0.1:"+mailUIPort, time.Second)
-	if err == nil {
-		conn.Close()
+	return err != nil
+}
+
+// A `fulfillment dev` killed without a chance to clean up (SIGKILL, an OOM
+// kill, a closed terminal's hard kill) still takes its Temporal dev server
+// and Mailpit with it: nothing is left holding the ports for the next
+// `make run`.
+func TestDevCommandKilledStopsItsServers(t *testing.T) {
+	t.Parallel()
+	d := startDev(t)
+	require.True(t, !refuses(d.temporalAddr) && !refuses("127.0.0.1:"+d.mailUIPort), "both servers answer before the kill")
+	children := childrenOf(t, d.cmd.Process.Pid)
+	require.Len(t, children, 2, "the Temporal dev server and Mailpit")
+	t.Cleanup(func() { // when this fails, leave no orphans behind
+		for _, pid := range children {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	require.NoError(t, d.cmd.Process.Kill())
+	<-d.exited
+	testenv.WaitFor(t, 30*time.Second, "the Temporal dev server and Mailpit to stop after their parent was killed", func() bool {
+		return refuses(d.temporalAddr) && refuses("127.0.0.1:"+d.mailUIPort)
+	})
+}
+
+// childrenOf lists the processes whose parent is pid (from /proc).
+func childrenOf(t *testing.T, pid int) []int {
+	t.Helper()
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	require.NoError(t, err)
+	var children []int
+	for _, f := range stats {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			continue // it ended meanwhile
+		}
+		// pid (comm) state ppid …: comm may hold spaces, so read after its ')'.
+		var child, ppid int
+		var state string
+		fields := string(raw[strings.LastIndexByte(string(raw), ')')+1:])
+		if _, err := fmt.Sscan(fields, &state, &ppid); err != nil || ppid != pid {
+			continue
+		}
+		_, _ = fmt.Sscan(strings.TrimPrefix(filepath.Dir(f), "/proc/"), &child)
+		children = append(children, child)
 	}
-	assert.Error(t, err, "the Mailpit it started is stopped too")
+	return children
 }

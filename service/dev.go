@@ -92,7 +92,7 @@ func StartDevTemporal(ctx context.Context, cli, address, namespace string, uiPor
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches us; we stop it in order
+	cmd.SysProcAttr = childProcess() // Ctrl-C reaches us; we stop it in order
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start Temporal dev server: %w", err)
 	}

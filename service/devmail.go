@@ -39,7 +39,7 @@ func StartDevMailpit(ctx context.Context, binary string, smtpPort, uiPort int, d
 	cmd := exec.Command(binary, "--smtp", smtpAddr, "--listen", uiAddr, "--database", filepath.Join(dataDir, "mailpit.db"),
 		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure", "--disable-version-check")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches us; we stop it in order
+	cmd.SysProcAttr = childProcess() // Ctrl-C reaches us; we stop it in order
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start mailpit: %w", err)
 	}
