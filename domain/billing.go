@@ -190,11 +190,14 @@ type UpcomingCharge struct {
 // UpcomingCharges lists the charges still to come in an active or suspended
 // subscription's current term at its current quantity, then the next term's
 // first charge when it renews (at the pending frequency, if one is set).
+// They are priced at the price the subscription's workflow carries when the
+// snapshot records it, else at the catalog plan's (see PricedPlan).
 func UpcomingCharges(s Subscription, plan Plan) []UpcomingCharge {
 	out := []UpcomingCharge{}
 	if (s.Status != StatusActive && s.Status != StatusSuspended) || s.TermStart == nil || s.TermEnd == nil {
 		return out
 	}
+	plan = s.PricedPlan(plan)
 	price := plan.UnitPriceMinor * int64(s.Quantity)
 	n := s.Periods(plan.Term)
 	for k := s.BilledPeriods() + 1; k <= n; k++ {

@@ -109,6 +109,21 @@ func TestUpcomingCharges(t *testing.T) {
 	assert.Equal(t, int64(7000), up[2].AmountMinor, "the next term at the pending frequency")
 	assert.Equal(t, MustAdd(end, "P1Y"), up[2].PeriodEnd)
 
+	// The catalog's plan was re-priced since purchase: the charges to come are
+	// at the price the workflow carries (the snapshot's), to the cent.
+	carried, currency := int64(900), "EUR"
+	s.PendingBillingFrequency, s.UnitPriceMinor, s.Currency = nil, &carried, &currency
+	repriced := plan
+	repriced.UnitPriceMinor = 1300
+	up = UpcomingCharges(s, repriced)
+	require.Len(t, up, 3)
+	for _, u := range up {
+		assert.Equal(t, int64(900*7/4), u.AmountMinor, "period %d of term %d", u.Period, u.TermNumber)
+		assert.Equal(t, "EUR", u.Currency)
+	}
+	s.UnitPriceMinor, s.Currency = nil, nil
+	assert.Equal(t, int64(1300*7/4), UpcomingCharges(s, repriced)[0].AmountMinor, "a row without the carried price: the catalog's")
+
 	s.AutoRenew, s.PeriodsBilled = false, 4
 	assert.Empty(t, UpcomingCharges(s, plan))
 	s.Status = StatusCancelled

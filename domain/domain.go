@@ -232,6 +232,25 @@ type Subscription struct {
 	SiteID           *string `json:"site_id,omitempty" db:"site_id"`
 	// PendingPlanChange is a plan change requested and not yet in effect.
 	PendingPlanChange *PlanChange `json:"pending_plan_change" db:"pending_plan_change"`
+	// UnitPriceMinor and Currency are the price of the plan the workflow
+	// carries (State.Plan: taken at purchase, replaced only by a plan change
+	// that took effect), which is what it charges. The workflow sets them on
+	// every snapshot it saves; nil in rows saved before they existed, where
+	// the catalog's plan stands in (see PricedPlan).
+	UnitPriceMinor *int64  `json:"unit_price_minor,omitempty" db:"unit_price_minor"`
+	Currency       *string `json:"currency,omitempty" db:"currency"`
+}
+
+// PricedPlan is the catalog's plan of the subscription with the price the
+// subscription is charged at: the one its workflow carries when the read
+// model knows it, else the catalog's own (a row saved before the carried
+// price was recorded). The catalog's price may have changed since purchase;
+// the workflow keeps charging what it was bought at.
+func (s Subscription) PricedPlan(catalog Plan) Plan {
+	if s.UnitPriceMinor != nil && s.Currency != nil {
+		catalog.UnitPriceMinor, catalog.Currency = *s.UnitPriceMinor, *s.Currency
+	}
+	return catalog
 }
 
 // Plan change kinds and when a change takes effect.

@@ -59,13 +59,47 @@ func TestBillingFrequencyChargesEachPeriodOverHTTP(t *testing.T) {
 	assert.Equal(t, "PT3S", sub.Str("billing_frequency"), "the plan's frequency by default")
 	assert.Nil(t, sub.Body["pending_billing_frequency"])
 	assert.Empty(t, w.billingOf(t, id).upcoming, "nothing is upcoming before billing starts")
+	// The operator re-prices the plan after the purchase: the workflow keeps
+	// charging the price it was bought at (1000 a seat), and the upcoming
+	// charges must say so, not the catalog's 1300.
+	plan, err := w.Store.Plan(context.Background(), "analytics", "periods-3s")
+	require.NoError(t, err)
+	plan.UnitPriceMinor = 1300
+	require.NoError(t, w.Store.UpsertPlan(context.Background(), plan))
 	w.fulfill(t, sub, 7)
+
+	// What upcoming_charges last said of each (term, period start), checked
+	// against the charge when it is made.
+	said, checked, compared := map[string]float64{}, map[string]bool{}, 0
+	keyOf := func(e map[string]any) string { return fmt.Sprintf("%v@%v", e["term_number"], e["period_start"]) }
+	checkSaid := func(v billingView) {
+		for _, charges := range v.charges {
+			for _, c := range charges {
+				if checked[keyOf(c)] {
+					continue
+				}
+				checked[keyOf(c)] = true
+				want, ok := said[keyOf(c)]
+				if c["id"] == fmt.Sprintf("charge:%s:1", id) {
+					continue // charged at activation, never upcoming
+				}
+				if assert.True(t, ok, "charge %v was upcoming before it was made (said: %v)", c["id"], said) {
+					assert.Equal(t, want, c["amount_minor"], "charge %v is what upcoming_charges said", c["id"])
+					compared++
+				}
+			}
+		}
+		for _, u := range v.upcoming {
+			said[keyOf(u)] = u["amount_minor"].(float64)
+		}
+	}
 
 	// Term 1: 7 seats × 1000 = 7000 in 4 installments of 1750, one every 3 s.
 	seen := map[int]bool{}
 	patched := false
 	testenv.WaitFor(t, 30*time.Second, "the 4 charges of term 1", func() bool {
 		v := w.billingOf(t, id)
+		checkSaid(v)
 		n := len(v.charges[1])
 		if n == 0 || seen[n] || len(v.charges[2]) > 0 {
 			return n == 4
@@ -107,8 +141,16 @@ func TestBillingFrequencyChargesEachPeriodOverHTTP(t *testing.T) {
 	assert.Len(t, seen, 4, "each of the 4 charges was seen on its own: %v", seen)
 
 	// Renewal: term 2 billed once, at the frequency PATCHed in term 1.
-	testenv.WaitFor(t, 30*time.Second, "the renewal", func() bool { return len(w.billingOf(t, id).charges[2]) == 1 })
+	testenv.WaitFor(t, 30*time.Second, "the renewal", func() bool {
+		v := w.billingOf(t, id)
+		checkSaid(v)
+		return len(v.charges[2]) == 1
+	})
 	v := w.billingOf(t, id)
+	checkSaid(v)
+	assert.Equal(t, "USD", v.upcoming[0]["currency"])
+	assert.EqualValues(t, 7000, v.upcoming[0]["amount_minor"], "term 3 at the price bought, not the catalog's 9100")
+	assert.Equal(t, 4, compared, "term 1's periods 2..4 and term 2's charge were each upcoming first")
 	assert.EqualValues(t, 7000, v.charges[2][0]["amount_minor"])
 	assert.Equal(t, fmt.Sprintf("charge:%s:2", id), v.charges[2][0]["id"])
 	var term1 int64

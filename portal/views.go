@@ -102,7 +102,8 @@ func (p *Portal) views(ctx context.Context, k *catalog, subs []domain.Subscripti
 			}
 		}
 		offer := k.offer(ctx, s.OfferID)
-		plan := k.plan(ctx, s.OfferID, s.PlanID)
+		// At the price the subscription is charged at, which the catalog may no longer show.
+		plan := s.PricedPlan(k.plan(ctx, s.OfferID, s.PlanID))
 		v := subView{Subscription: wire.NewSubscription(s, p.Now(), link), Name: k.name(ctx, s), OfferName: offer.Name,
 			OfferKind: offer.Kind, PlanName: plan.Name, Plan: plan, PartnerName: k.partner(ctx, s.PartnerID)}
 		for _, id := range s.LinkedSubscriptionIDs {

@@ -18,7 +18,8 @@ const subscriptionColumns = `id, partner_id, customer_id, publisher_id, offer_id
 	auto_renew, reseller_partner_id, parent_subscription_id, linked_subscription_ids, entitlement_number,
 	site_url, licenses_assigned, fulfillment_confirmed, status, term_number, activation_deadline,
 	billing_started_at, term_start, term_end, cancellation_window_ends_at, created_at, updated_at, version,
-	billing_account_id, site_id, pending_plan_change, billing_frequency, pending_billing_frequency, periods_billed`
+	billing_account_id, site_id, pending_plan_change, billing_frequency, pending_billing_frequency, periods_billed,
+	unit_price_minor, currency`
 
 // subscriptionValues names each of subscriptionColumns as a named parameter
 // (:id, :partner_id, …) of subscriptionRow.
@@ -96,6 +97,11 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 				updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,
 				billing_frequency = EXCLUDED.billing_frequency,
 				pending_billing_frequency = EXCLUDED.pending_billing_frequency, periods_billed = EXCLUDED.periods_billed,
+				-- The price of the plan the workflow carries, not COALESCEd (no colon in
+				-- this statement, it takes named parameters). A snapshot without it (a
+				-- worker older than the column) may follow a plan change, so the row
+				-- falls back to the catalog rather than keep another plan's price.
+				unit_price_minor = EXCLUDED.unit_price_minor, currency = EXCLUDED.currency,
 				-- Nil in a workflow that has not learned them, so the row keeps its own.
 				billing_account_id = COALESCE(EXCLUDED.billing_account_id, subscriptions.billing_account_id),
 				site_id = COALESCE(EXCLUDED.site_id, subscriptions.site_id)

@@ -412,6 +412,16 @@ func (w *subscriptionWorkflow) commit(ctx workflow.Context, t *transition) (doma
 	s := t.sub()
 	s.Version++
 	s.UpdatedAt = t.now
+	// The snapshot records the price of the plan this transition leaves the
+	// workflow carrying (what it charges), so the read model never prices the
+	// subscription from a catalog row re-seeded since. Only the activity's
+	// input and the carried state change: replay compares neither.
+	if p := t.next.Plan; p.ID == s.PlanID && p.Currency != "" {
+		price, currency := p.UnitPriceMinor, p.Currency
+		s.UnitPriceMinor, s.Currency = &price, &currency
+	} else {
+		s.UnitPriceMinor, s.Currency = nil, nil
+	}
 	t.change.Subscription = *s
 	t.change.Subscription.LinkedSubscriptionIDs = slices.Clone(s.LinkedSubscriptionIDs)
 	before := w.st.Subscription.Status
