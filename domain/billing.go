@@ -189,9 +189,11 @@ type UpcomingCharge struct {
 
 // UpcomingCharges lists the charges still to come in an active or suspended
 // subscription's current term at its current quantity, then the next term's
-// first charge when it renews (at the pending frequency, if one is set).
-// They are priced at the price the subscription's workflow carries when the
-// snapshot records it, else at the catalog plan's (see PricedPlan).
+// first charge when it renews (at the pending frequency, if one is set, and
+// at the target plan's price when a plan change is scheduled for the
+// renewal). They are priced at the price the subscription's workflow
+// carries when the snapshot records it, else at the catalog plan's (see
+// PricedPlan).
 func UpcomingCharges(s Subscription, plan Plan) []UpcomingCharge {
 	out := []UpcomingCharge{}
 	if (s.Status != StatusActive && s.Status != StatusSuspended) || s.TermStart == nil || s.TermEnd == nil {
@@ -209,6 +211,9 @@ func UpcomingCharges(s Subscription, plan Plan) []UpcomingCharge {
 		next := s
 		if s.PendingBillingFrequency != nil {
 			next.BillingFrequency = *s.PendingBillingFrequency
+		}
+		if pc := s.PendingPlanChange; pc != nil && pc.Effective == PlanChangeRenewal && pc.Stage == PlanChangeScheduled && pc.UnitPriceMinor != nil {
+			price = *pc.UnitPriceMinor * int64(s.Quantity) // the renewal takes the new plan (same term and currency)
 		}
 		n := next.Periods(plan.Term)
 		start, end := BillingPeriod(*s.TermEnd, plan.Term, next.BillingFrequency, 1)

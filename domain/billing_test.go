@@ -124,6 +124,20 @@ func TestUpcomingCharges(t *testing.T) {
 	s.UnitPriceMinor, s.Currency = nil, nil
 	assert.Equal(t, int64(1300*7/4), UpcomingCharges(s, repriced)[0].AmountMinor, "a row without the carried price: the catalog's")
 
+	// A downgrade scheduled for the renewal: the rest of this term at the
+	// current price, the next term at the target plan's (the workflow's). Not
+	// yet decided (awaiting the publisher): the current price.
+	basic := int64(600)
+	s.PendingPlanChange = &PlanChange{PlanID: "basic", Kind: PlanChangeDowngrade, Effective: PlanChangeRenewal,
+		Stage: PlanChangeScheduled, UnitPriceMinor: &basic}
+	up = UpcomingCharges(s, plan)
+	require.Len(t, up, 3)
+	assert.Equal(t, int64(1750), up[0].AmountMinor, "this term stays on the current plan")
+	assert.Equal(t, int64(600*7/4), up[2].AmountMinor, "the next term on the scheduled plan")
+	s.PendingPlanChange.Stage = PlanChangeAwaitingPublisher
+	assert.Equal(t, int64(1750), UpcomingCharges(s, plan)[2].AmountMinor, "a change the publisher may still refuse")
+	s.PendingPlanChange = nil
+
 	s.AutoRenew, s.PeriodsBilled = false, 4
 	assert.Empty(t, UpcomingCharges(s, plan))
 	s.Status = StatusCancelled

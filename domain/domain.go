@@ -277,6 +277,10 @@ type PlanChange struct {
 	Stage       string    `json:"stage"`
 	RequestedAt time.Time `json:"requested_at"`
 	VetoEndsAt  time.Time `json:"veto_ends_at"`
+	// UnitPriceMinor is the target plan's price as the workflow carries it
+	// (what the term after the change is charged); nil in changes recorded
+	// before it was kept. Not part of the contract's view of the change.
+	UnitPriceMinor *int64 `json:"unit_price_minor,omitempty"`
 }
 
 // Value stores a plan change as JSON (a nil *PlanChange is NULL).

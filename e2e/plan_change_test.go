@@ -235,12 +235,16 @@ func TestPlanChangeWithdrawnBeforeTheRenewal(t *testing.T) {
 		pc, _ := w.admin.Do(http.MethodGet, "/v1/subscriptions/"+id, nil).Body["pending_plan_change"].(map[string]any)
 		return pc != nil && pc["stage"] == "scheduled"
 	})
+	// Scheduled, the next term is announced at the new plan's price ...
+	assert.EqualValues(t, 400*2, nextTermCharge(t, w, id), "upcoming: term 2 on the scheduled plan")
 	refused := w.sales.Do(http.MethodDelete, "/v1/subscriptions/"+id+"/plan-change", nil)
 	assert.Equal(t, http.StatusForbidden, refused.Status, refused.String())
 	key := uuid.NewString()
 	withdrawn := w.admin.Do(http.MethodDelete, "/v1/subscriptions/"+id+"/plan-change", nil, "Idempotency-Key", key)
 	require.Equal(t, http.StatusOK, withdrawn.Status, withdrawn.String())
 	assert.Nil(t, withdrawn.Body["pending_plan_change"])
+	// ... withdrawn, at the current plan's, which is what term 2 is charged.
+	assert.EqualValues(t, 700*2, nextTermCharge(t, w, id), "upcoming: term 2 on the current plan")
 	replay := w.admin.Do(http.MethodDelete, "/v1/subscriptions/"+id+"/plan-change", nil, "Idempotency-Key", key)
 	assert.Equal(t, http.StatusOK, replay.Status, "the same key again answers the same: %s", replay)
 	nothing := w.admin.Do(http.MethodDelete, "/v1/subscriptions/"+id+"/plan-change", nil)
@@ -261,4 +265,17 @@ func TestPlanChangeWithdrawnBeforeTheRenewal(t *testing.T) {
 	assert.NotContains(t, types, "plan_changed")
 	off := w.admin.Do(http.MethodPost, "/v1/subscriptions/"+id+"/deactivate", nil)
 	require.Equal(t, http.StatusOK, off.Status, off.String())
+}
+
+// nextTermCharge is what the billing endpoint announces for term 2 (the
+// subscription must still be in term 1).
+func nextTermCharge(t *testing.T, w *world, id string) float64 {
+	t.Helper()
+	for _, u := range w.billingOf(t, id).upcoming {
+		if u["term_number"] == float64(2) {
+			return u["amount_minor"].(float64)
+		}
+	}
+	t.Fatalf("no upcoming charge for term 2 of %s", id)
+	return 0
 }

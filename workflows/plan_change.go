@@ -59,7 +59,7 @@ func (w *subscriptionWorkflow) requestPlanChange(t *transition, req PlanChangeRe
 	}
 	s.PendingPlanChange = &domain.PlanChange{
 		PlanID: to.ID, FromPlanID: s.PlanID, Kind: kind, Effective: effective, Stage: domain.PlanChangeAwaitingPublisher,
-		RequestedAt: t.now, VetoEndsAt: domain.MustAdd(t.now, from.VetoWindow()),
+		RequestedAt: t.now, VetoEndsAt: domain.MustAdd(t.now, from.VetoWindow()), UnitPriceMinor: &to.UnitPriceMinor,
 	}
 	t.next.PendingPlan = &PendingPlan{Plan: to, MessageID: req.MessageID, Actor: req.Actor}
 	pc := s.PendingPlanChange

@@ -55,6 +55,7 @@ func TestUpgradeTakesEffectWhenTheVetoWindowEnds(t *testing.T) {
 	assert.Equal(t, domain.PlanChange{
 		PlanID: "premium-hourly", FromPlanID: "std-hourly", Kind: domain.PlanChangeUpgrade, Effective: domain.PlanChangeNow,
 		Stage: domain.PlanChangeAwaitingPublisher, RequestedAt: at(requested), VetoEndsAt: at(vetoEnd),
+		UnitPriceMinor: ptr(int64(2000)), // the target plan's, as the workflow carries it
 	}, *s.PendingPlanChange)
 	assert.Equal(t, "std-hourly", s.PlanID, "nothing changes before the veto window ends")
 	assert.Equal(t, "std-hourly", pending.PlanID)
