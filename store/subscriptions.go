@@ -207,14 +207,8 @@ func insertEvents(ctx context.Context, tx sqlx.ExtContext, events []domain.Event
 		if slices.Contains(inserted, e.Key) {
 			continue
 		}
-		var same bool
-		if err := sqlx.GetContext(ctx, tx, &same, `
-			SELECT type = $2 AND actor = $3 FROM events WHERE dedup_key = $1`,
-			e.Key, e.Type, e.Actor); err != nil {
-			return fmt.Errorf("read event %s: %w", e.Key, err)
-		}
-		if !same {
-			return fmt.Errorf("event %s: %w", e.Key, ErrConflict)
+		if err := requireSameEvent(ctx, tx, e); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -238,6 +232,12 @@ func insertEvent(ctx context.Context, tx sqlx.ExtContext, e domain.Event, strict
 	if n, _ := res.RowsAffected(); n == 1 || !strict {
 		return nil
 	}
+	return requireSameEvent(ctx, tx, e)
+}
+
+// requireSameEvent: the entry already under e's key must be e (same type and
+// actor), else the write is a conflict.
+func requireSameEvent(ctx context.Context, tx sqlx.ExtContext, e domain.Event) error {
 	var same bool
 	if err := sqlx.GetContext(ctx, tx, &same, `
 		SELECT type = $2 AND actor = $3 FROM events WHERE dedup_key = $1`,
