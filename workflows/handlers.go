@@ -132,7 +132,7 @@ func register[Req any](ctx workflow.Context, w *subscriptionWorkflow, m message[
 		if err := m.check(workflow.Now(ctx), req); err != nil {
 			return err
 		}
-		if w.durable {
+		if w.durable() {
 			t := w.begin(ctx)
 			m.apply(t, req)
 			if !t.changed() {
@@ -212,7 +212,7 @@ func (w *subscriptionWorkflow) checkLicenses(_ time.Time, req LicensesRequest) e
 
 func (w *subscriptionWorkflow) assignLicenses(t *transition, req LicensesRequest) {
 	s := t.sub()
-	if w.durable && s.LicensesAssigned == req.Assigned {
+	if w.durable() && s.LicensesAssigned == req.Assigned {
 		return
 	}
 	s.LicensesAssigned = req.Assigned
@@ -225,7 +225,7 @@ func (w *subscriptionWorkflow) confirmFulfillment(t *transition, req Fulfillment
 	if s.Status == domain.StatusActive && s.FulfillmentConfirmed {
 		return // confirming again has no effect
 	}
-	if w.durable && s.FulfillmentConfirmed && (req.SiteURL == nil || equal(s.SiteURL, req.SiteURL)) {
+	if w.durable() && s.FulfillmentConfirmed && (req.SiteURL == nil || equal(s.SiteURL, req.SiteURL)) {
 		return
 	}
 	s.FulfillmentConfirmed = true
@@ -278,7 +278,7 @@ func (w *subscriptionWorkflow) change(t *transition, req ChangeRequest) {
 		t.event(domain.EventQuantityChanged, actor, detail)
 		t.notify(domain.NotifyQuantityChanged)
 	}
-	if (req.Nickname != nil || req.ClearNickname) && !(w.durable && equal(s.Nickname, req.Nickname)) {
+	if (req.Nickname != nil || req.ClearNickname) && !(w.durable() && equal(s.Nickname, req.Nickname)) {
 		s.Nickname = req.Nickname
 		t.memo = true
 		t.event(domain.EventNicknameChanged, actor, map[string]any{"nickname": s.Nickname})
@@ -287,7 +287,7 @@ func (w *subscriptionWorkflow) change(t *transition, req ChangeRequest) {
 		s.AutoRenew = *req.AutoRenew
 		t.event(domain.EventAutoRenewChanged, actor, map[string]any{"auto_renew": s.AutoRenew})
 	}
-	if (req.ResellerPartnerID != nil || req.ClearReseller) && !(w.durable && equal(s.ResellerPartnerID, req.ResellerPartnerID)) {
+	if (req.ResellerPartnerID != nil || req.ClearReseller) && !(w.durable() && equal(s.ResellerPartnerID, req.ResellerPartnerID)) {
 		s.ResellerPartnerID = req.ResellerPartnerID
 		t.event(domain.EventResellerChanged, actor, map[string]any{"reseller_partner_id": s.ResellerPartnerID})
 	}

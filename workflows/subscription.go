@@ -76,8 +76,6 @@ func Memo(s domain.Subscription, plan domain.Plan) map[string]any {
 type subscriptionWorkflow struct {
 	st   State
 	lock workflow.Mutex
-	// durable is the write path of this run (see durableSave).
-	durable bool
 	// updates counts the Updates this run accepted.
 	updates int
 	// closing is set while the run drains its handlers to continue as new:
@@ -110,11 +108,14 @@ func SubscriptionWorkflow(ctx workflow.Context, st State) (domain.Subscription, 
 	// A run whose input carries the write path asks no version (no marker,
 	// no TemporalChangeVersion upsert). One whose input does not asks as
 	// before, and carries a durable answer to the runs after it.
-	w.durable = w.st.SavesDurably ||
+	w.st.SavesDurably = w.st.SavesDurably ||
 		workflow.GetVersion(ctx, durableSaveChange, workflow.DefaultVersion, durableSaveVersion) == durableSaveVersion
-	w.st.SavesDurably = w.durable
 	return w.run(ctx)
 }
+
+// durable reports the write path of this run (see durableSave), fixed at its
+// start and carried in the state.
+func (w *subscriptionWorkflow) durable() bool { return w.st.SavesDurably }
 
 // run reads like the lifecycle: record, wait for fulfillment, live the term,
 // end, cascade; a run that has done its share hands over to the next.
@@ -232,7 +233,7 @@ func (w *subscriptionWorkflow) awaitFulfillment(ctx workflow.Context) error {
 // active, so billing can start (durable runs only; before, a linked
 // subscription billed without waiting).
 func (w *subscriptionWorkflow) waitsOnlyForParent(ctx workflow.Context) bool {
-	return w.durable && w.st.Subscription.ParentSubscriptionID != nil && w.begin(ctx).readyToBill()
+	return w.durable() && w.st.Subscription.ParentSubscriptionID != nil && w.begin(ctx).readyToBill()
 }
 
 // nextDeadline is the earliest instant an active subscription must act on
@@ -362,7 +363,7 @@ func (w *subscriptionWorkflow) awaitHandlers(ctx workflow.Context) error {
 func (w *subscriptionWorkflow) finish(ctx workflow.Context) (domain.Subscription, error) {
 	s := w.st.Subscription
 	msg := ParentEnded{ParentID: s.ID, Status: s.Status}
-	if w.durable {
+	if w.durable() {
 		msg.Refund = s.TermNumber == 0 || s.Status == domain.StatusCancelled
 	}
 	w.signalLinked(ctx, SignalParentEnded, msg)
@@ -401,7 +402,7 @@ func (w *subscriptionWorkflow) end(ctx workflow.Context, status domain.Status, a
 // begin starts a transition from the saved state at the current time.
 func (w *subscriptionWorkflow) begin(ctx workflow.Context) *transition {
 	t := newTransition(w.st, clock(ctx))
-	t.parentGate = w.durable
+	t.parentGate = w.durable()
 	return t
 }
 
@@ -425,14 +426,14 @@ func (w *subscriptionWorkflow) commit(ctx workflow.Context, t *transition) (doma
 	t.change.Subscription = *s
 	t.change.Subscription.LinkedSubscriptionIDs = slices.Clone(s.LinkedSubscriptionIDs)
 	before := w.st.Subscription.Status
-	if !w.durable {
+	if !w.durable() {
 		// Runs before durableSave adopted the state before the write (but
 		// counted the purchase as recorded only after it): replay needs the same.
 		recorded := w.st.Recorded
 		w.st = t.next
 		w.st.Recorded = recorded
 	}
-	if w.durable {
+	if w.durable() {
 		w.inFlight = &t.next
 	}
 	res, err := w.save(ctx, t.change)
@@ -445,7 +446,7 @@ func (w *subscriptionWorkflow) commit(ctx workflow.Context, t *transition) (doma
 	t.next.ParentEndedRefund = t.next.ParentEndedRefund || w.st.ParentEndedRefund
 	t.next.ParentActive = t.next.ParentActive || w.st.ParentActive
 	w.st = t.next
-	if w.durable && before == domain.StatusPendingFulfillment && s.Status == domain.StatusActive {
+	if w.durable() && before == domain.StatusPendingFulfillment && s.Status == domain.StatusActive {
 		w.signalLinked(ctx, SignalParentActivated, ParentActivated{ParentID: s.ID})
 	}
 	if s.Status != before {
@@ -472,7 +473,7 @@ func (w *subscriptionWorkflow) save(ctx workflow.Context, c domain.Change) (doma
 		// zero means ten in the SDK's test environment.
 		MaximumAttempts: math.MaxInt32,
 	}
-	if w.durable {
+	if w.durable() {
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: 10 * time.Second, RetryPolicy: retry,
 		})
