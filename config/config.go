@@ -29,19 +29,24 @@ type Config struct {
 	TemporalTLSCert   string
 	TemporalTLSKey    string
 	TemporalAPIKey    string
-	HTTPAddr          string
-	SecretKey         string
-	LogLevel          string
-	PartnerRPS        float64
-	PartnerBurst      int
-	PublisherRPS      float64
-	PublisherBurst    int
-	FailedAuthRPS     float64
-	FailedAuthBurst   int
-	WorkerMetricsAddr string
-	ShutdownTimeout   time.Duration
-	UpdateTimeout     time.Duration
-	MessageRetention  time.Duration
+	// TemporalCompression (TEMPORAL_GRPC_COMPRESSION: none, the default, or
+	// gzip) compresses the gRPC messages to and from Temporal. Ours are a few
+	// KB; gzip spends CPU on both ends of every call for bytes a LAN does not
+	// miss (BENCHMARKS.md, "gRPC compression"). gzip is for slow links.
+	TemporalCompression string
+	HTTPAddr            string
+	SecretKey           string
+	LogLevel            string
+	PartnerRPS          float64
+	PartnerBurst        int
+	PublisherRPS        float64
+	PublisherBurst      int
+	FailedAuthRPS       float64
+	FailedAuthBurst     int
+	WorkerMetricsAddr   string
+	ShutdownTimeout     time.Duration
+	UpdateTimeout       time.Duration
+	MessageRetention    time.Duration
 	// WebhookAllowPrivate lets publisher webhooks target loopback, private and
 	// link-local addresses: development and test stacks only.
 	WebhookAllowPrivate bool
@@ -85,24 +90,25 @@ const DevSecretKey = "ZGV2LW9ubHktc2VjcmV0LWtleS0zMi1ieXRlcy0hISE="
 // FromEnv reads the configuration.
 func FromEnv() (Config, error) {
 	c := Config{
-		DatabaseURL:       env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fulfillment?sslmode=disable"),
-		TemporalAddress:   env("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
-		TemporalNamespace: env("TEMPORAL_NAMESPACE", "default"),
-		TaskQueue:         env("TEMPORAL_TASK_QUEUE", workflows.TaskQueue),
-		TemporalTLSCert:   os.Getenv("TEMPORAL_TLS_CERT"),
-		TemporalTLSKey:    os.Getenv("TEMPORAL_TLS_KEY"),
-		TemporalAPIKey:    os.Getenv("TEMPORAL_API_KEY"),
-		HTTPAddr:          env("HTTP_ADDR", ":8080"),
-		SecretKey:         os.Getenv("SECRET_KEY"),
-		LogLevel:          env("LOG_LEVEL", "info"),
-		WorkerMetricsAddr: env("WORKER_METRICS_ADDR", ""),
-		OpsAPIKey:         os.Getenv("OPS_API_KEY"),
-		TemporalCLI:       env("TEMPORAL_CLI", "bin/temporal"),
-		DataDir:           env("DATA_DIR", "data"),
-		Mailpit:           env("MAILPIT", "bin/mailpit"),
-		SMTPURL:           os.Getenv("SMTP_URL"),
-		SMTPFrom:          env("SMTP_FROM", "Subscriptions <no-reply@fulfillment.localhost>"),
-		PortalURL:         os.Getenv("PORTAL_URL"),
+		DatabaseURL:         env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fulfillment?sslmode=disable"),
+		TemporalAddress:     env("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalNamespace:   env("TEMPORAL_NAMESPACE", "default"),
+		TaskQueue:           env("TEMPORAL_TASK_QUEUE", workflows.TaskQueue),
+		TemporalTLSCert:     os.Getenv("TEMPORAL_TLS_CERT"),
+		TemporalTLSKey:      os.Getenv("TEMPORAL_TLS_KEY"),
+		TemporalAPIKey:      os.Getenv("TEMPORAL_API_KEY"),
+		TemporalCompression: env("TEMPORAL_GRPC_COMPRESSION", "none"),
+		HTTPAddr:            env("HTTP_ADDR", ":8080"),
+		SecretKey:           os.Getenv("SECRET_KEY"),
+		LogLevel:            env("LOG_LEVEL", "info"),
+		WorkerMetricsAddr:   env("WORKER_METRICS_ADDR", ""),
+		OpsAPIKey:           os.Getenv("OPS_API_KEY"),
+		TemporalCLI:         env("TEMPORAL_CLI", "bin/temporal"),
+		DataDir:             env("DATA_DIR", "data"),
+		Mailpit:             env("MAILPIT", "bin/mailpit"),
+		SMTPURL:             os.Getenv("SMTP_URL"),
+		SMTPFrom:            env("SMTP_FROM", "Subscriptions <no-reply@fulfillment.localhost>"),
+		PortalURL:           os.Getenv("PORTAL_URL"),
 	}
 	var err error
 	parse := func(name, def string, into func(string) error) {
@@ -203,7 +209,7 @@ func (c Config) Masked() []any {
 	}
 	return []any{
 		"database_url", db, "temporal_address", c.TemporalAddress, "temporal_namespace", c.TemporalNamespace, "task_queue", c.TaskQueue,
-		"temporal_tls", c.TemporalTLSCert != "", "temporal_api_key", mask(c.TemporalAPIKey), "http_addr", c.HTTPAddr,
+		"temporal_tls", c.TemporalTLSCert != "", "temporal_grpc_compression", c.TemporalCompression, "temporal_api_key", mask(c.TemporalAPIKey), "http_addr", c.HTTPAddr,
 		"secret_key", mask(c.SecretKey), "log_level", c.LogLevel,
 		"rate_limit_partner", fmt.Sprintf("%g/s burst %d", c.PartnerRPS, c.PartnerBurst),
 		"rate_limit_publisher", fmt.Sprintf("%g/s burst %d", c.PublisherRPS, c.PublisherBurst),
@@ -232,6 +238,14 @@ func (c Config) TemporalOptions(logger *slog.Logger) (client.Options, error) {
 		HostPort:  c.TemporalAddress,
 		Namespace: c.TemporalNamespace,
 		Logger:    sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+	}
+	switch c.TemporalCompression {
+	case "", "none":
+		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
+	case "gzip":
+		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionGzip{}
+	default:
+		return opts, fmt.Errorf("TEMPORAL_GRPC_COMPRESSION must be none or gzip, not %q", c.TemporalCompression)
 	}
 	if c.TemporalTLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(c.TemporalTLSCert, c.TemporalTLSKey)

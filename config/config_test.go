@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 )
 
 func TestDefaults(t *testing.T) {
@@ -74,6 +75,28 @@ func TestTemporalCloudOptions(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.TemporalOptions(slog.New(slog.DiscardHandler))
 	require.Error(t, err)
+}
+
+// gRPC compression to Temporal: off unless asked for; a misspelt value is refused.
+func TestTemporalCompression(t *testing.T) {
+	c, err := FromEnv()
+	require.NoError(t, err)
+	opts, err := c.TemporalOptions(slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	assert.IsType(t, &client.GrpcCompressionNone{}, opts.ConnectionOptions.GrpcCompression)
+
+	t.Setenv("TEMPORAL_GRPC_COMPRESSION", "gzip")
+	c, err = FromEnv()
+	require.NoError(t, err)
+	opts, err = c.TemporalOptions(slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	assert.IsType(t, &client.GrpcCompressionGzip{}, opts.ConnectionOptions.GrpcCompression)
+
+	t.Setenv("TEMPORAL_GRPC_COMPRESSION", "zstd")
+	c, err = FromEnv()
+	require.NoError(t, err)
+	_, err = c.TemporalOptions(slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, "TEMPORAL_GRPC_COMPRESSION")
 }
 
 func TestMaskedHidesSecrets(t *testing.T) {

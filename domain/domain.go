@@ -283,8 +283,13 @@ type PlanChange struct {
 	UnitPriceMinor *int64 `json:"unit_price_minor,omitempty"`
 }
 
-// Value stores a plan change as JSON (a nil *PlanChange is NULL).
-func (p PlanChange) Value() (driver.Value, error) { return json.Marshal(p) }
+// Value stores a plan change as JSON text (a nil *PlanChange is NULL). Text,
+// not []byte: the store's connection sends []byte parameters in binary
+// format, which jsonb would read as its own binary encoding.
+func (p PlanChange) Value() (driver.Value, error) {
+	raw, err := json.Marshal(p)
+	return string(raw), err
+}
 
 // Scan reads a plan change stored as JSON.
 func (p *PlanChange) Scan(src any) error {

@@ -58,7 +58,7 @@ func (w *outboxWorld) queue(id, publisherID string) {
 	require.NoError(w.t, err)
 	w.st.DB().MustExecContext(context.Background(), `
 		INSERT INTO outbox (id, publisher_id, subscription_id, type, occurred_at, subscription) VALUES ($1, $2, $3, $4, $5, $6)`,
-		id, publisherID, "sub-"+id, domain.NotifyActivated, now, snapshot)
+		id, publisherID, "sub-"+id, domain.NotifyActivated, now, string(snapshot)) // JSON as text (binary_parameters)
 }
 
 func (w *outboxWorld) delivered(id string) bool {

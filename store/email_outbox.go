@@ -52,7 +52,7 @@ func queueEmail(ctx context.Context, tx sqlx.ExecerContext, q queuedEmail) error
 	_, err = tx.ExecContext(ctx, `
 		INSERT INTO email_outbox (id, kind, partner_id, customer_id, subscription_id, recipient, data, send_after, next_attempt_at)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$8) ON CONFLICT (id) DO NOTHING`,
-		emailID(q.kind, q.cause, q.recipient), q.kind, q.c.PartnerID, q.c.CustomerID, q.subscriptionID, q.recipient, data, q.sendAfter)
+		emailID(q.kind, q.cause, q.recipient), q.kind, q.c.PartnerID, q.c.CustomerID, q.subscriptionID, q.recipient, string(data), q.sendAfter) // JSON as text: see jsonObject
 	return wrap(err, "queue %s email", q.kind)
 }
 

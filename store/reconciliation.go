@@ -130,7 +130,7 @@ func (s *Store) FinishReconciliation(ctx context.Context, reportID string, finis
 	return s.tx(ctx, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, `
 			UPDATE reconciliation_reports SET status = 'completed', finished_at = $2, checked = $3, counts = $4
-			WHERE id = $1`, reportID, finishedAt, checked, raw)
+			WHERE id = $1`, reportID, finishedAt, checked, string(raw)) // JSON as text: see jsonObject
 		if err != nil {
 			return fmt.Errorf("finish reconciliation report %s: %w", reportID, err)
 		}

@@ -37,12 +37,15 @@ type Store struct {
 
 // Open connects to PostgreSQL.
 func Open(ctx context.Context, databaseURL string) (*Store, error) {
-	db, err := sqlx.ConnectContext(ctx, "postgres", databaseURL)
+	s, err := OpenLazy(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("connect database: %w", err)
 	}
-	sizePool(db)
-	return &Store{db: db}, nil
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connect database: %w", err)
+	}
+	return s, nil
 }
 
 // SetMaxConns caps the pool (DATABASE_MAX_CONNS) and keeps that many open.
@@ -67,13 +70,26 @@ func sizePool(db *sqlx.DB) {
 // connects, so a process can start (and report itself not ready) while
 // PostgreSQL is still down. Only a malformed databaseURL is an error.
 func OpenLazy(databaseURL string) (*Store, error) {
-	connector, err := pq.NewConnector(databaseURL)
+	cfg, err := pq.NewConfig(databaseURL)
 	if err != nil {
 		var urlErr *url.Error
 		if errors.As(err, &urlErr) {
 			err = urlErr.Err // url.Error quotes the URL, password included
 		}
 		return nil, fmt.Errorf("DATABASE_URL is malformed: %w", err)
+	}
+	// One round trip per statement with arguments (Parse, Bind, Execute and
+	// Sync sent together) instead of two (an unnamed prepare, then its
+	// execution): half the round trips for the ~35 autocommit statements of a
+	// purchase flow (BENCHMARKS.md, "One round trip per statement"). []byte
+	// arguments then travel in binary format, right for bytea; JSON goes as
+	// text (jsonObject). A DATABASE_URL that names binary_parameters decides.
+	if !strings.Contains(databaseURL, "binary_parameters") {
+		cfg.BinaryParameters = true
+	}
+	connector, err := pq.NewConnectorConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
 	sizePool(db)

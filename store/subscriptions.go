@@ -123,13 +123,13 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 				if err != nil {
 					return fmt.Errorf("encode data of %s: %w", n.ID, err)
 				}
-				data = raw
+				data = string(raw) // text: see jsonObject
 			}
 			if _, err := tx.ExecContext(ctx, `
 				INSERT INTO outbox (id, publisher_id, subscription_id, type, occurred_at, next_attempt_at, subscription, data)
 				VALUES ($1,$2,$3,$4,$5,now(),$6,$7)
 				ON CONFLICT (id) DO NOTHING`,
-				n.ID, sub.PublisherID, sub.ID, n.Type, n.OccurredAt, snapshot, data); err != nil {
+				n.ID, sub.PublisherID, sub.ID, n.Type, n.OccurredAt, string(snapshot), data); err != nil {
 				return fmt.Errorf("queue notification %s: %w", n.ID, err)
 			}
 		}
@@ -405,10 +405,13 @@ func ledgerOf(ctx context.Context, q sqlx.QueryerContext, subscriptionID string)
 	return entries, balance, nil
 }
 
-// jsonObject encodes a detail map, {} when empty.
-func jsonObject(m map[string]any) ([]byte, error) {
+// jsonObject encodes a detail map, {} when empty. JSON goes to PostgreSQL as
+// text: the connection sends []byte parameters in binary format (see
+// Open), which jsonb reads as its own binary encoding.
+func jsonObject(m map[string]any) (string, error) {
 	if len(m) == 0 {
-		return []byte("{}"), nil
+		return "{}", nil
 	}
-	return json.Marshal(m)
+	raw, err := json.Marshal(m)
+	return string(raw), err
 }

@@ -65,6 +65,7 @@ type options struct {
 	renewal         renewalOptions
 	listBaseline    string
 	workerEnv       string
+	compression     string
 }
 
 func main() {
@@ -92,6 +93,7 @@ func main() {
 	flag.StringVar(&o.devConfig, "dev-config", "", "experiment: extra dynamic config for the dev server, KEY=VALUE[,KEY=VALUE]")
 	flag.IntVar(&o.ceilingPollers, "ceiling-pollers", 0, "experiment: workflow and activity task pollers of the ceiling's worker (0: SDK default)")
 	flag.StringVar(&o.workerEnv, "worker-env", "", "experiment: extra environment of the service's worker, KEY=VALUE[,KEY=VALUE] (e.g. WORKFLOW_TASK_POLLERS=8)")
+	flag.StringVar(&o.compression, "grpc-compression", "none", "gRPC compression to Temporal of the ceiling's client and the service (TEMPORAL_GRPC_COMPRESSION): none or gzip")
 	flag.StringVar(&o.listBaseline, "list-baseline-binary", "", "list phase: also measure an api process of this (older) binary on the same data, request by request in turn (before/after in one run)")
 	flag.IntVar(&o.renewal.n, "renewal-count", 10000, "renewal phase (not by default): active subscriptions whose first terms end together")
 	flag.DurationVar(&o.renewal.lead, "renewal-lead", 0, "renewal phase: from the start of the bulk load to the wave (0: 30 s + 20 ms per subscription)")
@@ -156,7 +158,16 @@ func run(ctx context.Context, o options) error {
 		engine = "server at " + address
 	}
 	base := procs{{name: "temporal", pid: o.serverPID}, {name: "api"}, {name: "worker"}, {name: "bench", pid: os.Getpid()}, {name: "postgres"}}
-	c, err := client.Dial(client.Options{HostPort: address, Namespace: "default", Logger: quiet{}})
+	copts := client.Options{HostPort: address, Namespace: "default", Logger: quiet{}}
+	switch o.compression {
+	case "none":
+		copts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
+	case "gzip":
+		copts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionGzip{}
+	default:
+		return fmt.Errorf("-grpc-compression must be none or gzip")
+	}
+	c, err := client.Dial(copts)
 	if err != nil {
 		return fmt.Errorf("dial Temporal: %w", err)
 	}
@@ -225,7 +236,7 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 		logf("starting the service: api and worker processes of %s", binary)
-		st, err = startStack(ctx, binary, dbURL, address, o.out, o.pprof, o.cacheSize, o.workerEnv)
+		st, err = startStack(ctx, binary, dbURL, address, o.out, o.pprof, o.cacheSize, o.workerEnv, o.compression)
 		if err != nil {
 			return err
 		}
@@ -482,7 +493,8 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 	fmt.Fprintf(w, "\n%s, %d cores, load average %s, %s, SDK %s, %s; took %s\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), loadAverage(), runtime.Version(), sdkVersion(),
 		temporalVersion(), took.Round(time.Second))
-	fmt.Fprintf(w, "Temporal: %s; warmup %s, ceiling %s, service %s per phase\n", engine, o.warmup, o.ceilingDuration, o.serviceDuration)
+	fmt.Fprintf(w, "Temporal: %s; gRPC compression %s (ceiling and service); warmup %s, ceiling %s, service %s per phase\n",
+		engine, o.compression, o.warmup, o.ceilingDuration, o.serviceDuration)
 	if o.devConfig != "" || o.ceilingPollers != 0 {
 		fmt.Fprintf(w, "EXPERIMENT: dev server config %q, ceiling worker pollers %d\n", o.devConfig, o.ceilingPollers)
 	}

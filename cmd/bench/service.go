@@ -37,7 +37,7 @@ type stack struct {
 
 // startStack seeds the database and starts one worker and one api, with the
 // rate limits out of the way.
-func startStack(ctx context.Context, binary, dbURL, temporalAddr, dir string, pprof bool, cacheSize, extraWorkerEnv string) (*stack, error) {
+func startStack(ctx context.Context, binary, dbURL, temporalAddr, dir string, pprof bool, cacheSize, extraWorkerEnv, compression string) (*stack, error) {
 	logFile, err := os.Create(filepath.Join(dir, "service.log"))
 	if err != nil {
 		return nil, err
@@ -47,7 +47,7 @@ func startStack(ctx context.Context, binary, dbURL, temporalAddr, dir string, pp
 	s.env = append(os.Environ(),
 		"DATABASE_URL="+dbURL, "TEMPORAL_ADDRESS="+temporalAddr, "TEMPORAL_NAMESPACE=default",
 		"HTTP_ADDR="+addr, "SECRET_KEY="+testenv.SecretKey(),
-		"TEMPORAL_TASK_QUEUE="+s.taskQueue, "LOG_LEVEL=warn",
+		"TEMPORAL_TASK_QUEUE="+s.taskQueue, "LOG_LEVEL=warn", "TEMPORAL_GRPC_COMPRESSION="+compression,
 		"RATE_LIMIT_PARTNER_RPS=100000", "RATE_LIMIT_PARTNER_BURST=100000",
 		"RATE_LIMIT_PUBLISHER_RPS=100000", "RATE_LIMIT_PUBLISHER_BURST=100000",
 		"RATE_LIMIT_FAILED_AUTH_RPS=100000", "RATE_LIMIT_FAILED_AUTH_BURST=100000",
