@@ -119,15 +119,17 @@ type caller struct {
 // active secret of the publisher named by X-Publisher-Id. A rejected message
 // consumes nothing.
 func (s *Server) authenticatePublisher(c *gin.Context) {
+	var sealed [][]byte // read with the publisher: one round trip per callback
 	pub, body, ok := authenticateSigned(s, c, signedSender[store.Publisher]{
 		header: "X-Publisher-Id", kind: "publisher", unknown: "unknown publisher", ownerKey: "publisher_id",
 		limiter: s.publisherLimiter,
-		lookup:  s.Store.Publisher,
+		lookup: func(ctx context.Context, id string) (p store.Publisher, err error) {
+			p, sealed, err = s.Store.PublisherWithSecrets(ctx, id, s.Now())
+			return p, err
+		},
 		id:      func(p store.Publisher) string { return p.ID },
 		tenant:  func(p store.Publisher) string { return "publisher:" + p.ID },
-		secrets: func(ctx context.Context, p store.Publisher) ([][]byte, error) {
-			return s.Store.PublisherSecrets(ctx, p.ID, s.Now())
-		},
+		secrets: func(context.Context, store.Publisher) ([][]byte, error) { return sealed, nil },
 	})
 	if !ok {
 		return

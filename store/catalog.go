@@ -87,6 +87,27 @@ func (s *Store) PublisherSecrets(ctx context.Context, publisherID string, now ti
 	return secrets, wrap(err, "secrets of publisher %s", publisherID)
 }
 
+// PublisherWithSecrets reads a publisher and its encrypted secrets active at
+// now (newest first) in one statement: what verifying a publisher's message
+// needs, read on every callback.
+func (s *Store) PublisherWithSecrets(ctx context.Context, id string, now time.Time) (Publisher, [][]byte, error) {
+	var row struct {
+		Publisher
+		Secrets pq.ByteaArray `db:"secrets"`
+	}
+	err := s.db.GetContext(ctx, &row, `
+		SELECT p.id, p.name, p.landing_url, p.webhook_url,
+			COALESCE(array_agg(k.ciphertext ORDER BY k.created_at DESC) FILTER (WHERE k.ciphertext IS NOT NULL), '{}') AS secrets
+		FROM publishers p
+		LEFT JOIN publisher_secrets k ON k.publisher_id = p.id AND (k.expires_at IS NULL OR k.expires_at > $2)
+		WHERE p.id = $1
+		GROUP BY p.id`, id, now)
+	if err != nil {
+		return Publisher{}, nil, notFound(err)
+	}
+	return row.Publisher, [][]byte(row.Secrets), nil
+}
+
 // Publisher reads one publisher.
 func (s *Store) Publisher(ctx context.Context, id string) (Publisher, error) {
 	var p Publisher

@@ -124,32 +124,56 @@ func TestPublisherSecrets(t *testing.T) {
 	require.NoError(t, f.st.AddPublisherSecret(f.ctx, "litware", "fp-old", []byte("cipher-litware")))
 	assert.Equal(t, 2, f.count(t, "publisher_secrets WHERE publisher_id = 'contoso'"), "the same fingerprint is kept once")
 
+	// Both reads answer alike: the secrets alone, and with their publisher
+	// (one statement, what a callback's verification reads).
+	active := func(id string, at time.Time) ([][]byte, error) {
+		t.Helper()
+		secrets, err := f.st.PublisherSecrets(f.ctx, id, at)
+		require.NoError(t, err)
+		pub, withPublisher, err := f.st.PublisherWithSecrets(f.ctx, id, at)
+		require.NoError(t, err)
+		assert.Equal(t, id, pub.ID)
+		assert.Equal(t, "https://"+id+".example", pub.LandingURL)
+		if len(secrets) == 0 {
+			assert.Empty(t, withPublisher)
+		} else {
+			assert.Equal(t, secrets, withPublisher)
+		}
+		return secrets, err
+	}
 	now := time.Now()
-	secrets, err := f.st.PublisherSecrets(f.ctx, "contoso", now)
+	secrets, err := active("contoso", now)
 	require.NoError(t, err)
 	assert.Equal(t, [][]byte{[]byte("cipher-new"), []byte("cipher-old")}, secrets, "newest first, first ciphertext kept")
 
 	// Rotation: the old secret stays valid for an hour of grace.
 	require.NoError(t, f.st.ExpirePublisherSecrets(f.ctx, "contoso", "fp-new", now.Add(time.Hour)))
-	secrets, err = f.st.PublisherSecrets(f.ctx, "contoso", now)
+	secrets, err = active("contoso", now)
 	require.NoError(t, err)
 	assert.Len(t, secrets, 2, "inside the grace period both verify")
-	secrets, err = f.st.PublisherSecrets(f.ctx, "contoso", now.Add(time.Hour))
+	secrets, err = active("contoso", now.Add(time.Hour))
 	require.NoError(t, err)
 	assert.Equal(t, [][]byte{[]byte("cipher-new")}, secrets, "expiry is exclusive; the kept secret never expires")
 
 	// A later rotation with a longer grace does not extend an earlier expiry.
 	require.NoError(t, f.st.ExpirePublisherSecrets(f.ctx, "contoso", "fp-new", now.Add(5*time.Hour)))
-	secrets, err = f.st.PublisherSecrets(f.ctx, "contoso", now.Add(2*time.Hour))
+	secrets, err = active("contoso", now.Add(2*time.Hour))
 	require.NoError(t, err)
 	assert.Equal(t, [][]byte{[]byte("cipher-new")}, secrets)
 
-	other, err := f.st.PublisherSecrets(f.ctx, "litware", now.Add(2*time.Hour))
+	other, err := active("litware", now.Add(2*time.Hour))
 	require.NoError(t, err)
 	assert.Equal(t, [][]byte{[]byte("cipher-litware")}, other, "another publisher's secrets are untouched")
 	none, err := f.st.PublisherSecrets(f.ctx, "nobody", now)
 	require.NoError(t, err)
 	assert.Empty(t, none)
+	_, _, err = f.st.PublisherWithSecrets(f.ctx, "nobody", now)
+	assert.ErrorIs(t, err, store.ErrNotFound, "an unknown publisher")
+
+	require.NoError(t, f.st.UpsertPublisher(f.ctx, store.Publisher{ID: "fourthcoffee", Name: "fourthcoffee", LandingURL: "https://fourthcoffee.example"}))
+	bare, err := active("fourthcoffee", now)
+	require.NoError(t, err)
+	assert.Empty(t, bare, "a publisher without secrets is found, with none")
 }
 
 func TestCustomers(t *testing.T) {

@@ -91,7 +91,7 @@ func OpenLazy(databaseURL string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
+	db := sqlx.NewDb(sql.OpenDB(preparingConnector{connector}), "postgres")
 	sizePool(db)
 	return &Store{db: db}, nil
 }
