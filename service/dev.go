@@ -15,11 +15,11 @@ import (
 
 	"github.com/partnerhub/fulfillment/config"
 	"github.com/partnerhub/fulfillment/store"
-	"github.com/partnerhub/fulfillment/workflows"
 )
 
 // DevServerArgs are the `temporal server start-dev` arguments that give a
-// persistent SQLite file, the UI, and the ops search attributes.
+// persistent SQLite file, the UI, and config.DevServerFlags (engine settings
+// and the ops search attributes).
 func DevServerArgs(address string, uiPort int, dbFile string) ([]string, error) {
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
@@ -27,14 +27,8 @@ func DevServerArgs(address string, uiPort int, dbFile string) ([]string, error) 
 	}
 	args := []string{"server", "start-dev", "--ip", host, "--port", port,
 		"--ui-port", fmt.Sprint(uiPort), "--db-filename", dbFile, "--log-level", "warn",
-		"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
-		"--dynamic-config-value", "frontend.enableExecuteMultiOperation=true",
-		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
 	}
-	for _, name := range workflows.SearchAttributeNames {
-		args = append(args, "--search-attribute", name+"=Keyword")
-	}
-	return args, nil
+	return append(args, config.DevServerFlags()...), nil
 }
 
 // withDevWebhooks lets `fulfillment dev` deliver publisher webhooks to

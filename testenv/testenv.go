@@ -23,8 +23,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/partnerhub/fulfillment/config"
 	"github.com/partnerhub/fulfillment/store"
-	"github.com/partnerhub/fulfillment/workflows"
 )
 
 // RepoRoot is the module's root directory.
@@ -101,14 +101,7 @@ func StartTemporal(ctx context.Context, address, dbFile string) (*Temporal, erro
 	if address == "" {
 		address = freeAddress()
 	}
-	args := []string{
-		"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
-		"--dynamic-config-value", "frontend.enableExecuteMultiOperation=true",
-		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
-	}
-	for _, name := range workflows.SearchAttributeNames {
-		args = append(args, "--search-attribute", name+"=Keyword")
-	}
+	args := config.DevServerFlags()
 	server, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 		ExistingPath:  TemporalCLI(),
 		ClientOptions: &client.Options{HostPort: address, Namespace: "default"},

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,7 +33,10 @@ type result struct {
 	lastErr atomic.Value
 	// From GetWorkflowHistory over ids.
 	events, tasks, activities float64
-	eventTypes                []string // one flow's history, in order
+	eventTypes                []string // one flow's history, in order, each with its time after the first event
+	// Per sampled flow, the time its history spent in each segment, summed
+	// over its workflow tasks and activities (segmentNames).
+	segments [len(segmentNames)]samples
 	// CPU time of each process over the recorded part of the phase.
 	procs    procs
 	cpuStart []time.Duration
@@ -176,6 +181,17 @@ func openLoop(ctx context.Context, r *result, f flow, rate float64, warmup, dura
 	r.measured()
 }
 
+// The segments of a flow's history, from its events' times.
+const (
+	segFirstTaskWait    = iota // the first WorkflowTaskScheduled → Started: waiting on the task queue for a poll
+	segWorkflowTaskWait        // the others' Scheduled → Started: waiting on the worker's sticky queue
+	segWorkflowTaskRun         // Started → Completed: the worker's task and its answer
+	segActivityWait            // ActivityTaskScheduled → Started (eager: handed back with the task's completion)
+	segActivityRun             // ActivityTaskStarted → Completed: the write and its answer
+)
+
+var segmentNames = [...]string{"first task wait", "other tasks' wait", "workflow task run", "activity wait", "activity run"}
+
 // countHistories reads the sampled flows' histories: events, workflow tasks
 // and activities per flow, and one flow's event types.
 func countHistories(ctx context.Context, c client.Client, r *result) {
@@ -183,22 +199,49 @@ func countHistories(ctx context.Context, c client.Client, r *result) {
 	for _, id := range r.ids {
 		it := c.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		var types []string
+		at := map[int64]time.Time{} // event id → time, for the segments
+		var spent [len(segmentNames)]time.Duration
+		since := func(seg int, from int64, now time.Time) {
+			if t, ok := at[from]; ok {
+				spent[seg] += now.Sub(t)
+			}
+		}
 		for it.HasNext() {
 			e, err := it.Next()
 			if err != nil {
 				break
 			}
 			events++
-			types = append(types, e.GetEventType().String())
+			now := e.GetEventTime().AsTime()
+			offset := time.Duration(0)
+			if t, ok := at[1]; ok {
+				offset = now.Sub(t)
+			}
+			types = append(types, fmt.Sprintf("%-44s +%s ms", strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_"), ms(offset)))
+			at[e.GetEventId()] = now
 			switch e.GetEventType() {
+			case enums.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+				seg := segWorkflowTaskWait
+				if scheduled := e.GetWorkflowTaskStartedEventAttributes().GetScheduledEventId(); scheduled == 2 {
+					seg = segFirstTaskWait // the run's first task: on the task queue itself, not a worker's sticky queue
+				}
+				since(seg, e.GetWorkflowTaskStartedEventAttributes().GetScheduledEventId(), now)
 			case enums.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
 				tasks++
+				since(segWorkflowTaskRun, e.GetWorkflowTaskCompletedEventAttributes().GetStartedEventId(), now)
 			case enums.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 				acts++
+			case enums.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+				since(segActivityWait, e.GetActivityTaskStartedEventAttributes().GetScheduledEventId(), now)
+			case enums.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+				since(segActivityRun, e.GetActivityTaskCompletedEventAttributes().GetStartedEventId(), now)
 			}
 		}
 		if r.eventTypes == nil {
 			r.eventTypes = types
+		}
+		for i, d := range spent {
+			r.segments[i].add(d)
 		}
 		n++
 	}

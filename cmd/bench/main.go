@@ -33,9 +33,9 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/partnerhub/fulfillment/config"
 	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/testenv"
-	"github.com/partnerhub/fulfillment/workflows"
 )
 
 type options struct {
@@ -392,18 +392,11 @@ func run(ctx context.Context, o options) error {
 // (in memory), plus extra dynamic config for experiments.
 func startDevServer(ctx context.Context, extra string) (*testsuite.DevServer, string, error) {
 	address := testenv.FreeAddress()
-	args := []string{
-		"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
-		"--dynamic-config-value", "frontend.enableExecuteMultiOperation=true",
-		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
-	}
-	for _, kv := range strings.Split(extra, ",") {
+	args := config.DevServerFlags()
+	for _, kv := range strings.Split(extra, ",") { // later values win
 		if kv = strings.TrimSpace(kv); kv != "" {
 			args = append(args, "--dynamic-config-value", kv)
 		}
-	}
-	for _, name := range workflows.SearchAttributeNames {
-		args = append(args, "--search-attribute", name+"=Keyword")
 	}
 	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 		ExistingPath: testenv.TemporalCLI(), ClientOptions: &client.Options{HostPort: address, Namespace: "default"},
@@ -575,13 +568,44 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 		}
 		fmt.Fprintf(w, "\nplans of the store's list query (EXPLAIN ANALYZE):\n%s", plan)
 	}
+	printSegments(w, results)
 	for _, r := range results {
-		if r.eventTypes != nil && strings.HasPrefix(r.name, "service: HTTP, closed") {
-			fmt.Fprintf(w, "\none purchase→active history (%d events):\n", len(r.eventTypes))
+		if r.eventTypes != nil && strings.HasPrefix(r.name, "service: HTTP") {
+			fmt.Fprintf(w, "\none purchase→active history of %s (%d events):\n", r.name, len(r.eventTypes))
 			for i, t := range r.eventTypes {
-				fmt.Fprintf(w, "  %2d %s\n", i+1, strings.TrimPrefix(t, "EVENT_TYPE_"))
+				fmt.Fprintf(w, "  %2d %s\n", i+1, t)
 			}
 		}
+	}
+}
+
+// printSegments says where the sampled flows' histories spent their time.
+func printSegments(w io.Writer, results []*result) {
+	var rows []*result
+	for _, r := range results {
+		if r.segments[0].count() > 0 {
+			rows = append(rows, r)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprint(w, "\nwhere a flow's history spends its time, ms summed over its workflow tasks and activities (p50 / p90 of sampled flows):\n\n")
+	fmt.Fprintf(w, "| %-44s |", "phase")
+	for _, n := range segmentNames {
+		fmt.Fprintf(w, " %-19s |", n)
+	}
+	fmt.Fprintf(w, "\n|%s|", dash(46))
+	for range segmentNames {
+		fmt.Fprintf(w, "%s|", dash(21))
+	}
+	fmt.Fprintln(w)
+	for _, r := range rows {
+		fmt.Fprintf(w, "| %-44s |", r.name)
+		for i := range r.segments {
+			fmt.Fprintf(w, " %19s |", ms(r.segments[i].pct(50))+" / "+ms(r.segments[i].pct(90)))
+		}
+		fmt.Fprintln(w)
 	}
 }
 
