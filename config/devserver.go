@@ -1,6 +1,11 @@
 package config
 
-import "github.com/partnerhub/fulfillment/workflows"
+import (
+	"slices"
+	"strings"
+
+	"github.com/partnerhub/fulfillment/workflows"
+)
 
 // DevServerDynamicConfig is the dynamic config of every Temporal dev server
 // this project starts (`fulfillment dev` for make run, the tests, the
@@ -18,17 +23,28 @@ var DevServerDynamicConfig = []string{
 	// shard by default (sized for clusters of hundreds of shards). Under load
 	// each such task waited 0–50 ms: four per purchase→active flow, half of
 	// its p50 (BENCHMARKS.md, "The engine's transfer queue"). 200 reads a
-	// second bound that wait by 5 ms; 1000 lowered the closed-loop ceiling in
-	// three runs of four and one of them stalled, 200 did neither in two.
+	// second bound that wait by 5 ms; of three runs at 1000, two measured a
+	// lower closed-loop ceiling and the third stalled; 200 did neither in two.
 	// Safe to change on a running server: it only lets the queue read sooner.
 	"history.transferProcessorMaxPollRPS=200",
 }
 
 // DevServerFlags are `temporal server start-dev` arguments for
-// DevServerDynamicConfig and the ops search attributes.
-func DevServerFlags() []string {
+// DevServerDynamicConfig and the ops search attributes. An override
+// (KEY=VALUE, for experiments) replaces the list's value of its key or adds
+// one: the CLI takes a key given twice without saying which value wins.
+func DevServerFlags(overrides ...string) []string {
+	values := slices.Clone(DevServerDynamicConfig)
+	for _, o := range overrides {
+		key, _, _ := strings.Cut(o, "=")
+		if i := slices.IndexFunc(values, func(kv string) bool { return strings.HasPrefix(kv, key+"=") }); i >= 0 {
+			values[i] = o
+		} else {
+			values = append(values, o)
+		}
+	}
 	var args []string
-	for _, kv := range DevServerDynamicConfig {
+	for _, kv := range values {
 		args = append(args, "--dynamic-config-value", kv)
 	}
 	for _, name := range workflows.SearchAttributeNames {

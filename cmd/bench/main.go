@@ -392,12 +392,13 @@ func run(ctx context.Context, o options) error {
 // (in memory), plus extra dynamic config for experiments.
 func startDevServer(ctx context.Context, extra string) (*testsuite.DevServer, string, error) {
 	address := testenv.FreeAddress()
-	args := config.DevServerFlags()
-	for _, kv := range strings.Split(extra, ",") { // later values win
+	var overrides []string
+	for _, kv := range strings.Split(extra, ",") {
 		if kv = strings.TrimSpace(kv); kv != "" {
-			args = append(args, "--dynamic-config-value", kv)
+			overrides = append(overrides, kv)
 		}
 	}
+	args := config.DevServerFlags(overrides...)
 	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 		ExistingPath: testenv.TemporalCLI(), ClientOptions: &client.Options{HostPort: address, Namespace: "default"},
 		LogLevel: "error", ExtraArgs: args, Stdout: io.Discard, Stderr: io.Discard,
