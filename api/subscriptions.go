@@ -457,7 +457,7 @@ func (s *Server) unplacedView(ctx context.Context, sub domain.Subscription, cach
 		if err != nil {
 			return wire.Subscription{}, unavailable(fmt.Errorf("plan of %s: %w", sub.ID, err))
 		}
-		sub.BillingFrequency = plan.Term
+		sub.BillingFrequency = sub.PricedPlan(plan).Term // the term its workflow carries, when recorded
 	}
 	return wire.NewSubscription(sub, s.Now(), link), nil
 }

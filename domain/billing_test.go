@@ -124,6 +124,20 @@ func TestUpcomingCharges(t *testing.T) {
 	s.UnitPriceMinor, s.Currency = nil, nil
 	assert.Equal(t, int64(1300*7/4), UpcomingCharges(s, repriced)[0].AmountMinor, "a row without the carried price: the catalog's")
 
+	// The catalog's term was changed since purchase (a yearly plan made
+	// two-yearly): the periods follow the term the workflow carries.
+	carriedTerm := "P1Y"
+	s.PlanTerm = &carriedTerm
+	longer := plan
+	longer.Term = "P2Y"
+	up = UpcomingCharges(s, longer)
+	require.Len(t, up, 3, "periods 3 and 4 of a one-year term, then the renewal")
+	assert.Equal(t, UpcomingCharge{TermNumber: 2, Period: 3, PeriodStart: MustAdd(start, "P6M"), PeriodEnd: MustAdd(start, "P9M"),
+		AmountMinor: 1750, Currency: "EUR"}, up[0])
+	assert.Equal(t, UpcomingCharge{TermNumber: 3, Period: 1, PeriodStart: end, PeriodEnd: MustAdd(end, "P3M"), AmountMinor: 1750, Currency: "EUR"}, up[2])
+	s.PlanTerm = nil
+	assert.Len(t, UpcomingCharges(s, longer), 7, "a row without the carried term: the catalog's (8 periods, 2 billed)")
+
 	// A downgrade scheduled for the renewal: the rest of this term at the
 	// current price, the next term at the target plan's (the workflow's). Not
 	// yet decided (awaiting the publisher): the current price.

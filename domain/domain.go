@@ -239,16 +239,22 @@ type Subscription struct {
 	// the catalog's plan stands in (see PricedPlan).
 	UnitPriceMinor *int64  `json:"unit_price_minor,omitempty" db:"unit_price_minor"`
 	Currency       *string `json:"currency,omitempty" db:"currency"`
+	// PlanTerm is the term (ISO 8601) of the plan the workflow carries, which
+	// its terms and billing periods follow; set and nil like the price.
+	PlanTerm *string `json:"plan_term,omitempty" db:"plan_term"`
 }
 
-// PricedPlan is the catalog's plan of the subscription with the price the
-// subscription is charged at: the one its workflow carries when the read
-// model knows it, else the catalog's own (a row saved before the carried
-// price was recorded). The catalog's price may have changed since purchase;
-// the workflow keeps charging what it was bought at.
+// PricedPlan is the catalog's plan of the subscription with the price and
+// term the subscription is charged at: the ones its workflow carries when the
+// read model knows them, else the catalog's own (a row saved before they were
+// recorded). The catalog's plan may have changed since purchase; the
+// workflow keeps charging what, and over the term, it was bought at.
 func (s Subscription) PricedPlan(catalog Plan) Plan {
 	if s.UnitPriceMinor != nil && s.Currency != nil {
 		catalog.UnitPriceMinor, catalog.Currency = *s.UnitPriceMinor, *s.Currency
+	}
+	if s.PlanTerm != nil {
+		catalog.Term = *s.PlanTerm
 	}
 	return catalog
 }

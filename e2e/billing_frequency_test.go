@@ -59,12 +59,13 @@ func TestBillingFrequencyChargesEachPeriodOverHTTP(t *testing.T) {
 	assert.Equal(t, "PT3S", sub.Str("billing_frequency"), "the plan's frequency by default")
 	assert.Nil(t, sub.Body["pending_billing_frequency"])
 	assert.Empty(t, w.billingOf(t, id).upcoming, "nothing is upcoming before billing starts")
-	// The operator re-prices the plan after the purchase: the workflow keeps
-	// charging the price it was bought at (1000 a seat), and the upcoming
-	// charges must say so, not the catalog's 1300.
+	// The operator re-prices the plan after the purchase and doubles its
+	// term: the workflow keeps charging the price it was bought at (1000 a
+	// seat) over the term it was bought for (12 s in 4 periods), and the
+	// upcoming charges must say so, not the catalog's 1300 over 24 s.
 	plan, err := w.Store.Plan(context.Background(), "analytics", "periods-3s")
 	require.NoError(t, err)
-	plan.UnitPriceMinor = 1300
+	plan.UnitPriceMinor, plan.Term = 1300, "PT24S"
 	require.NoError(t, w.Store.UpsertPlan(context.Background(), plan))
 	w.fulfill(t, sub, 7)
 

@@ -129,21 +129,21 @@ func TestBillingReadsSubscriptionAndLedgerTogether(t *testing.T) {
 	assert.ErrorIs(t, err, store.ErrNotFound)
 }
 
-// The snapshot carries the price of the plan the workflow charges from; it
-// round-trips through the upsert whatever the catalog says since, follows a
-// plan change, and a snapshot without it (a row saved before the column, or
-// by a worker that does not know it) stores NULL and still reads.
+// The snapshot carries the price and term of the plan the workflow charges
+// from; they round-trip through the upsert whatever the catalog says since,
+// follow a plan change, and a snapshot without them (a row saved before the
+// columns, or by a worker that does not know them) stores NULL and still reads.
 func TestSaveChangeKeepsTheCarriedPrice(t *testing.T) {
 	f := seeded(t)
 	sub := subscription("sub-price")
-	price, currency := int64(1200), "USD"
-	sub.UnitPriceMinor, sub.Currency = &price, &currency
+	price, currency, term := int64(1200), "USD", "P1Y"
+	sub.UnitPriceMinor, sub.Currency, sub.PlanTerm = &price, &currency, &term
 	f.save(t, purchase(sub), []byte("code-price"))
 
 	// The operator re-prices the catalog's plan: the row keeps what the workflow carries.
 	plan, err := f.st.Plan(f.ctx, offerID, planID)
 	require.NoError(t, err)
-	plan.UnitPriceMinor, plan.Currency = 1500, "EUR"
+	plan.UnitPriceMinor, plan.Currency, plan.Term = 1500, "EUR", "P2Y"
 	require.NoError(t, f.st.UpsertPlan(f.ctx, plan))
 	got, err := f.st.Subscription(f.ctx, sub.ID)
 	require.NoError(t, err)
@@ -153,6 +153,10 @@ func TestSaveChangeKeepsTheCarriedPrice(t *testing.T) {
 	assert.Equal(t, "USD", *got.Currency)
 	assert.Equal(t, int64(1200), got.PricedPlan(plan).UnitPriceMinor)
 	assert.Equal(t, "USD", got.PricedPlan(plan).Currency)
+	if assert.NotNil(t, got.PlanTerm) {
+		assert.Equal(t, "P1Y", *got.PlanTerm)
+	}
+	assert.Equal(t, "P1Y", got.PricedPlan(plan).Term, "the carried term, not the catalog's")
 
 	c := activation(sub)
 	changed := int64(2000)
@@ -164,14 +168,16 @@ func TestSaveChangeKeepsTheCarriedPrice(t *testing.T) {
 	assert.Equal(t, int64(2000), *billed.UnitPriceMinor, "the billing read sees the carried price")
 
 	legacy := billed
-	legacy.UnitPriceMinor, legacy.Currency, legacy.Version = nil, nil, 3
+	legacy.UnitPriceMinor, legacy.Currency, legacy.PlanTerm, legacy.Version = nil, nil, nil, 3
 	f.save(t, domain.Change{Subscription: legacy}, nil)
 	got, err = f.st.Subscription(f.ctx, sub.ID)
 	require.NoError(t, err)
 	assert.Nil(t, got.UnitPriceMinor, "not kept from an earlier snapshot: it may be another plan's")
 	assert.Nil(t, got.Currency)
 	assert.Equal(t, int64(1500), got.PricedPlan(plan).UnitPriceMinor, "NULL falls back to the catalog")
+	assert.Equal(t, "P2Y", got.PricedPlan(plan).Term)
 	var nulls int
-	require.NoError(t, f.db.GetContext(f.ctx, &nulls, `SELECT count(*) FROM subscriptions WHERE id = $1 AND unit_price_minor IS NULL AND currency IS NULL`, sub.ID))
+	require.NoError(t, f.db.GetContext(f.ctx, &nulls, `SELECT count(*) FROM subscriptions
+		WHERE id = $1 AND unit_price_minor IS NULL AND currency IS NULL AND plan_term IS NULL`, sub.ID))
 	assert.Equal(t, 1, nulls)
 }

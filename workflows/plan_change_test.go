@@ -89,14 +89,17 @@ func TestUpgradeTakesEffectWhenTheVetoWindowEnds(t *testing.T) {
 		}
 	}
 	require.Len(t, data, 2)
-	// Every snapshot carries the price of the plan the workflow charges from
-	// at that save: the old plan's until the change took effect.
+	// Every snapshot carries the price (and term) of the plan the workflow
+	// charges from at that save: the old plan's until the change took effect.
 	for _, c := range h.store.Changes() {
 		s := c.Subscription
 		want := map[string]int64{"std-hourly": unitPrice, "premium-hourly": 2000}[s.PlanID]
 		if assert.NotNil(t, s.UnitPriceMinor, "version %d", s.Version) && assert.NotNil(t, s.Currency) {
 			assert.Equal(t, want, *s.UnitPriceMinor, "version %d on %s", s.Version, s.PlanID)
 			assert.Equal(t, "USD", *s.Currency)
+		}
+		if assert.NotNil(t, s.PlanTerm, "version %d", s.Version) {
+			assert.Equal(t, "PT1H", *s.PlanTerm, "and the term its terms and periods follow")
 		}
 	}
 	assert.Equal(t, "std-hourly", data[0]["from_plan_id"])

@@ -423,6 +423,12 @@ func (w *subscriptionWorkflow) commit(ctx workflow.Context, t *transition) (doma
 	} else {
 		s.UnitPriceMinor, s.Currency = nil, nil
 	}
+	if p := t.next.Plan; p.ID == s.PlanID && p.Term != "" { // and its term, which terms and periods follow
+		term := p.Term
+		s.PlanTerm = &term
+	} else {
+		s.PlanTerm = nil
+	}
 	t.change.Subscription = *s
 	t.change.Subscription.LinkedSubscriptionIDs = slices.Clone(s.LinkedSubscriptionIDs)
 	before := w.st.Subscription.Status
