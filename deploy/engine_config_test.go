@@ -30,7 +30,7 @@ func TestEnginesShareTheDevServersDynamicConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, content := range map[string]string{
-		"docker-compose.yml": compose.Configs["temporal-dynamic-config"].Content,
+		"docker-compose.yml":                    compose.Configs["temporal-dynamic-config"].Content,
 		"deploy/temporal-pg/dynamicconfig.yaml": string(pgStack),
 	} {
 		var values map[string][]struct {
