@@ -32,7 +32,8 @@ type Config struct {
 	// TemporalCompression (TEMPORAL_GRPC_COMPRESSION: none, the default, or
 	// gzip) compresses the gRPC messages to and from Temporal. Ours are a few
 	// KB; gzip spends CPU on both ends of every call for bytes a LAN does not
-	// miss (BENCHMARKS.md, "gRPC compression"). gzip is for slow links.
+	// miss (BENCHMARKS.md, "Fewer round trips, prepared statements, no
+	// gzip"). gzip is for slow links.
 	TemporalCompression string
 	HTTPAddr            string
 	SecretKey           string

@@ -17,9 +17,10 @@ const maxPreparedPerConn = 512
 // preparingConnector hands out connections that prepare every statement with
 // arguments once and reuse it, so PostgreSQL parses, analyses and plans it
 // once per connection instead of on every execution: parsing and planning
-// were ~40 % of the database's CPU per purchase flow (BENCHMARKS.md, "Prepared
-// statements"). Statements without arguments keep the simple protocol (it
-// allows several commands in one string, as migrations send them).
+// were ~40 % of the database's CPU per purchase flow (BENCHMARKS.md, "Fewer
+// round trips, prepared statements, no gzip"). Statements without arguments
+// keep the simple protocol (it allows several commands in one string, as
+// migrations send them).
 type preparingConnector struct{ driver.Connector }
 
 func (c preparingConnector) Connect(ctx context.Context) (driver.Conn, error) {
