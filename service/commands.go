@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/partnerhub/fulfillment/api"
 	"github.com/partnerhub/fulfillment/config"
@@ -111,7 +113,11 @@ func RunDev(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	go run(func() error { return RunWorker(ctx, d, d.Metrics.ObserveEvent) })
 	go run(func() error { return RunAPI(ctx, d, NewMetrics(d)) })
 	links := demoSignInLinks(ctx, d, logger)
-	printWelcome(cfg, dev, mail, demo, links)
+	// The welcome text names the API's URLs: print it once the API answers
+	// there (the listener is bound in RunAPI's goroutine), never before.
+	if serving(ctx, localAddr(cfg.HTTPAddr)) {
+		printWelcome(cfg, dev, mail, demo, links)
+	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -122,11 +128,32 @@ func RunDev(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	return nil
 }
 
-func printWelcome(cfg config.Config, dev *DevTemporal, mail *DevMailpit, demo seed.File, links []demoLink) {
-	addr := cfg.HTTPAddr
-	if strings.HasPrefix(addr, ":") {
-		addr = "127.0.0.1" + addr
+// serving waits until addr accepts connections; false if ctx ends first
+// (the API or the worker failed, or Ctrl-C).
+func serving(ctx context.Context, addr string) bool {
+	for {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
+}
+
+// localAddr is a listen address as this machine dials it (":8080" → 127.0.0.1:8080).
+func localAddr(addr string) string {
+	if strings.HasPrefix(addr, ":") {
+		return "127.0.0.1" + addr
+	}
+	return addr
+}
+
+func printWelcome(cfg config.Config, dev *DevTemporal, mail *DevMailpit, demo seed.File, links []demoLink) {
+	addr := localAddr(cfg.HTTPAddr)
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n  API:          http://%s\n  Temporal UI:  %s\n", addr, dev.UIURL)
 	switch {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -80,5 +81,41 @@ func TestTimeoutsFollowUpdateTimeout(t *testing.T) {
 		assert.Positive(t, tm.Read)
 		assert.Positive(t, tm.ReadHeader)
 		assert.Positive(t, tm.Idle)
+	}
+}
+
+// The dev command prints its URLs only once the API accepts connections:
+// serving waits for a listener bound later, and gives up when ctx ends.
+func TestServingWaitsForTheListener(t *testing.T) {
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := probe.Addr().String()
+	probe.Close()
+	bound := make(chan net.Listener, 1)
+	go func() {
+		time.Sleep(150 * time.Millisecond) // the API's goroutine, late
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Error(err)
+		}
+		bound <- l
+	}()
+	start := time.Now()
+	if !serving(context.Background(), addr) {
+		t.Fatal("serving gave up without a deadline")
+	}
+	l := <-bound
+	defer l.Close()
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Errorf("serving answered after %s, before the listener was bound", waited)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	l.Close()
+	if serving(ctx, addr) {
+		t.Error("nothing listens, yet serving said so")
 	}
 }
