@@ -240,13 +240,9 @@ func (c Config) TemporalOptions(logger *slog.Logger) (client.Options, error) {
 		Namespace: c.TemporalNamespace,
 		Logger:    sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
 	}
-	switch c.TemporalCompression {
-	case "", "none":
-		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
-	case "gzip":
-		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionGzip{}
-	default:
-		return opts, fmt.Errorf("TEMPORAL_GRPC_COMPRESSION must be none or gzip, not %q", c.TemporalCompression)
+	var err error
+	if opts.ConnectionOptions.GrpcCompression, err = GrpcCompression(c.TemporalCompression); err != nil {
+		return opts, fmt.Errorf("TEMPORAL_GRPC_COMPRESSION: %w", err)
 	}
 	if c.TemporalTLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(c.TemporalTLSCert, c.TemporalTLSKey)
@@ -262,6 +258,18 @@ func (c Config) TemporalOptions(logger *slog.Logger) (client.Options, error) {
 		}
 	}
 	return opts, nil
+}
+
+// GrpcCompression is the SDK's setting for a compression name: none (or
+// empty) or gzip.
+func GrpcCompression(name string) (client.GrpcCompression, error) {
+	switch name {
+	case "", "none":
+		return &client.GrpcCompressionNone{}, nil
+	case "gzip":
+		return &client.GrpcCompressionGzip{}, nil
+	}
+	return nil, fmt.Errorf("must be none or gzip, not %q", name)
 }
 
 // maskURLPassword hides the password of a URL's userinfo.

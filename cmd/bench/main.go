@@ -159,13 +159,8 @@ func run(ctx context.Context, o options) error {
 	}
 	base := procs{{name: "temporal", pid: o.serverPID}, {name: "api"}, {name: "worker"}, {name: "bench", pid: os.Getpid()}, {name: "postgres"}}
 	copts := client.Options{HostPort: address, Namespace: "default", Logger: quiet{}}
-	switch o.compression {
-	case "none":
-		copts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
-	case "gzip":
-		copts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionGzip{}
-	default:
-		return fmt.Errorf("-grpc-compression must be none or gzip")
+	if copts.ConnectionOptions.GrpcCompression, err = config.GrpcCompression(o.compression); err != nil {
+		return fmt.Errorf("-grpc-compression: %w", err)
 	}
 	c, err := client.Dial(copts)
 	if err != nil {
