@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/partnerhub/fulfillment/workflows"
@@ -244,6 +245,7 @@ func (c Config) TemporalOptions(logger *slog.Logger) (client.Options, error) {
 	if opts.ConnectionOptions.GrpcCompression, err = GrpcCompression(c.TemporalCompression); err != nil {
 		return opts, fmt.Errorf("TEMPORAL_GRPC_COMPRESSION: %w", err)
 	}
+	opts.ExternalStorage = PayloadWalk
 	if c.TemporalTLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(c.TemporalTLSCert, c.TemporalTLSKey)
 		if err != nil {
@@ -259,6 +261,16 @@ func (c Config) TemporalOptions(logger *slog.Logger) (client.Options, error) {
 	}
 	return opts, nil
 }
+
+// PayloadWalk configures no external payload storage (no driver) and visits
+// one payload site of a message at a time. The SDK walks every payload of
+// every message it sends or receives for external storage even when none is
+// configured; by default it visits map-valued payloads (memo, headers, search
+// attributes) on goroutines of their own, up to 8 per message, and each new
+// goroutine grows its stack for the walk's large frame. Most of that walk was
+// stack growth: about a fifth of the worker's CPU under load (BENCHMARKS.md,
+// "The SDK's payload walk").
+var PayloadWalk = converter.ExternalStorage{Concurrency: converter.ExternalStorageConcurrency{MaxOperationsPerMessage: 1}}
 
 // GrpcCompression is the SDK's setting for a compression name: none (or
 // empty) or gzip.

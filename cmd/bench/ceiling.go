@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,7 +26,7 @@ const (
 	noopActivityName    = "BenchNoop"
 )
 
-func noopActivity(context.Context) error { return nil }
+func noopActivity(context.Context, []byte) error { return nil }
 
 // ceilingInput picks the variant. Extras adds what the service's workflow
 // does beside its three writes, to tell the engine's share of the gap from
@@ -39,13 +40,29 @@ type ceilingInput struct {
 	Local  bool
 	Extras bool
 	Pad    []byte
+	// One of the extras alone (the x- phases, to tell their costs apart):
+	// search attributes at start, memo at start, status upsert at activation,
+	// GetVersion; Payload pads each activity's input and each Update's
+	// result to the service's sizes (about 2.5 and 1.5 KB).
+	SAs, Memo, Upsert, Version bool
+	Payload                    int
 }
+
+func (in ceilingInput) sas() bool     { return in.Extras || in.SAs }
+func (in ceilingInput) memo() bool    { return in.Extras || in.Memo }
+func (in ceilingInput) upsert() bool  { return in.Extras || in.Upsert }
+func (in ceilingInput) version() bool { return in.Extras || in.Version }
 
 var ceilingStatusKey = temporal.NewSearchAttributeKeyKeyword(workflows.SearchSubscriptionStatus)
 
 // CeilingWorkflow is the no-op subscription.
 func CeilingWorkflow(ctx workflow.Context, in ceilingInput) error {
 	local := in.Local
+	var pad []byte // each activity's input; the Updates answer a string of the same length
+	if in.Payload > 0 {
+		pad = make([]byte, in.Payload)
+	}
+	answer := "ok" + strings.Repeat(" ", in.Payload/2)
 	var recorded, licensed, confirmed bool
 	lock := workflow.NewMutex(ctx)
 	step := func(ctx workflow.Context) error {
@@ -57,10 +74,10 @@ func CeilingWorkflow(ctx workflow.Context, in ceilingInput) error {
 			lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 				ScheduleToCloseTimeout: 365 * 24 * time.Hour, StartToCloseTimeout: 10 * time.Second, RetryPolicy: retry,
 			})
-			return workflow.ExecuteLocalActivity(lctx, noopActivityName).Get(ctx, nil)
+			return workflow.ExecuteLocalActivity(lctx, noopActivityName, pad).Get(ctx, nil)
 		}
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Second, RetryPolicy: retry})
-		return workflow.ExecuteActivity(actx, noopActivityName).Get(ctx, nil)
+		return workflow.ExecuteActivity(actx, noopActivityName, pad).Get(ctx, nil)
 	}
 	message := func(done *bool) func(ctx workflow.Context, n int) (string, error) {
 		return func(ctx workflow.Context, _ int) (string, error) {
@@ -75,11 +92,11 @@ func CeilingWorkflow(ctx workflow.Context, in ceilingInput) error {
 				return "", err
 			}
 			*done = true
-			return "ok", nil
+			return answer, nil
 		}
 	}
 	if err := workflow.SetUpdateHandler(ctx, workflows.UpdatePurchase, func(ctx workflow.Context) (string, error) {
-		return "recorded", workflow.Await(ctx, func() bool { return recorded })
+		return answer, workflow.Await(ctx, func() bool { return recorded })
 	}); err != nil {
 		return err
 	}
@@ -89,7 +106,7 @@ func CeilingWorkflow(ctx workflow.Context, in ceilingInput) error {
 	if err := workflow.SetUpdateHandler(ctx, workflows.UpdateConfirmFulfillment, message(&confirmed)); err != nil {
 		return err
 	}
-	if in.Extras {
+	if in.version() {
 		_ = workflow.GetVersion(ctx, "bench-extras", workflow.DefaultVersion, 1)
 	}
 	if err := step(ctx); err != nil {
@@ -99,7 +116,7 @@ func CeilingWorkflow(ctx workflow.Context, in ceilingInput) error {
 	if err := workflow.Await(ctx, func() bool { return licensed && confirmed }); err != nil {
 		return err
 	}
-	if in.Extras {
+	if in.upsert() {
 		if err := workflow.UpsertTypedSearchAttributes(ctx, ceilingStatusKey.ValueSet("active")); err != nil {
 			return err
 		}
@@ -116,12 +133,14 @@ func ceilingFlow(c client.Client, taskQueue string, in ceilingInput) flow {
 			ID: id, TaskQueue: taskQueue,
 			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		}
-		if in.Extras {
+		if in.sas() {
 			opts.TypedSearchAttributes = temporal.NewSearchAttributes(
 				temporal.NewSearchAttributeKeyKeyword(workflows.SearchPartnerID).ValueSet("fabrikam"),
 				temporal.NewSearchAttributeKeyKeyword(workflows.SearchCustomerID).ValueSet("woodgrove"),
 				temporal.NewSearchAttributeKeyKeyword(workflows.SearchOfferID).ValueSet("analytics"),
 				ceilingStatusKey.ValueSet("pending_fulfillment"))
+		}
+		if in.memo() {
 			opts.Memo = map[string]any{"nickname": "", "offer": "analytics", "plan": "Annual"}
 		}
 		start := c.NewWithStartWorkflowOperation(opts, ceilingWorkflowType, in)

@@ -66,6 +66,9 @@ type options struct {
 	listBaseline    string
 	workerEnv       string
 	compression     string
+	sdkPayloadWalk  bool
+	engineCPUs      string
+	pinned          string // what the pinning held, for the header
 }
 
 func main() {
@@ -93,6 +96,8 @@ func main() {
 	flag.StringVar(&o.devConfig, "dev-config", "", "experiment: extra dynamic config for the dev server, KEY=VALUE[,KEY=VALUE]")
 	flag.IntVar(&o.ceilingPollers, "ceiling-pollers", 0, "experiment: workflow and activity task pollers of the ceiling's worker (0: SDK default)")
 	flag.StringVar(&o.workerEnv, "worker-env", "", "experiment: extra environment of the service's worker, KEY=VALUE[,KEY=VALUE] (e.g. WORKFLOW_TASK_POLLERS=8)")
+	flag.StringVar(&o.engineCPUs, "engine-cpus", "", "CPUs of the Temporal server alone, as 0 or 0-1 (a deployment's topology: everything else runs on the other CPUs); empty: all share every CPU")
+	flag.BoolVar(&o.sdkPayloadWalk, "sdk-payload-walk", false, "the ceiling's client walks payloads as the SDK does by default (concurrently), not as the service's processes (config.PayloadWalk); for comparing with builds before it")
 	flag.StringVar(&o.compression, "grpc-compression", "none", "gRPC compression to Temporal of the ceiling's client and the service (TEMPORAL_GRPC_COMPRESSION): none or gzip")
 	flag.StringVar(&o.listBaseline, "list-baseline-binary", "", "list phase: also measure an api process of this (older) binary on the same data, request by request in turn (before/after in one run)")
 	flag.IntVar(&o.renewal.n, "renewal-count", 10000, "renewal phase (not by default): active subscriptions whose first terms end together")
@@ -158,7 +163,21 @@ func run(ctx context.Context, o options) error {
 		engine = "server at " + address
 	}
 	base := procs{{name: "temporal", pid: o.serverPID}, {name: "api"}, {name: "worker"}, {name: "bench", pid: os.Getpid()}, {name: "postgres"}}
+	var pin *pinning
+	if o.engineCPUs != "" {
+		if pin, err = newPinning(o.engineCPUs); err != nil {
+			return fmt.Errorf("-engine-cpus: %w", err)
+		}
+		if o.serverPID == 0 {
+			return fmt.Errorf("-engine-cpus: the Temporal server's pid is unknown (-server-pid)")
+		}
+		pin.keep(ctx, o.serverPID, func() []int { return []int{os.Getpid()} })
+		logf("pinned: %s", pin.describe)
+	}
 	copts := client.Options{HostPort: address, Namespace: "default", Logger: quiet{}}
+	if !o.sdkPayloadWalk {
+		copts.ExternalStorage = config.PayloadWalk // as the service's processes
+	}
 	if copts.ConnectionOptions.GrpcCompression, err = config.GrpcCompression(o.compression); err != nil {
 		return fmt.Errorf("-grpc-compression: %w", err)
 	}
@@ -177,6 +196,13 @@ func run(ctx context.Context, o options) error {
 		{"ceiling", "ceiling: no-op, regular activities", ceilingInput{}},
 		{"local", "ceiling: no-op, local activities (old shape)", ceilingInput{Local: true}},
 		{"extras", "ceiling + GetVersion, SAs, 2 KB input", ceilingInput{Extras: true, Pad: make([]byte, 2048)}},
+		// Each extra alone (not by default: -phases x-sa,x-memo,...).
+		{"x-sa", "ceiling + 4 search attributes at start", ceilingInput{SAs: true}},
+		{"x-memo", "ceiling + memo at start", ceilingInput{Memo: true}},
+		{"x-pad", "ceiling + 2 KB input", ceilingInput{Pad: make([]byte, 2048)}},
+		{"x-upsert", "ceiling + status upsert at activation", ceilingInput{Upsert: true}},
+		{"x-version", "ceiling + GetVersion", ceilingInput{Version: true}},
+		{"x-payloads", "ceiling + service-sized activity inputs and answers", ceilingInput{Payload: 2500}},
 	} {
 		if !o.has(p.phase) {
 			continue
@@ -237,6 +263,11 @@ func run(ctx context.Context, o options) error {
 		}
 		defer st.stop()
 		base[1].pid, base[2].pid = st.api.Process.Pid, st.worker.Process.Pid
+		if pin != nil {
+			service := []int{os.Getpid(), st.api.Process.Pid, st.worker.Process.Pid}
+			backends := base[4].match
+			pin.keep(ctx, o.serverPID, func() []int { return append(slices.Clone(service), findProcesses(backends)...) })
+		}
 	}
 	if o.has("closed") {
 		r := newResult("service: HTTP, closed loop", fmt.Sprintf("c=%d", o.concurrency))
@@ -358,6 +389,16 @@ func run(ctx context.Context, o options) error {
 			}
 			plan += "  " + q.name + ":\n" + p
 		}
+	}
+	if pin != nil {
+		held := []string{"temporal " + affinity(o.serverPID), "bench " + affinity(os.Getpid())}
+		if st != nil {
+			held = append(held, "api "+affinity(st.api.Process.Pid), "worker "+affinity(st.worker.Process.Pid))
+			if pg := findProcesses(base[4].match); len(pg) > 0 {
+				held = append(held, "postgres "+affinity(pg[0]))
+			}
+		}
+		o.pinned = pin.describe + "; CPUs allowed at the end: " + strings.Join(held, ", ")
 	}
 	printTable(os.Stdout, o, engine, results, ceiling, lists, baseLists, plan, apiPeak, apiNow, workerPeak, workerNow, time.Since(began))
 	if len(rounds) > 0 {
@@ -486,6 +527,12 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 		engine, o.compression, o.warmup, o.ceilingDuration, o.serviceDuration)
 	if o.devConfig != "" || o.ceilingPollers != 0 {
 		fmt.Fprintf(w, "EXPERIMENT: dev server config %q, ceiling worker pollers %d\n", o.devConfig, o.ceilingPollers)
+	}
+	if o.pinned != "" {
+		fmt.Fprintf(w, "PINNED: %s\n", o.pinned)
+	}
+	if o.sdkPayloadWalk {
+		fmt.Fprintln(w, "the ceiling's client walks payloads as the SDK does by default (-sdk-payload-walk)")
 	}
 	if o.workerEnv != "" {
 		fmt.Fprintf(w, "EXPERIMENT: worker environment %s\n", o.workerEnv)

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// pinning gives the Temporal server CPUs of its own: its threads run on the
+// engine set, and every other process of the run (this program with the
+// ceiling's client and worker, the api and worker processes, the PostgreSQL
+// backends of the service's database) on the rest. It answers what the
+// shared machine cannot: how many flows the service gets out of an engine
+// whose CPU it does not compete for, as in a deployment where Temporal (or
+// Temporal Cloud) runs apart from the service.
+type pinning struct {
+	engine, rest unix.CPUSet
+	describe     string
+}
+
+// newPinning parses a CPU list ("0", "0-1", "0,2") for the engine; the rest
+// of the online CPUs go to everything else.
+func newPinning(list string) (*pinning, error) {
+	n := runtime.NumCPU()
+	p := &pinning{}
+	for part := range strings.SplitSeq(list, ",") {
+		lo, hi, ranged := strings.Cut(strings.TrimSpace(part), "-")
+		a, err := strconv.Atoi(lo)
+		b := a
+		if err == nil && ranged {
+			b, err = strconv.Atoi(hi)
+		}
+		if err != nil || a < 0 || b < a || b >= n {
+			return nil, fmt.Errorf("CPU list %q: want CPUs 0 to %d, as 0 or 0-1 or 0,2", list, n-1)
+		}
+		for cpu := a; cpu <= b; cpu++ {
+			p.engine.Set(cpu)
+		}
+	}
+	for cpu := range n {
+		if !p.engine.IsSet(cpu) {
+			p.rest.Set(cpu)
+		}
+	}
+	if p.rest.Count() == 0 {
+		return nil, fmt.Errorf("CPU list %q leaves no CPU for the service", list)
+	}
+	p.describe = fmt.Sprintf("Temporal server on %d of %d CPUs (%s), everything else on the other %d", p.engine.Count(), n, list, p.rest.Count())
+	return p, nil
+}
+
+// keep pins the engine and the others every half second until ctx ends, so
+// threads and backends started later are pinned too. others is called each
+// time (the service's processes start after the engine).
+func (p *pinning) keep(ctx context.Context, enginePID int, others func() []int) {
+	pinAll := func() {
+		pinProcess(enginePID, &p.engine)
+		for _, pid := range others() {
+			pinProcess(pid, &p.rest)
+		}
+	}
+	pinAll()
+	go func() {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				pinAll()
+			}
+		}
+	}()
+}
+
+// pinProcess sets the affinity of every thread of pid (a process's affinity
+// call sets one thread's only).
+func pinProcess(pid int, set *unix.CPUSet) {
+	if pid <= 0 {
+		return
+	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/[0-9]*", pid))
+	for _, t := range tasks {
+		if tid, err := strconv.Atoi(filepath.Base(t)); err == nil {
+			_ = unix.SchedSetaffinity(tid, set) // a thread may have exited
+		}
+	}
+}
+
+// affinity reads a process's allowed CPUs as the kernel states them (for the
+// run's header, proof that the pinning held).
+func affinity(pid int) string {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "?"
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
