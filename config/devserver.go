@@ -27,17 +27,6 @@ var DevServerDynamicConfig = []string{
 	// lower closed-loop ceiling and the third stalled; 200 did neither in two.
 	// Safe to change on a running server: it only lets the queue read sooner.
 	"history.transferProcessorMaxPollRPS=200",
-	// The transfer queue keeps every task it read in memory until its next
-	// checkpoint (every 30 s by default), and each of those reads walks that
-	// set to merge its ranges. On one shard under load the set held tens of
-	// seconds of tasks and the walks made the engine slower the longer it ran:
-	// CPU per flow of the same no-op workflow rose 43 → 63 ms over four
-	// 20-second phases, and the service, measured after the ceiling, paid for
-	// it (BENCHMARKS.md, "The transfer queue's checkpoint"). A checkpoint a
-	// second keeps the set to a second of tasks (43 → 45 ms). It costs a shard
-	// write a second: nothing on one shard (the dev server) or four (the
-	// PostgreSQL stack); a cluster of hundreds of shards keeps the default.
-	`history.transferProcessorUpdateAckInterval="1s"`,
 }
 
 // DevServerFlags are `temporal server start-dev` arguments for

@@ -3,7 +3,6 @@ package deploy
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -42,9 +41,6 @@ func TestEnginesShareTheDevServersDynamicConfig(t *testing.T) {
 		}
 		for _, kv := range config.DevServerDynamicConfig {
 			key, want, _ := strings.Cut(kv, "=")
-			if unquoted, err := strconv.Unquote(want); err == nil {
-				want = unquoted // "1s": a JSON string on the dev server's command line, plain in YAML
-			}
 			got := values[key]
 			if len(got) != 1 {
 				t.Errorf("%s: %s has %d values, want one (%s)", name, key, len(got), want)
