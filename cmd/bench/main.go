@@ -311,9 +311,9 @@ func run(ctx context.Context, o options) error {
 		if st == nil {
 			break
 		}
-		// The engine slows as a run goes on (BENCHMARKS.md, "The engine slows as
-		// a run goes on"), so rounds alternate which goes first: in pairs of
-		// rounds the drift falls on each side once.
+		// The engine slows as a run goes on (BENCHMARKS.md, "A slower host, the
+		// engine's drift, Temporal on a CPU of its own"), so rounds alternate
+		// which goes first: in a pair of rounds the drift falls on each side once.
 		serviceFirst := i%2 == 1
 		logf("round %d of %d: closed loop, %s", i+1, o.rounds, map[bool]string{false: "ceiling then service", true: "service then ceiling"}[serviceFirst])
 		sr := newResult("service", "")
