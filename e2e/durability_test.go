@@ -108,10 +108,18 @@ func TestOutageAcrossDeadlinesRenewalsCascadesAndCallbacks(t *testing.T) {
 			proxy.Restore()
 
 			// The publisher redelivers the refused callback with its webhook-id.
-			testenv.WaitFor(t, 60*time.Second, "the refused callback to go through on redelivery", func() bool {
+			var lastAt time.Time
+			redelivered := func() bool {
 				r = w.contoso.SendAs("activate-during-outage", "/v1/publisher/subscriptions/"+called.Str("id")+"/activate", activate)
+				lastAt = time.Now()
 				return r.Status == http.StatusOK
+			}
+			t.Cleanup(func() {
+				if t.Failed() && !lastAt.IsZero() {
+					t.Logf("the redelivered callback's last answer, %s after the cut: %s", lastAt.Sub(cutAt).Round(time.Second), r.String())
+				}
 			})
+			testenv.WaitFor(t, 60*time.Second, "the refused callback to go through on redelivery", redelivered)
 			assert.Equal(t, "active", r.Str("status"))
 			w.waitStatus(t, expiring.Str("id"), "fulfillment_expired", 60*time.Second)
 			w.waitStatus(t, parent.Str("id"), "fulfillment_expired", 60*time.Second)

@@ -99,6 +99,13 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 	}
 	s.runOnce("seed", seedFile)
 	t.Cleanup(s.Stop)
+	// Runs before Stop (cleanups run last first): a failed test shows what
+	// its api and worker said, the only account of a failure seen once.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the stack's last log lines:\n%s", lastLines(s.Logs(), 150))
+		}
+	})
 	if opts.Idle {
 		return s
 	}
@@ -423,4 +430,10 @@ func (b *SyncBuffer) String() string {
 // Lines counts log lines containing s.
 func (s *Stack) Lines(substr string) int {
 	return strings.Count(s.Logs(), substr)
+}
+
+// lastLines is the end of text, at most n lines.
+func lastLines(text string, n int) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
