@@ -26,7 +26,12 @@ const (
 	noopActivityName    = "BenchNoop"
 )
 
-func noopActivity(context.Context, []byte) error { return nil }
+func noopActivity(context.Context) error { return nil }
+
+// paddedActivity is the no-op of the x-payloads phase, with an input.
+func paddedActivity(context.Context, []byte) error { return nil }
+
+const paddedActivityName = "BenchNoopPadded"
 
 // ceilingInput picks the variant. Extras adds what the service's workflow
 // does beside its three writes, to tell the engine's share of the gap from
@@ -62,9 +67,13 @@ func CeilingWorkflow(ctx workflow.Context, in ceilingInput) error {
 	if in.Payload > 0 {
 		pad = make([]byte, in.Payload)
 	}
-	answer := "ok" + strings.Repeat(" ", in.Payload/2)
+	answer := "ok" + strings.Repeat(" ", in.Payload/2) // "ok" as before unless padded
 	var recorded, licensed, confirmed bool
 	lock := workflow.NewMutex(ctx)
+	name, args := noopActivityName, []any{} // the regular ceiling's activity takes no input, as before the x- phases
+	if pad != nil {
+		name, args = paddedActivityName, []any{pad}
+	}
 	step := func(ctx workflow.Context) error {
 		retry := &temporal.RetryPolicy{
 			InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
@@ -74,10 +83,10 @@ func CeilingWorkflow(ctx workflow.Context, in ceilingInput) error {
 			lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 				ScheduleToCloseTimeout: 365 * 24 * time.Hour, StartToCloseTimeout: 10 * time.Second, RetryPolicy: retry,
 			})
-			return workflow.ExecuteLocalActivity(lctx, noopActivityName, pad).Get(ctx, nil)
+			return workflow.ExecuteLocalActivity(lctx, name, args...).Get(ctx, nil)
 		}
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Second, RetryPolicy: retry})
-		return workflow.ExecuteActivity(actx, noopActivityName, pad).Get(ctx, nil)
+		return workflow.ExecuteActivity(actx, name, args...).Get(ctx, nil)
 	}
 	message := func(done *bool) func(ctx workflow.Context, n int) (string, error) {
 		return func(ctx workflow.Context, _ int) (string, error) {
@@ -96,7 +105,7 @@ func CeilingWorkflow(ctx workflow.Context, in ceilingInput) error {
 		}
 	}
 	if err := workflow.SetUpdateHandler(ctx, workflows.UpdatePurchase, func(ctx workflow.Context) (string, error) {
-		return answer, workflow.Await(ctx, func() bool { return recorded })
+		return "recorded" + answer[2:], workflow.Await(ctx, func() bool { return recorded })
 	}); err != nil {
 		return err
 	}

@@ -488,6 +488,7 @@ func runCeiling(ctx context.Context, c client.Client, o options, name string, in
 	})
 	w.RegisterWorkflowWithOptions(CeilingWorkflow, workflow.RegisterOptions{Name: ceilingWorkflowType})
 	w.RegisterActivityWithOptions(noopActivity, activity.RegisterOptions{Name: noopActivityName})
+	w.RegisterActivityWithOptions(paddedActivity, activity.RegisterOptions{Name: paddedActivityName})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("ceiling worker: %w", err)
 	}
