@@ -114,6 +114,14 @@ func main() {
 	}
 }
 
+// firstSide names which side of a round ran first.
+func firstSide(serviceFirst bool) string {
+	if serviceFirst {
+		return "service"
+	}
+	return "ceiling"
+}
+
 func (o options) has(phase string) bool {
 	for _, p := range strings.Split(o.phases, ",") {
 		if strings.TrimSpace(p) == phase {
@@ -171,7 +179,7 @@ func run(ctx context.Context, o options) error {
 		if o.serverPID == 0 {
 			return fmt.Errorf("-engine-cpus: the Temporal server's pid is unknown (-server-pid)")
 		}
-		pin.keep(ctx, o.serverPID, func() []int { return []int{os.Getpid()} })
+		pin.keep(ctx, o.serverPID)
 		logf("pinned: %s", pin.describe)
 	}
 	copts := client.Options{HostPort: address, Namespace: "default", Logger: quiet{}}
@@ -264,9 +272,7 @@ func run(ctx context.Context, o options) error {
 		defer st.stop()
 		base[1].pid, base[2].pid = st.api.Process.Pid, st.worker.Process.Pid
 		if pin != nil {
-			service := []int{os.Getpid(), st.api.Process.Pid, st.worker.Process.Pid}
-			backends := base[4].match
-			pin.keep(ctx, o.serverPID, func() []int { return append(slices.Clone(service), findProcesses(backends)...) })
+			pin.service(base[4].match, st.api.Process.Pid, st.worker.Process.Pid)
 		}
 	}
 	if o.has("closed") {
@@ -315,7 +321,7 @@ func run(ctx context.Context, o options) error {
 		// engine's drift, Temporal on a CPU of its own"), so rounds alternate
 		// which goes first: in a pair of rounds the drift falls on each side once.
 		serviceFirst := i%2 == 1
-		logf("round %d of %d: closed loop, %s", i+1, o.rounds, map[bool]string{false: "ceiling then service", true: "service then ceiling"}[serviceFirst])
+		logf("round %d of %d: closed loop, %s first", i+1, o.rounds, firstSide(serviceFirst))
 		sr := newResult("service", "")
 		if serviceFirst {
 			closedLoop(ctx, sr, st.serviceFlow(), o.concurrency, o.warmup, o.ceilingDuration)
@@ -420,8 +426,7 @@ func run(ctx context.Context, o options) error {
 		for i, r := range rounds {
 			ratios = append(ratios, r.service/r.ceiling)
 			ceilings, services = ceilings+r.ceiling, services+r.service
-			first := map[bool]string{false: "ceiling first", true: "service first"}[r.serviceFirst]
-			fmt.Printf("  round %d (%s): ceiling %.1f flows/s, service %.1f flows/s, ratio %.2f\n", i+1, first, r.ceiling, r.service, r.service/r.ceiling)
+			fmt.Printf("  round %d (%s first): ceiling %.1f flows/s, service %.1f flows/s, ratio %.2f\n", i+1, firstSide(r.serviceFirst), r.ceiling, r.service, r.service/r.ceiling)
 		}
 		fmt.Printf("  all rounds: ceiling %.1f flows/s, service %.1f flows/s, ratio %.2f\n", ceilings/float64(len(rounds)), services/float64(len(rounds)), services/ceilings)
 		slices.Sort(ratios)

@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -23,6 +25,10 @@ import (
 type pinning struct {
 	engine, rest unix.CPUSet
 	describe     string
+
+	mu       sync.Mutex
+	others   []int  // this program, then the service's processes once started
+	backends string // the command-line match of the service database's PostgreSQL backends
 }
 
 // newPinning parses a CPU list ("0", "0-1", "0,2") for the engine; the rest
@@ -57,12 +63,18 @@ func newPinning(list string) (*pinning, error) {
 }
 
 // keep pins the engine and the others every half second until ctx ends, so
-// threads and backends started later are pinned too. others is called each
-// time (the service's processes start after the engine).
-func (p *pinning) keep(ctx context.Context, enginePID int, others func() []int) {
+// threads and backends started later are pinned too.
+func (p *pinning) keep(ctx context.Context, enginePID int) {
+	p.others = []int{os.Getpid()}
 	pinAll := func() {
 		pinProcess(enginePID, &p.engine)
-		for _, pid := range others() {
+		p.mu.Lock()
+		others, backends := slices.Clone(p.others), p.backends
+		p.mu.Unlock()
+		if backends != "" {
+			others = append(others, findProcesses(backends)...)
+		}
+		for _, pid := range others {
 			pinProcess(pid, &p.rest)
 		}
 	}
@@ -79,6 +91,15 @@ func (p *pinning) keep(ctx context.Context, enginePID int, others func() []int) 
 			}
 		}
 	}()
+}
+
+// service adds the service's processes, and its database's backends by their
+// command line, to what runs off the engine's CPUs (pinned at the next tick).
+func (p *pinning) service(backends string, pids ...int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.others = append(p.others, pids...)
+	p.backends = backends
 }
 
 // pinProcess sets the affinity of every thread of pid (a process's affinity
