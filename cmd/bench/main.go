@@ -68,6 +68,7 @@ type options struct {
 	compression     string
 	sdkPayloadWalk  bool
 	engineCPUs      string
+	freshEngine     bool
 	pinned          string // what the pinning held, for the header
 }
 
@@ -97,6 +98,7 @@ func main() {
 	flag.IntVar(&o.ceilingPollers, "ceiling-pollers", 0, "experiment: workflow and activity task pollers of the ceiling's worker (0: SDK default)")
 	flag.StringVar(&o.workerEnv, "worker-env", "", "experiment: extra environment of the service's worker, KEY=VALUE[,KEY=VALUE] (e.g. WORKFLOW_TASK_POLLERS=8)")
 	flag.StringVar(&o.engineCPUs, "engine-cpus", "", "CPUs of the Temporal server alone, as 0 or 0-1 (a deployment's topology: everything else runs on the other CPUs); empty: all share every CPU")
+	flag.BoolVar(&o.freshEngine, "fresh-engine", true, "start a new dev server before each measured phase (ceilings, closed, open, each side of a round, scale, renewal), so no phase runs on an engine slowed by the phases before it; false: one dev server for the whole run")
 	flag.BoolVar(&o.sdkPayloadWalk, "sdk-payload-walk", false, "the ceiling's client walks payloads as the SDK does by default (concurrently), not as the service's processes (config.PayloadWalk); for comparing with builds before it")
 	flag.StringVar(&o.compression, "grpc-compression", "none", "gRPC compression to Temporal of the ceiling's client and the service (TEMPORAL_GRPC_COMPRESSION): none or gzip")
 	flag.StringVar(&o.listBaseline, "list-baseline-binary", "", "list phase: also measure an api process of this (older) binary on the same data, request by request in turn (before/after in one run)")
@@ -154,19 +156,17 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("service binary: %w (make build)", err)
 	}
 	address, engine := o.temporalAddress, o.engine
+	var eng *devEngine // nil: an external server
 	if address == "" {
 		logf("starting a Temporal dev server (in-memory, %s)", testenv.TemporalCLI())
-		srv, addr, err := startDevServer(ctx, o.devConfig)
-		if err != nil {
+		if eng, err = startEngine(ctx, o.devConfig, o.freshEngine); err != nil {
 			return err
 		}
-		defer func() { _ = srv.Stop() }()
-		address = addr
+		defer eng.stop()
+		address, o.serverPID = eng.address, eng.pid
 		if engine == "" {
 			engine = "dev server (SQLite in memory)"
 		}
-		_, port, _ := strings.Cut(address, ":")
-		o.serverPID = findProcess("start-dev", "--port "+port+" ")
 	} else if engine == "" {
 		engine = "server at " + address
 	}
@@ -181,6 +181,9 @@ func run(ctx context.Context, o options) error {
 		}
 		pin.keep(ctx, o.serverPID)
 		logf("pinned: %s", pin.describe)
+		if eng != nil {
+			eng.pin = pin
+		}
 	}
 	copts := client.Options{HostPort: address, Namespace: "default", Logger: quiet{}}
 	if !o.sdkPayloadWalk {
@@ -194,6 +197,16 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("dial Temporal: %w", err)
 	}
 	defer c.Close()
+	// fresh readies the engine for a measured phase (a new dev server with
+	// -fresh-engine) and names it in the CPU accounting.
+	var st *stack
+	fresh := func() error {
+		pid, err := eng.before(ctx, c, st)
+		if pid != 0 {
+			base[0].pid = pid
+		}
+		return err
+	}
 
 	var results []*result
 	var ceiling *result
@@ -215,17 +228,20 @@ func run(ctx context.Context, o options) error {
 		if !o.has(p.phase) {
 			continue
 		}
+		if err := fresh(); err != nil {
+			return err
+		}
 		r, err := runCeiling(ctx, c, o, p.name, p.in, slices.Clone(base))
 		if err != nil {
 			return err
 		}
+		countHistories(ctx, c, r) // now: a fresh engine for the next phase has none of them
 		if p.phase == "ceiling" {
 			ceiling = r
 		}
 		results = append(results, r)
 	}
 
-	var st *stack
 	var dbURL string
 	var sessions func() (int64, int64)
 	var lists, baseLists []*listCase
@@ -276,8 +292,11 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	if o.has("closed") {
+		if err := fresh(); err != nil {
+			return err
+		}
 		r := newResult("service: HTTP, closed loop", fmt.Sprintf("c=%d", o.concurrency))
-		r.procs, r.sessions = base, sessions
+		r.procs, r.sessions = slices.Clone(base), sessions
 		logf("%s at %s for %s", r.name, r.load, o.serviceDuration)
 		if o.pprof {
 			go func() {
@@ -292,6 +311,7 @@ func run(ctx context.Context, o options) error {
 			}()
 		}
 		closedLoop(ctx, r, st.serviceFlow(), o.concurrency, o.warmup, o.serviceDuration)
+		countHistories(ctx, c, r)
 		results = append(results, r)
 	}
 	if o.has("open") {
@@ -302,10 +322,14 @@ func run(ctx context.Context, o options) error {
 		if rate <= 0 {
 			rate = 5
 		}
+		if err := fresh(); err != nil {
+			return err
+		}
 		r := newResult("service: HTTP, open loop", fmt.Sprintf("%.1f/s", rate))
-		r.procs, r.sessions = base, sessions
+		r.procs, r.sessions = slices.Clone(base), sessions
 		logf("%s at %s for %s", r.name, r.load, o.serviceDuration)
 		openLoop(ctx, r, st.serviceFlow(), rate, o.warmup, o.serviceDuration, 2000)
+		countHistories(ctx, c, r)
 		results = append(results, r)
 	}
 	type round struct {
@@ -323,33 +347,50 @@ func run(ctx context.Context, o options) error {
 		serviceFirst := i%2 == 1
 		logf("round %d of %d: closed loop, %s first", i+1, o.rounds, firstSide(serviceFirst))
 		sr := newResult("service", "")
-		if serviceFirst {
+		service := func() error {
+			if err := fresh(); err != nil {
+				return err
+			}
 			closedLoop(ctx, sr, st.serviceFlow(), o.concurrency, o.warmup, o.ceilingDuration)
+			return nil
+		}
+		if serviceFirst {
+			if err := service(); err != nil {
+				return err
+			}
+		}
+		if err := fresh(); err != nil {
+			return err
 		}
 		cr, err := runCeiling(ctx, c, o, "ceiling", ceilingInput{}, nil)
 		if err != nil {
 			return err
 		}
 		if !serviceFirst {
-			closedLoop(ctx, sr, st.serviceFlow(), o.concurrency, o.warmup, o.ceilingDuration)
+			if err := service(); err != nil {
+				return err
+			}
 		}
 		rounds = append(rounds, round{cr.rate(), sr.rate(), serviceFirst})
 	}
 	var scale *scaleResult
 	if o.has("scale") {
+		if err := fresh(); err != nil {
+			return err
+		}
 		logf("scale: buying %d subscriptions (worker cache %q), then callbacks to %d of them", o.scaleN, o.cacheSize, o.scaleSample)
 		scale = runScale(ctx, st, o.scaleN, o.scaleSample, 64, o.cacheSize)
 	}
 	var renewal *renewalResult
 	if o.has("renewal") {
+		if err := fresh(); err != nil {
+			return err
+		}
 		logf("renewal: %d active subscriptions whose first terms end together (worker cache %q)", o.renewal.n, o.cacheSize)
 		o.renewal.pprof, o.renewal.out = o.pprof, o.out
 		if renewal, err = runRenewal(ctx, c, st, dbURL, slices.Clone(base), o.renewal); err != nil {
 			return err
 		}
-	}
-	for _, r := range results {
-		countHistories(ctx, c, r)
 	}
 	var apiPeak, apiNow, workerPeak, workerNow float64
 	if st != nil {
@@ -409,7 +450,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	if pin != nil {
-		held := []string{"temporal " + affinity(o.serverPID), "bench " + affinity(os.Getpid())}
+		held := []string{"temporal " + affinity(base[0].pid), "bench " + affinity(os.Getpid())}
 		if st != nil {
 			held = append(held, "api "+affinity(st.api.Process.Pid), "worker "+affinity(st.worker.Process.Pid))
 			if pg := findProcesses(base[4].match); len(pg) > 0 {
@@ -417,6 +458,11 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 		o.pinned = pin.describe + "; CPUs allowed at the end: " + strings.Join(held, ", ")
+	}
+	if eng != nil && eng.fresh {
+		engine += fmt.Sprintf(", a new one for each measured phase (%d restarts in this run)", eng.restarts)
+	} else if eng != nil {
+		engine += ", one for the whole run (-fresh-engine=false: later phases run on an engine slowed by the earlier ones)"
 	}
 	printTable(os.Stdout, o, engine, results, ceiling, lists, baseLists, plan, apiPeak, apiNow, workerPeak, workerNow, time.Since(began))
 	if len(rounds) > 0 {
@@ -447,8 +493,7 @@ func run(ctx context.Context, o options) error {
 
 // startDevServer starts the dev server with testenv.StartTemporal's flags
 // (in memory), plus extra dynamic config for experiments.
-func startDevServer(ctx context.Context, extra string) (*testsuite.DevServer, string, error) {
-	address := testenv.FreeAddress()
+func startDevServer(ctx context.Context, address, extra string) (*testsuite.DevServer, error) {
 	var overrides []string
 	for _, kv := range strings.Split(extra, ",") {
 		if kv = strings.TrimSpace(kv); kv != "" {
@@ -460,7 +505,7 @@ func startDevServer(ctx context.Context, extra string) (*testsuite.DevServer, st
 		ExistingPath: testenv.TemporalCLI(), ClientOptions: &client.Options{HostPort: address, Namespace: "default"},
 		LogLevel: "error", ExtraArgs: args, Stdout: io.Discard, Stderr: io.Discard,
 	})
-	return srv, address, err
+	return srv, err
 }
 
 // setDatabase sets a parameter for new sessions of a database.

@@ -23,10 +23,11 @@ import (
 // whose CPU it does not compete for, as in a deployment where Temporal (or
 // Temporal Cloud) runs apart from the service.
 type pinning struct {
-	engine, rest unix.CPUSet
-	describe     string
+	engineCPUs, rest unix.CPUSet
+	describe         string
 
 	mu       sync.Mutex
+	engine   int    // the Temporal server's pid (a new one when the bench restarts it)
 	others   []int  // this program, then the service's processes once started
 	backends string // the command-line match of the service database's PostgreSQL backends
 }
@@ -47,18 +48,18 @@ func newPinning(list string) (*pinning, error) {
 			return nil, fmt.Errorf("CPU list %q: want CPUs 0 to %d, as 0 or 0-1 or 0,2", list, n-1)
 		}
 		for cpu := a; cpu <= b; cpu++ {
-			p.engine.Set(cpu)
+			p.engineCPUs.Set(cpu)
 		}
 	}
 	for cpu := range n {
-		if !p.engine.IsSet(cpu) {
+		if !p.engineCPUs.IsSet(cpu) {
 			p.rest.Set(cpu)
 		}
 	}
 	if p.rest.Count() == 0 {
 		return nil, fmt.Errorf("CPU list %q leaves no CPU for the service", list)
 	}
-	p.describe = fmt.Sprintf("Temporal server on %d of %d CPUs (%s), everything else on the other %d", p.engine.Count(), n, list, p.rest.Count())
+	p.describe = fmt.Sprintf("Temporal server on %d of %d CPUs (%s), everything else on the other %d", p.engineCPUs.Count(), n, list, p.rest.Count())
 	return p, nil
 }
 
@@ -66,11 +67,12 @@ func newPinning(list string) (*pinning, error) {
 // threads and backends started later are pinned too.
 func (p *pinning) keep(ctx context.Context, enginePID int) {
 	p.others = []int{os.Getpid()}
+	p.setEngine(enginePID)
 	pinAll := func() {
-		pinProcess(enginePID, &p.engine)
 		p.mu.Lock()
-		others, backends := slices.Clone(p.others), p.backends
+		engine, others, backends := p.engine, slices.Clone(p.others), p.backends
 		p.mu.Unlock()
+		pinProcess(engine, &p.engineCPUs)
 		if backends != "" {
 			others = append(others, findProcesses(backends)...)
 		}
@@ -91,6 +93,13 @@ func (p *pinning) keep(ctx context.Context, enginePID int) {
 			}
 		}
 	}()
+}
+
+// setEngine names the Temporal server's process (pinned at the next tick).
+func (p *pinning) setEngine(pid int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.engine = pid
 }
 
 // service adds the service's processes, and its database's backends by their
