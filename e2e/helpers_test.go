@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/partnerhub/fulfillment/testenv"
@@ -45,11 +46,37 @@ func newWorld(t *testing.T, opts testenv.StackOptions) *world {
 	}
 }
 
-// buy purchases a plan for woodgrove and returns the 201 answer.
+// buy purchases a plan for woodgrove and returns the 201 answer. Like a
+// partner, it retries a 503 under the same Idempotency-Key (the contract's
+// "may still take effect … retrying is safe"): a setup step on a loaded host
+// must not fail a test about something else.
 func (w *world) buy(t *testing.T, offer, plan string, quantity int) testenv.Response {
 	t.Helper()
-	r := w.admin.Purchase(map[string]any{"customer_id": "woodgrove", "offer_id": offer, "plan_id": plan, "quantity": quantity})
+	body := map[string]any{"customer_id": "woodgrove", "offer_id": offer, "plan_id": plan, "quantity": quantity}
+	key := uuid.NewString()
+	r := retryUnavailable(t, func() testenv.Response {
+		return w.admin.Do(http.MethodPost, "/v1/subscriptions", body, "Idempotency-Key", key)
+	})
 	require.Equal(t, http.StatusCreated, r.Status, r.String())
+	return r
+}
+
+// retryUnavailable sends a message again (the caller keeps its key or
+// webhook-id) while it answers 503, for up to a minute, and returns the
+// answer. For setup steps only: a test of the 503 itself sends once.
+func retryUnavailable(t *testing.T, send func() testenv.Response) testenv.Response {
+	t.Helper()
+	var r testenv.Response
+	unavailable := 0
+	testenv.WaitFor(t, time.Minute, "a setup step to answer other than 503", func() bool {
+		if r = send(); r.Status != http.StatusServiceUnavailable {
+			return true
+		}
+		if unavailable++; unavailable == 1 {
+			t.Logf("a setup step answered 503, retrying under the same key: %s", r.String())
+		}
+		return false
+	})
 	return r
 }
 
@@ -58,13 +85,21 @@ func (w *world) fulfill(t *testing.T, purchase testenv.Response, licenses int) t
 	t.Helper()
 	id := purchase.Str("id")
 	link := purchase.Body["publisher_link"].(map[string]any)
-	r := w.contoso.Send("/v1/publisher/resolve", map[string]any{"authorization_code": link["authorization_code"]})
+	r := w.deliver(t, "/v1/publisher/resolve", map[string]any{"authorization_code": link["authorization_code"]})
 	require.Equal(t, http.StatusOK, r.Status, r.String())
-	r = w.contoso.Send("/v1/publisher/subscriptions/"+id+"/licenses", map[string]any{"assigned": licenses})
+	r = w.deliver(t, "/v1/publisher/subscriptions/"+id+"/licenses", map[string]any{"assigned": licenses})
 	require.Equal(t, http.StatusOK, r.Status, r.String())
-	r = w.contoso.Send("/v1/publisher/subscriptions/"+id+"/activate", map[string]any{"site_url": "https://woodgrove.contoso.example"})
+	r = w.deliver(t, "/v1/publisher/subscriptions/"+id+"/activate", map[string]any{"site_url": "https://woodgrove.contoso.example"})
 	require.Equal(t, http.StatusOK, r.Status, r.String())
 	return r
+}
+
+// deliver sends a Contoso callback as a setup step: a 503 is redelivered
+// under the same webhook-id, as a publisher would.
+func (w *world) deliver(t *testing.T, path string, body any) testenv.Response {
+	t.Helper()
+	id := "msg_" + uuid.NewString()
+	return retryUnavailable(t, func() testenv.Response { return w.contoso.SendAs(id, path, body) })
 }
 
 // waitStatus polls the subscription until it shows status.
