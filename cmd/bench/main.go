@@ -1,9 +1,12 @@
 // Command bench is the service's load benchmark (make bench). In one run, on
-// one Temporal server, it measures the ceiling (a no-op workflow of the
-// purchase's message shape, with regular and with local activities, driven
-// in-process) and the service (the real api and worker processes driven over
-// HTTP as partner and signing publisher, closed-loop and open-loop), then the
-// subscription list over a bulk-loaded read model, and prints one table.
+// one Temporal server build and configuration (a new dev server of it for
+// each measured phase, -fresh-engine, so that no phase runs on an engine
+// slowed by the ones before), it measures the ceiling (a no-op workflow of
+// the purchase's message shape, with regular and with local activities,
+// driven in-process) and the service (the real api and worker processes
+// driven over HTTP as partner and signing publisher, closed-loop and
+// open-loop), then the subscription list over a bulk-loaded read model, and
+// prints one table.
 package main
 
 import (
