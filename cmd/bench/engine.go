@@ -21,8 +21,9 @@ import (
 // ceiling costs it more CPU per flow in its fourth phase than in its first.
 // A phase measured later is measured on a slower engine, so with fresh set
 // every measured phase after the first starts on a new dev server (same
-// binary, flags and address, nothing left of the phases before): ceiling and
-// service are compared from the same starting state, whatever their order.
+// binary, flags and address; no workflow of the phases before, while the
+// service's database keeps its rows): ceiling and service are compared from
+// the same engine state, whatever their order.
 type devEngine struct {
 	srv       *testsuite.DevServer
 	address   string
