@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -92,12 +91,8 @@ func TestOutageAcrossDeadlinesRenewalsCascadesAndCallbacks(t *testing.T) {
 			w.fulfill(t, renewing, 2)
 			expiring := w.buy(t, "analytics", "deadline-8s", 1)
 			parent := w.buy(t, "analytics", "deadline-8s", 1)
-			appKey := uuid.NewString()
-			app := retryUnavailable(t, func() testenv.Response {
-				return w.admin.Do(http.MethodPost, "/v1/subscriptions", map[string]any{"customer_id": "woodgrove", "offer_id": "insights-app",
-					"plan_id": "monthly", "quantity": 1, "parent_subscription_id": parent.Str("id")}, "Idempotency-Key", appKey)
-			})
-			require.Equal(t, http.StatusCreated, app.Status, app.String())
+			app := w.buyWith(t, map[string]any{"customer_id": "woodgrove", "offer_id": "insights-app", "plan_id": "monthly",
+				"quantity": 1, "parent_subscription_id": parent.Str("id")})
 			called := w.buy(t, "analytics", "annual", 3)
 			r := w.deliver(t, "/v1/publisher/subscriptions/"+called.Str("id")+"/licenses", map[string]any{"assigned": 3})
 			require.Equal(t, http.StatusOK, r.Status, r.String())

@@ -52,7 +52,12 @@ func newWorld(t *testing.T, opts testenv.StackOptions) *world {
 // must not fail a test about something else.
 func (w *world) buy(t *testing.T, offer, plan string, quantity int) testenv.Response {
 	t.Helper()
-	body := map[string]any{"customer_id": "woodgrove", "offer_id": offer, "plan_id": plan, "quantity": quantity}
+	return w.buyWith(t, map[string]any{"customer_id": "woodgrove", "offer_id": offer, "plan_id": plan, "quantity": quantity})
+}
+
+// buyWith is buy with a whole purchase body (e.g. an app with its parent).
+func (w *world) buyWith(t *testing.T, body map[string]any) testenv.Response {
+	t.Helper()
 	key := uuid.NewString()
 	r := retryUnavailable(t, func() testenv.Response {
 		return w.admin.Do(http.MethodPost, "/v1/subscriptions", body, "Idempotency-Key", key)

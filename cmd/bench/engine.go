@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -89,16 +88,7 @@ func (e *devEngine) before(ctx context.Context, c client.Client, st *stack) (int
 // reconnected waits until the api answers /readyz and the worker polls both
 // of its task queue's kinds on the (new) engine.
 func (s *stack) reconnected(ctx context.Context, c client.Client) error {
-	deadline := time.Now().Add(90 * time.Second)
-	ready := func() bool {
-		resp, err := http.Get(s.baseURL + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return false
-		}
+	polling := func() bool {
 		for _, kind := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
 			d, err := c.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
 				Namespace: "default", TaskQueue: &taskqueuepb.TaskQueue{Name: s.taskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL}, TaskQueueType: kind,
@@ -109,15 +99,8 @@ func (s *stack) reconnected(ctx context.Context, c client.Client) error {
 		}
 		return true
 	}
-	for !ready() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the service did not reconnect to the new dev server within 90s (see %s)", s.logFile.Name())
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+	if !waitUntil(ctx, 90*time.Second, func() bool { return s.apiReady() && polling() }) {
+		return fmt.Errorf("the service did not reconnect to the new dev server within 90s (see %s)", s.logFile.Name())
 	}
 	return nil
 }

@@ -344,9 +344,10 @@ func run(ctx context.Context, o options) error {
 		if st == nil {
 			break
 		}
-		// The engine slows as a run goes on (BENCHMARKS.md, "A slower host, the
-		// engine's drift, Temporal on a CPU of its own"), so rounds alternate
-		// which goes first: in a pair of rounds the drift falls on each side once.
+		// Rounds alternate which side goes first: with -fresh-engine=false the
+		// engine's drift then falls on each side once in a pair of rounds; with
+		// fresh engines, whatever else a phase leaves behind (the service's
+		// database rows, the processes' heaps) does.
 		serviceFirst := i%2 == 1
 		logf("round %d of %d: closed loop, %s first", i+1, o.rounds, firstSide(serviceFirst))
 		sr := newResult("service", "")

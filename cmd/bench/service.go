@@ -88,21 +88,38 @@ func startStack(ctx context.Context, binary, dbURL, temporalAddr, dir string, pp
 		s.stop()
 		return nil, err
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(s.baseURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("api not ready after 60s (see %s)", logFile.Name())
-		}
-		time.Sleep(200 * time.Millisecond)
+	if !waitUntil(ctx, 60*time.Second, s.apiReady) {
+		s.stop()
+		return nil, fmt.Errorf("api not ready after 60s (see %s)", logFile.Name())
 	}
+	return s, nil
+}
+
+// apiReady tells whether the api answers /readyz 200 (PostgreSQL and Temporal reachable).
+func (s *stack) apiReady() bool {
+	resp, err := http.Get(s.baseURL + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// waitUntil polls cond every 200 ms until it holds (true), timeout passes or
+// ctx ends (false).
+func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return true
 }
 
 // extraAPI starts one more api process of binary (e.g. an older build, for a
