@@ -242,19 +242,29 @@ type Subscription struct {
 	// PlanTerm is the term (ISO 8601) of the plan the workflow carries, which
 	// its terms and billing periods follow; set and nil like the price.
 	PlanTerm *string `json:"plan_term,omitempty" db:"plan_term"`
+	// MinQuantity and MaxQuantity are the quantity bounds of the plan the
+	// workflow carries, which a quantity change must stay within; set and nil
+	// like the price.
+	MinQuantity *int `json:"min_quantity,omitempty" db:"min_quantity"`
+	MaxQuantity *int `json:"max_quantity,omitempty" db:"max_quantity"`
 }
 
 // PricedPlan is the catalog's plan of the subscription with the price and
-// term the subscription is charged at: the ones its workflow carries when the
-// read model knows them, else the catalog's own (a row saved before they were
-// recorded). The catalog's plan may have changed since purchase; the
-// workflow keeps charging what, and over the term, it was bought at.
+// term the subscription is charged at and the quantity bounds it keeps to:
+// the ones its workflow carries when the read model knows them, else the
+// catalog's own (a row saved before they were recorded). The catalog's plan
+// may have changed since purchase; the workflow keeps charging what, and
+// over the term, it was bought at, and refuses quantities outside the bounds
+// it carries.
 func (s Subscription) PricedPlan(catalog Plan) Plan {
 	if s.UnitPriceMinor != nil && s.Currency != nil {
 		catalog.UnitPriceMinor, catalog.Currency = *s.UnitPriceMinor, *s.Currency
 	}
 	if s.PlanTerm != nil {
 		catalog.Term = *s.PlanTerm
+	}
+	if s.MinQuantity != nil && s.MaxQuantity != nil {
+		catalog.MinQuantity, catalog.MaxQuantity = *s.MinQuantity, *s.MaxQuantity
 	}
 	return catalog
 }

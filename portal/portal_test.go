@@ -422,3 +422,32 @@ func TestSubscriptionPagesShowAPendingPlanChangeAndTheBillingFrequency(t *testin
 		assert.Contains(t, page, "P1Y (every P1M from the next term)", who.address)
 	}
 }
+
+// The subscription page offers the quantity range the workflow enforces (the
+// bounds of the plan it carries, in the snapshot), not the catalog's plan row,
+// which an operator may have narrowed since the purchase.
+func TestSubscriptionPageOffersTheCarriedQuantityBounds(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	start, end := now.Add(-time.Hour), now.Add(24*time.Hour)
+	lo, hi := 1, 100
+	sub := domain.Subscription{ID: "sub-bounds", PartnerID: "fabrikam", CustomerID: "woodgrove", PublisherID: "contoso",
+		OfferID: "analytics", PlanID: "annual", Quantity: 3, AutoRenew: true, LinkedSubscriptionIDs: []string{},
+		EntitlementNumber: domain.EntitlementNumber("sub-bounds"), Status: domain.StatusActive, TermNumber: 1,
+		TermStart: &start, TermEnd: &end, CancellationWindowEndsAt: &end, BillingStartedAt: &start, BillingFrequency: "P1Y",
+		MinQuantity: &lo, MaxQuantity: &hi, ActivationDeadline: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now, Version: 1}
+	_, err := s.st.SaveChange(ctx, domain.Change{Subscription: sub}, nil)
+	require.NoError(t, err)
+	plan, err := s.st.Plan(ctx, "analytics", "annual")
+	require.NoError(t, err)
+	plan.MinQuantity, plan.MaxQuantity = 5, 10 // the operator narrows the catalog's plan after the purchase
+	require.NoError(t, s.st.UpsertPlan(ctx, plan))
+
+	b := s.browser()
+	b.signIn("alice@fabrikam.test")
+	page := b.do(http.MethodGet, "/portal/partner/subscriptions/sub-bounds", nil).Body.String()
+	assert.Contains(t, page, "Users (1–100)")
+	assert.Contains(t, page, `min="1" max="100"`)
+	assert.NotContains(t, page, "Users (5–10)")
+}

@@ -129,21 +129,22 @@ func TestBillingReadsSubscriptionAndLedgerTogether(t *testing.T) {
 	assert.ErrorIs(t, err, store.ErrNotFound)
 }
 
-// The snapshot carries the price and term of the plan the workflow charges
+// The snapshot carries the price, term and quantity bounds of the plan the workflow charges
 // from; they round-trip through the upsert whatever the catalog says since,
 // follow a plan change, and a snapshot without them (a row saved before the
 // columns, or by a worker that does not know them) stores NULL and still reads.
 func TestSaveChangeKeepsTheCarriedPrice(t *testing.T) {
 	f := seeded(t)
 	sub := subscription("sub-price")
-	price, currency, term := int64(1200), "USD", "P1Y"
+	price, currency, term, lo, hi := int64(1200), "USD", "P1Y", 1, 100
 	sub.UnitPriceMinor, sub.Currency, sub.PlanTerm = &price, &currency, &term
+	sub.MinQuantity, sub.MaxQuantity = &lo, &hi
 	f.save(t, purchase(sub), []byte("code-price"))
 
 	// The operator re-prices the catalog's plan: the row keeps what the workflow carries.
 	plan, err := f.st.Plan(f.ctx, offerID, planID)
 	require.NoError(t, err)
-	plan.UnitPriceMinor, plan.Currency, plan.Term = 1500, "EUR", "P2Y"
+	plan.UnitPriceMinor, plan.Currency, plan.Term, plan.MinQuantity, plan.MaxQuantity = 1500, "EUR", "P2Y", 5, 10
 	require.NoError(t, f.st.UpsertPlan(f.ctx, plan))
 	got, err := f.st.Subscription(f.ctx, sub.ID)
 	require.NoError(t, err)
@@ -157,6 +158,11 @@ func TestSaveChangeKeepsTheCarriedPrice(t *testing.T) {
 		assert.Equal(t, "P1Y", *got.PlanTerm)
 	}
 	assert.Equal(t, "P1Y", got.PricedPlan(plan).Term, "the carried term, not the catalog's")
+	if assert.NotNil(t, got.MinQuantity) && assert.NotNil(t, got.MaxQuantity) {
+		assert.Equal(t, [2]int{1, 100}, [2]int{*got.MinQuantity, *got.MaxQuantity})
+	}
+	assert.Equal(t, [2]int{1, 100}, [2]int{got.PricedPlan(plan).MinQuantity, got.PricedPlan(plan).MaxQuantity},
+		"the carried quantity bounds, not the catalog's")
 
 	c := activation(sub)
 	changed := int64(2000)
@@ -169,6 +175,7 @@ func TestSaveChangeKeepsTheCarriedPrice(t *testing.T) {
 
 	legacy := billed
 	legacy.UnitPriceMinor, legacy.Currency, legacy.PlanTerm, legacy.Version = nil, nil, nil, 3
+	legacy.MinQuantity, legacy.MaxQuantity = nil, nil
 	f.save(t, domain.Change{Subscription: legacy}, nil)
 	got, err = f.st.Subscription(f.ctx, sub.ID)
 	require.NoError(t, err)
@@ -176,8 +183,10 @@ func TestSaveChangeKeepsTheCarriedPrice(t *testing.T) {
 	assert.Nil(t, got.Currency)
 	assert.Equal(t, int64(1500), got.PricedPlan(plan).UnitPriceMinor, "NULL falls back to the catalog")
 	assert.Equal(t, "P2Y", got.PricedPlan(plan).Term)
+	assert.Equal(t, [2]int{5, 10}, [2]int{got.PricedPlan(plan).MinQuantity, got.PricedPlan(plan).MaxQuantity})
 	var nulls int
 	require.NoError(t, f.db.GetContext(f.ctx, &nulls, `SELECT count(*) FROM subscriptions
-		WHERE id = $1 AND unit_price_minor IS NULL AND currency IS NULL AND plan_term IS NULL`, sub.ID))
+		WHERE id = $1 AND unit_price_minor IS NULL AND currency IS NULL AND plan_term IS NULL
+		AND min_quantity IS NULL AND max_quantity IS NULL`, sub.ID))
 	assert.Equal(t, 1, nulls)
 }

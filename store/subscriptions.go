@@ -19,7 +19,7 @@ const subscriptionColumns = `id, partner_id, customer_id, publisher_id, offer_id
 	site_url, licenses_assigned, fulfillment_confirmed, status, term_number, activation_deadline,
 	billing_started_at, term_start, term_end, cancellation_window_ends_at, created_at, updated_at, version,
 	billing_account_id, site_id, pending_plan_change, billing_frequency, pending_billing_frequency, periods_billed,
-	unit_price_minor, currency, plan_term`
+	unit_price_minor, currency, plan_term, min_quantity, max_quantity`
 
 // subscriptionValues names each of subscriptionColumns as a named parameter
 // (:id, :partner_id, …) of subscriptionRow.
@@ -102,6 +102,7 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 				-- worker older than the column) may follow a plan change, so the row
 				-- falls back to the catalog rather than keep another plan's price.
 				unit_price_minor = EXCLUDED.unit_price_minor, currency = EXCLUDED.currency, plan_term = EXCLUDED.plan_term,
+				min_quantity = EXCLUDED.min_quantity, max_quantity = EXCLUDED.max_quantity,
 				-- Nil in a workflow that has not learned them, so the row keeps its own.
 				billing_account_id = COALESCE(EXCLUDED.billing_account_id, subscriptions.billing_account_id),
 				site_id = COALESCE(EXCLUDED.site_id, subscriptions.site_id)

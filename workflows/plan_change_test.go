@@ -175,6 +175,16 @@ func TestDowngradeOutsideTheWindowTakesEffectAtRenewal(t *testing.T) {
 	assert.Equal(t, "std-hourly", renewed.Detail["from_plan_id"])
 	assert.Equal(t, []string{domain.NotifyPurchased, domain.NotifyActivated, domain.NotifyPlanChangeRequested,
 		domain.NotifyPlanChanged, domain.NotifyRenewed}, h.store.NotificationTypes())
+	// Every snapshot carries the quantity bounds of the plan the workflow
+	// enforces at that save: the old plan's (1–10) until the renewal, the
+	// new plan's (1–6) from it.
+	for _, c := range h.store.Changes() {
+		s := c.Subscription
+		want := map[string][2]int{"std-hourly": {1, 10}, "basic-hourly": {1, 6}}[s.PlanID]
+		if assert.NotNil(t, s.MinQuantity, "version %d", s.Version) && assert.NotNil(t, s.MaxQuantity) {
+			assert.Equal(t, want, [2]int{*s.MinQuantity, *s.MaxQuantity}, "version %d on %s", s.Version, s.PlanID)
+		}
+	}
 	h.store.requireConsistent(t)
 }
 

@@ -429,6 +429,12 @@ func (w *subscriptionWorkflow) commit(ctx workflow.Context, t *transition) (doma
 	} else {
 		s.PlanTerm = nil
 	}
+	if p := t.next.Plan; p.ID == s.PlanID && p.MaxQuantity > 0 { // and the quantity bounds it enforces
+		lo, hi := p.MinQuantity, p.MaxQuantity
+		s.MinQuantity, s.MaxQuantity = &lo, &hi
+	} else {
+		s.MinQuantity, s.MaxQuantity = nil, nil
+	}
 	t.change.Subscription = *s
 	t.change.Subscription.LinkedSubscriptionIDs = slices.Clone(s.LinkedSubscriptionIDs)
 	before := w.st.Subscription.Status
