@@ -33,6 +33,10 @@ type result struct {
 	lastErr atomic.Value
 	// From GetWorkflowHistory over ids.
 	events, tasks, activities float64
+	// normalTasks: workflow tasks per flow scheduled on the task queue itself
+	// rather than the worker's sticky queue (each hands the worker the whole
+	// history to replay, and makes the engine read it)
+	normalTasks float64
 	eventTypes                []string // one flow's history, in order, each with its time after the first event
 	// Per sampled flow, the time its history spent in each segment, summed
 	// over its workflow tasks and activities (segmentNames).
@@ -195,7 +199,7 @@ var segmentNames = [...]string{"first task wait", "other tasks' wait", "workflow
 // countHistories reads the sampled flows' histories: events, workflow tasks
 // and activities per flow, and one flow's event types.
 func countHistories(ctx context.Context, c client.Client, r *result) {
-	var n, events, tasks, acts int
+	var n, events, tasks, acts, normal int
 	for _, id := range r.ids {
 		it := c.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		var types []string
@@ -220,6 +224,10 @@ func countHistories(ctx context.Context, c client.Client, r *result) {
 			types = append(types, fmt.Sprintf("%-44s +%s ms", strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_"), ms(offset)))
 			at[e.GetEventId()] = now
 			switch e.GetEventType() {
+			case enums.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+				if e.GetWorkflowTaskScheduledEventAttributes().GetTaskQueue().GetKind() != enums.TASK_QUEUE_KIND_STICKY {
+					normal++
+				}
 			case enums.EVENT_TYPE_WORKFLOW_TASK_STARTED:
 				seg := segWorkflowTaskWait
 				if scheduled := e.GetWorkflowTaskStartedEventAttributes().GetScheduledEventId(); scheduled == 2 {
@@ -247,5 +255,6 @@ func countHistories(ctx context.Context, c client.Client, r *result) {
 	}
 	if n > 0 {
 		r.events, r.tasks, r.activities = float64(events)/float64(n), float64(tasks)/float64(n), float64(acts)/float64(n)
+		r.normalTasks = float64(normal) / float64(n)
 	}
 }

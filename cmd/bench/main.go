@@ -612,19 +612,20 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 		fmt.Fprintln(w, "EXPERIMENT: the service's database runs with synchronous_commit=off")
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "| %-44s | %-7s | %5s | %7s | %5s | %6s | %6s | %6s | %8s | %8s | %8s | %8s | %6s | %5s | %5s |\n",
-		"phase", "load", "flows", "flows/s", "errs", "p50", "p95", "p99", "p99 buy", "p99 res", "p99 lic", "p99 act", "events", "wft", "acts")
-	fmt.Fprintf(w, "|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", dash(46), dash(9), dash(7), dash(9), dash(7),
-		dash(8), dash(8), dash(8), dash(10), dash(10), dash(10), dash(10), dash(8), dash(7), dash(7))
+	fmt.Fprintf(w, "| %-44s | %-7s | %5s | %7s | %5s | %6s | %6s | %6s | %8s | %8s | %8s | %8s | %6s | %5s | %5s | %5s |\n",
+		"phase", "load", "flows", "flows/s", "errs", "p50", "p95", "p99", "p99 buy", "p99 res", "p99 lic", "p99 act", "events", "wft", "wft-n", "acts")
+	fmt.Fprintf(w, "|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", dash(46), dash(9), dash(7), dash(9), dash(7),
+		dash(8), dash(8), dash(8), dash(10), dash(10), dash(10), dash(10), dash(8), dash(7), dash(7), dash(7))
 	for _, r := range results {
-		fmt.Fprintf(w, "| %-44s | %-7s | %5d | %7.1f | %5d | %6s | %6s | %6s | %8s | %8s | %8s | %8s | %6.1f | %5.1f | %5.1f |\n",
+		fmt.Fprintf(w, "| %-44s | %-7s | %5d | %7.1f | %5d | %6s | %6s | %6s | %8s | %8s | %8s | %8s | %6.1f | %5.1f | %5.1f | %5.1f |\n",
 			r.name, r.load, r.flows, r.rate(), r.errors, ms(r.latency.pct(50)), ms(r.latency.pct(95)), ms(r.latency.pct(99)),
 			ms(r.calls["purchase"].pct(99)), ms(r.calls["resolve"].pct(99)), ms(r.calls["licenses"].pct(99)), ms(r.calls["activate"].pct(99)),
-			r.events, r.tasks, r.activities)
+			r.events, r.tasks, r.normalTasks, r.activities)
 	}
 	fmt.Fprintln(w, "\nlatencies in ms: p50/p95/p99 purchase→active; p99 per call (buy = POST /v1/subscriptions, res = resolve,")
 	fmt.Fprintln(w, "lic = licenses, act = activate; the ceiling has no resolve). events / wft / acts: history events, workflow")
-	fmt.Fprintln(w, "tasks completed and activities scheduled per flow, from GetWorkflowHistory of sampled flows.")
+	fmt.Fprintln(w, "tasks completed and activities scheduled per flow, from GetWorkflowHistory of sampled flows; wft-n: workflow")
+	fmt.Fprintln(w, "tasks scheduled on the task queue itself, not the worker's sticky queue (a run's first task always is).")
 	fmt.Fprintln(w, "\nCPU ms per flow (user+system from /proc/<pid>/stat; bench = the load generator and the ceiling's in-process")
 	fmt.Fprintln(w, "worker; postgres = the backends serving the service's database, not Temporal's):")
 	fmt.Fprintln(w, "pg conns/fl and pg xacts/fl: sessions opened and transactions (each autocommit statement is one) on that")
