@@ -37,7 +37,7 @@ type result struct {
 	// rather than the worker's sticky queue (each hands the worker the whole
 	// history to replay, and makes the engine read it)
 	normalTasks float64
-	eventTypes                []string // one flow's history, in order, each with its time after the first event
+	eventTypes  []string // one flow's history, in order, each with its time after the first event
 	// Per sampled flow, the time its history spent in each segment, summed
 	// over its workflow tasks and activities (segmentNames).
 	segments [len(segmentNames)]samples
