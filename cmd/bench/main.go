@@ -56,6 +56,8 @@ type options struct {
 	pprof           bool
 	out             string
 	serverPID       int
+	enginePerf      time.Duration
+	busyCPUs        string
 	asyncCommit     bool
 	scaleN          int
 	scaleSample     int
@@ -111,6 +113,8 @@ func main() {
 	flag.DurationVar(&o.renewal.timeout, "renewal-timeout", 20*time.Minute, "renewal phase: longest wait for the wave to finish")
 	flag.IntVar(&o.renewal.concurrency, "renewal-starts", 32, "renewal phase: workflow starts in flight during the bulk load")
 	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of the external Temporal server, for its CPU time per flow")
+	flag.DurationVar(&o.enginePerf, "engine-perf", 0, "diagnosis: `perf record` the Temporal server for this long in each ceiling and closed-loop phase (from 2 s after the warmup), into -out/engine-<phase>.perf.data")
+	flag.StringVar(&o.busyCPUs, "busy-cpus", "", "experiment: keep these CPUs (e.g. 1) busy with a nice-19 loop during each ceiling and closed-loop phase")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -313,7 +317,9 @@ func run(ctx context.Context, o options) error {
 				}
 			}()
 		}
+		stop := diagnose(ctx, o, r.name, base[0].pid, o.serviceDuration)
 		closedLoop(ctx, r, st.serviceFlow(), o.concurrency, o.warmup, o.serviceDuration)
+		stop()
 		countHistories(ctx, c, r)
 		results = append(results, r)
 	}
@@ -550,6 +556,7 @@ func runCeiling(ctx context.Context, c client.Client, o options, name string, in
 	r := newResult(name, fmt.Sprintf("c=%d", o.concurrency))
 	r.procs = ps
 	logf("%s at %s for %s", name, r.load, o.ceilingDuration)
+	defer diagnose(ctx, o, name, ps[0].pid, o.ceilingDuration)()
 	closedLoop(ctx, r, ceilingFlow(c, tq, in), o.concurrency, o.warmup, o.ceilingDuration)
 	return r, nil
 }
@@ -610,6 +617,12 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 	}
 	if o.asyncCommit {
 		fmt.Fprintln(w, "EXPERIMENT: the service's database runs with synchronous_commit=off")
+	}
+	if o.busyCPUs != "" {
+		fmt.Fprintf(w, "EXPERIMENT: CPUs %s kept busy by a nice-19 loop during each ceiling and closed-loop phase\n", o.busyCPUs)
+	}
+	if o.enginePerf > 0 {
+		fmt.Fprintf(w, "DIAGNOSIS: the Temporal server under perf record for %s of each ceiling and closed-loop phase\n", o.enginePerf)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "| %-44s | %-7s | %5s | %7s | %5s | %6s | %6s | %6s | %8s | %8s | %8s | %8s | %6s | %5s | %5s | %5s |\n",

@@ -32,3 +32,15 @@ func TestCPUTimeReadsThisProcess(t *testing.T) {
 		t.Errorf("cpuTime(self) = %v, want > 0", got)
 	}
 }
+
+func TestSlugNamesAPhaseInAFileName(t *testing.T) {
+	for phase, want := range map[string]string{
+		"service: HTTP, closed loop":                          "service-http-closed-loop",
+		"ceiling + service-sized activity inputs and answers": "ceiling-service-sized-activity-inputs-and-answers",
+		"ceiling: no-op, regular activities":                  "ceiling-no-op-regular-activities",
+	} {
+		if got := slug(phase); got != want {
+			t.Errorf("slug(%q) = %q, want %q", phase, got, want)
+		}
+	}
+}
