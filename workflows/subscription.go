@@ -414,26 +414,25 @@ func (w *subscriptionWorkflow) commit(ctx workflow.Context, t *transition) (doma
 	s.Version++
 	s.UpdatedAt = t.now
 	// The snapshot records the price of the plan this transition leaves the
-	// workflow carrying (what it charges), so the read model never prices the
-	// subscription from a catalog row re-seeded since. Only the activity's
-	// input and the carried state change: replay compares neither.
-	if p := t.next.Plan; p.ID == s.PlanID && p.Currency != "" {
-		price, currency := p.UnitPriceMinor, p.Currency
-		s.UnitPriceMinor, s.Currency = &price, &currency
-	} else {
-		s.UnitPriceMinor, s.Currency = nil, nil
-	}
-	if p := t.next.Plan; p.ID == s.PlanID && p.Term != "" { // and its term, which terms and periods follow
-		term := p.Term
-		s.PlanTerm = &term
-	} else {
-		s.PlanTerm = nil
-	}
-	if p := t.next.Plan; p.ID == s.PlanID && p.MaxQuantity > 0 { // and the quantity bounds it enforces
-		lo, hi := p.MinQuantity, p.MaxQuantity
-		s.MinQuantity, s.MaxQuantity = &lo, &hi
-	} else {
-		s.MinQuantity, s.MaxQuantity = nil, nil
+	// workflow carrying (what it charges), its term (which terms and periods
+	// follow) and its quantity bounds (which changes must keep to), so the
+	// read model never takes them from a catalog row re-seeded since. Only
+	// the activity's input and the carried state change: replay compares
+	// neither.
+	s.UnitPriceMinor, s.Currency, s.PlanTerm, s.MinQuantity, s.MaxQuantity = nil, nil, nil, nil, nil
+	if p := t.next.Plan; p.ID == s.PlanID {
+		if p.Currency != "" {
+			price, currency := p.UnitPriceMinor, p.Currency
+			s.UnitPriceMinor, s.Currency = &price, &currency
+		}
+		if p.Term != "" {
+			term := p.Term
+			s.PlanTerm = &term
+		}
+		if p.MaxQuantity > 0 {
+			lo, hi := p.MinQuantity, p.MaxQuantity
+			s.MinQuantity, s.MaxQuantity = &lo, &hi
+		}
 	}
 	t.change.Subscription = *s
 	t.change.Subscription.LinkedSubscriptionIDs = slices.Clone(s.LinkedSubscriptionIDs)
