@@ -27,6 +27,20 @@ var DevServerDynamicConfig = []string{
 	// lower closed-loop ceiling and the third stalled; 200 did neither in two.
 	// Safe to change on a running server: it only lets the queue read sooner.
 	"history.transferProcessorMaxPollRPS=200",
+	// The CLI's dev server turns this on by default, so that a search
+	// attribute created at run time is usable at once; the server then reads
+	// the search attribute types (GetCurrentClusterMetadata) and the
+	// namespace (GetNamespace, under a registry-wide lock) from SQLite on
+	// every search attribute read — each start with search attributes, each
+	// upsert, each visibility write. That was ~9 engine persistence calls per
+	// purchase→active flow beyond the no-op ceiling's (BENCHMARKS.md, "The
+	// dev server's search attribute reads"). This project's search attributes
+	// are all given at start (--search-attribute, written into the
+	// namespace before the server serves), so the cache is never stale here;
+	// off is also every production server's default. One created later (the
+	// service's own AddSearchAttributes, for a server started without them)
+	// is seen within the cache's 60 s refresh.
+	"system.forceSearchAttributesCacheRefreshOnRead=false",
 }
 
 // DevServerFlags are `temporal server start-dev` arguments for

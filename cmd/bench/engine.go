@@ -26,6 +26,7 @@ import (
 type devEngine struct {
 	srv       *testsuite.DevServer
 	address   string
+	metrics   string // the port of its Prometheus endpoint
 	devConfig string
 	pid       int
 	fresh     bool
@@ -40,7 +41,8 @@ func startEngine(ctx context.Context, devConfig string, fresh bool) (*devEngine,
 }
 
 func (e *devEngine) start(ctx context.Context) error {
-	srv, err := startDevServer(ctx, e.address, e.devConfig)
+	_, e.metrics, _ = strings.Cut(testenv.FreeAddress(), ":")
+	srv, err := startDevServer(ctx, e.address, e.metrics, e.devConfig)
 	if err != nil {
 		return err
 	}
@@ -51,6 +53,13 @@ func (e *devEngine) start(ctx context.Context) error {
 		e.pin.setEngine(e.pid)
 	}
 	return nil
+}
+
+func (e *devEngine) metricsURL() string {
+	if e.srv == nil {
+		return ""
+	}
+	return "http://127.0.0.1:" + e.metrics + "/metrics"
 }
 
 func (e *devEngine) stop() {

@@ -50,17 +50,27 @@ type result struct {
 	sessions             func() (sessions, xacts int64)
 	sessionsStart, opens int64
 	xactsStart, xacts    int64
+	// engine reads the Temporal server's request counters (testenv.EngineCounters);
+	// nil when unknown.
+	engine                 func() map[string]float64
+	engineStart, engineEnd map[string]float64
 }
 
 // measuring marks the start of the recorded part; measured its end.
 func (r *result) measuring() {
 	r.cpuStart = r.procs.snapshot()
+	if r.engine != nil {
+		r.engineStart = r.engine()
+	}
 	if r.sessions != nil {
 		r.sessionsStart, r.xactsStart = r.sessions()
 	}
 }
 
 func (r *result) measured() {
+	if r.engine != nil && r.engineStart != nil {
+		r.engineEnd = r.engine()
+	}
 	if r.sessions != nil {
 		opens, xacts := r.sessions()
 		r.opens, r.xacts = opens-r.sessionsStart, xacts-r.xactsStart

@@ -75,6 +75,9 @@ type options struct {
 	engineCPUs      string
 	freshEngine     bool
 	pinned          string // what the pinning held, for the header
+	engineMetrics   string
+	// engineCounts reads the engine's request counters (testenv.EngineCounters).
+	engineCounts func() map[string]float64
 }
 
 func main() {
@@ -115,6 +118,7 @@ func main() {
 	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of the external Temporal server, for its CPU time per flow")
 	flag.DurationVar(&o.enginePerf, "engine-perf", 0, "diagnosis: `perf record` the Temporal server for this long in each ceiling and closed-loop phase (from 2 s after the warmup), into -out/engine-<phase>.perf.data")
 	flag.StringVar(&o.busyCPUs, "busy-cpus", "", "experiment: keep these CPUs (e.g. 1) busy with a nice-19 loop during each ceiling and closed-loop phase")
+	flag.StringVar(&o.engineMetrics, "engine-metrics", "", "the external Temporal server's Prometheus endpoint (http://host:port/metrics), for its calls per flow; the dev server's is found by itself")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -191,6 +195,13 @@ func run(ctx context.Context, o options) error {
 		if eng != nil {
 			eng.pin = pin
 		}
+	}
+	o.engineCounts = func() map[string]float64 {
+		url := o.engineMetrics
+		if eng != nil {
+			url = eng.metricsURL()
+		}
+		return testenv.EngineCounters(ctx, url)
 	}
 	copts := client.Options{HostPort: address, Namespace: "default", Logger: quiet{}}
 	if !o.sdkPayloadWalk {
@@ -303,7 +314,7 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		r := newResult("service: HTTP, closed loop", fmt.Sprintf("c=%d", o.concurrency))
-		r.procs, r.sessions = slices.Clone(base), sessions
+		r.procs, r.sessions, r.engine = slices.Clone(base), sessions, o.engineCounts
 		logf("%s at %s for %s", r.name, r.load, o.serviceDuration)
 		if o.pprof {
 			go func() {
@@ -335,7 +346,7 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		r := newResult("service: HTTP, open loop", fmt.Sprintf("%.1f/s", rate))
-		r.procs, r.sessions = slices.Clone(base), sessions
+		r.procs, r.sessions, r.engine = slices.Clone(base), sessions, o.engineCounts
 		logf("%s at %s for %s", r.name, r.load, o.serviceDuration)
 		openLoop(ctx, r, st.serviceFlow(), rate, o.warmup, o.serviceDuration, 2000)
 		countHistories(ctx, c, r)
@@ -475,6 +486,7 @@ func run(ctx context.Context, o options) error {
 		engine += ", one for the whole run (-fresh-engine=false: later phases run on an engine slowed by the earlier ones)"
 	}
 	printTable(os.Stdout, o, engine, results, ceiling, lists, baseLists, plan, apiPeak, apiNow, workerPeak, workerNow, time.Since(began))
+	printEngineCalls(os.Stdout, results)
 	if len(rounds) > 0 {
 		fmt.Printf("\nrounds back to back (ceiling regular and service closed loop, %s each, c=%d; odd rounds run the ceiling first, even the service):\n", o.ceilingDuration, o.concurrency)
 		ratios := make([]float64, 0, len(rounds))
@@ -503,14 +515,14 @@ func run(ctx context.Context, o options) error {
 
 // startDevServer starts the dev server with testenv.StartTemporal's flags
 // (in memory), plus extra dynamic config for experiments.
-func startDevServer(ctx context.Context, address, extra string) (*testsuite.DevServer, error) {
+func startDevServer(ctx context.Context, address, metricsPort, extra string) (*testsuite.DevServer, error) {
 	var overrides []string
 	for _, kv := range strings.Split(extra, ",") {
 		if kv = strings.TrimSpace(kv); kv != "" {
 			overrides = append(overrides, kv)
 		}
 	}
-	args := config.DevServerFlags(overrides...)
+	args := append(config.DevServerFlags(overrides...), "--metrics-port", metricsPort)
 	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 		ExistingPath: testenv.TemporalCLI(), ClientOptions: &client.Options{HostPort: address, Namespace: "default"},
 		LogLevel: "error", ExtraArgs: args, Stdout: io.Discard, Stderr: io.Discard,
@@ -554,9 +566,13 @@ func runCeiling(ctx context.Context, c client.Client, o options, name string, in
 	}
 	defer w.Stop()
 	r := newResult(name, fmt.Sprintf("c=%d", o.concurrency))
-	r.procs = ps
+	r.procs, r.engine = ps, o.engineCounts
 	logf("%s at %s for %s", name, r.load, o.ceilingDuration)
-	defer diagnose(ctx, o, name, ps[0].pid, o.ceilingDuration)()
+	var engine int // the engine's pid; rounds pass no procs
+	if len(ps) > 0 {
+		engine = ps[0].pid
+	}
+	defer diagnose(ctx, o, name, engine, o.ceilingDuration)()
 	closedLoop(ctx, r, ceilingFlow(c, tq, in), o.concurrency, o.warmup, o.ceilingDuration)
 	return r, nil
 }
