@@ -55,7 +55,7 @@ func printEngineCalls(w io.Writer, results []*result) {
 		}
 	}
 	slices.Sort(rows)
-	fmt.Fprintf(w, "\nthe engine's calls per flow (its Prometheus counters service_requests and persistence_requests over the recorded part), where a phase differs from %q by 0.05 or more:\n", phases[0].name)
+	fmt.Fprintf(w, "\nthe engine's calls per flow (its Prometheus counters service_requests and persistence_requests over the recorded part; it publishes them about once a second), where a phase differs from %q by 0.05 or more:\n", phases[0].name)
 	header := "| " + fmt.Sprintf("%-52s", "service operation")
 	rule := "|" + strings.Repeat("-", 54)
 	for _, r := range phases {
