@@ -32,7 +32,7 @@ var DevServerDynamicConfig = []string{
 	// the search attribute types (GetCurrentClusterMetadata) and the
 	// namespace (GetNamespace, under a registry-wide lock) from SQLite on
 	// every search attribute read — each start with search attributes, each
-	// upsert, each visibility write. That was ~9 engine persistence calls per
+	// upsert, each visibility write. That was ~8 engine persistence calls per
 	// purchase→active flow beyond the no-op ceiling's (BENCHMARKS.md, "The
 	// dev server's search attribute reads"). This project's search attributes
 	// are all given at start (--search-attribute, written into the
