@@ -336,17 +336,20 @@ func (s *Server) place(ctx context.Context, views ...*wire.Subscription) error {
 		return unavailable(fmt.Errorf("read placements: %w", err))
 	}
 	for _, v := range views {
-		p, ok := placements[v.ID]
-		if !ok {
-			continue
-		}
-		v.BillingAccountID = p.BillingAccountID
-		if v.ActionRequired != nil {
-			v.ActionRequired.SetupInstructions = p.SetupInstructions
-		}
-		if p.SiteID != nil {
-			v.Site = &wire.Site{ID: *p.SiteID, Name: *p.SiteName, URL: *p.SiteURL}
+		if p, ok := placements[v.ID]; ok {
+			placeOn(v, p)
 		}
 	}
 	return nil
+}
+
+// placeOn fills a view's customer-side fields from its placement.
+func placeOn(v *wire.Subscription, p store.Placement) {
+	v.BillingAccountID = p.BillingAccountID
+	if v.ActionRequired != nil {
+		v.ActionRequired.SetupInstructions = p.SetupInstructions
+	}
+	if p.SiteID != nil {
+		v.Site = &wire.Site{ID: *p.SiteID, Name: *p.SiteName, URL: *p.SiteURL}
+	}
 }

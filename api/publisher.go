@@ -85,27 +85,15 @@ func (s *Server) resolve(c *gin.Context, from caller) (int, any) {
 		return fail(problem(CodeInvalidRequest, `field "authorization_code" is required`))
 	}
 	ctx := c.Request.Context()
-	id, err := s.Store.SubscriptionByCode(ctx, vault.Hash(req.AuthorizationCode), s.Now())
-	if errors.Is(err, store.ErrNotFound) {
+	// One read: the code's subscription, its customer, partner and placement.
+	r, err := s.Store.ResolveCode(ctx, vault.Hash(req.AuthorizationCode), s.Now())
+	if errors.Is(err, store.ErrNotFound) || (err == nil && r.Subscription.PublisherID != from.publisher.ID) {
 		return fail(problem(CodeNotFound, "unknown or expired authorization code"))
 	} else if err != nil {
 		return fail(unavailable(err))
 	}
-	sub, err := s.publisherSubscription(c, from, id)
-	if err != nil {
-		if p, ok := err.(*Problem); ok && p.Code == CodeNotFound {
-			err = problem(CodeNotFound, "unknown or expired authorization code")
-		}
-		return fail(err)
-	}
-	customer, err := s.Store.Customer(ctx, sub.PartnerID, sub.CustomerID)
-	if err != nil {
-		return fail(unavailable(err))
-	}
-	partner, err := s.Store.Partner(ctx, sub.PartnerID)
-	if err != nil {
-		return fail(unavailable(err))
-	}
+	sub, customer, partner := r.Subscription, r.Customer, r.Partner
+	c.Set(subscriptionIDKey, sub.ID)
 	err = s.Store.AppendEvent(ctx, domain.Event{
 		SubscriptionID: sub.ID, Key: "resolved:" + sub.ID + ":" + from.publisher.ID + ":" + from.webhookID,
 		At: s.Now().UTC(), Type: domain.EventLinkResolved, Actor: "publisher:" + from.publisher.ID,
@@ -114,9 +102,7 @@ func (s *Server) resolve(c *gin.Context, from caller) (int, any) {
 		return fail(unavailable(err))
 	}
 	view := wire.NewSubscription(sub, s.Now(), nil)
-	if err := s.place(ctx, &view); err != nil { // the site the customer chose, if any
-		return fail(err)
-	}
+	placeOn(&view, r.Placement) // the site the customer chose, if any
 	return http.StatusOK, gin.H{
 		"subscription": view,
 		"customer":     gin.H{"id": customer.ID, "name": customer.Name, "domain": customer.Domain},

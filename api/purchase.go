@@ -200,16 +200,23 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 	invalid := func(format string, args ...any) error {
 		return problem(CodeValidationFailed, fmt.Sprintf(format, args...))
 	}
-	if _, err := s.Store.Customer(ctx, agent.PartnerID, req.CustomerID); errors.Is(err, store.ErrNotFound) {
-		return domain.Subscription{}, invalid("unknown customer %q", req.CustomerID)
-	} else if err != nil {
+	// One read for the customer, the offer and its publisher.
+	catalog, err := s.Store.OfferForPurchase(ctx, agent.PartnerID, req.CustomerID, req.OfferID)
+	if errors.Is(err, store.ErrNotFound) {
+		catalog.CustomerKnown, err = s.customerKnown(ctx, agent.PartnerID, req.CustomerID)
+		if err == nil && catalog.CustomerKnown {
+			return domain.Subscription{}, invalid("unknown offer %q", req.OfferID)
+		}
+	}
+	if err != nil {
 		return domain.Subscription{}, unavailable(err)
 	}
-	offer, err := s.Store.Offer(ctx, req.OfferID)
-	if errors.Is(err, store.ErrNotFound) {
-		return domain.Subscription{}, invalid("unknown offer %q", req.OfferID)
-	} else if err != nil {
-		return domain.Subscription{}, unavailable(err)
+	if !catalog.CustomerKnown {
+		return domain.Subscription{}, invalid("unknown customer %q", req.CustomerID)
+	}
+	offer, publisher := catalog.Offer, catalog.Publisher
+	if cache != nil {
+		cache[publisher.ID] = publisher
 	}
 	plan, err := s.Store.Plan(ctx, offer.ID, req.PlanID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -226,10 +233,6 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 			return domain.Subscription{}, invalid("billing_frequency must be one of %s", strings.Join(plan.Frequencies(), ", "))
 		}
 		frequency = *f
-	}
-	publisher, err := s.publisher(ctx, cache, offer.PublisherID)
-	if err != nil {
-		return domain.Subscription{}, unavailable(err)
 	}
 	if err := s.assignFirstContact(ctx, agent, req.CustomerID, req.CustomerContactEmail); err != nil {
 		return domain.Subscription{}, err
@@ -284,6 +287,15 @@ func (s *Server) startPurchase(ctx context.Context, agent store.Agent, id string
 		return s.buyBundle(ctx, agent, recorded, apps)
 	}
 	return recorded, nil
+}
+
+// customerKnown tells whether the partner has the customer.
+func (s *Server) customerKnown(ctx context.Context, partnerID, customerID string) (bool, error) {
+	_, err := s.Store.Customer(ctx, partnerID, customerID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // checkParent validates parent_subscription_id and asks the parent's workflow

@@ -136,6 +136,29 @@ func (s *Store) Offer(ctx context.Context, id string) (Offer, error) {
 	return o, notFound(err)
 }
 
+// OfferForPurchase is what a purchase checks against the catalog first,
+// read in one statement: the offer, its publisher, and whether the customer
+// is the partner's.
+type OfferForPurchase struct {
+	Offer
+	Publisher     Publisher `db:"publisher"`
+	CustomerKnown bool      `db:"customer_known"`
+}
+
+// OfferForPurchase reads an offer with its publisher, and whether the
+// partner has the customer (ErrNotFound: no such offer).
+func (s *Store) OfferForPurchase(ctx context.Context, partnerID, customerID, offerID string) (OfferForPurchase, error) {
+	var o OfferForPurchase
+	err := s.db.GetContext(ctx, &o, `
+		SELECT EXISTS (SELECT 1 FROM customers WHERE partner_id = $2 AND id = $3) AS customer_known,
+			o.id, o.publisher_id, o.name, o.kind, o.parent_offer_ids, o.setup_instructions,
+			p.id AS "publisher.id", p.name AS "publisher.name", p.landing_url AS "publisher.landing_url",
+			p.webhook_url AS "publisher.webhook_url"
+		FROM offers o JOIN publishers p ON p.id = o.publisher_id
+		WHERE o.id = $1`, offerID, partnerID, customerID)
+	return o, notFound(err)
+}
+
 // UpsertPlan creates or updates a plan.
 func (s *Store) UpsertPlan(ctx context.Context, p domain.Plan) error {
 	_, err := s.db.ExecContext(ctx, `

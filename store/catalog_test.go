@@ -224,3 +224,30 @@ func TestCustomers(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []store.Customer{}, empty)
 }
+
+func TestOfferForPurchase(t *testing.T) {
+	f := seeded(t)
+	hook := "https://contoso.example/hooks"
+	require.NoError(t, f.st.UpsertPublisher(f.ctx, store.Publisher{ID: publisherID, Name: "Contoso", LandingURL: "https://contoso.example/setup", WebhookURL: &hook}))
+	offer, err := f.st.Offer(f.ctx, offerID)
+	require.NoError(t, err)
+	publisher, err := f.st.Publisher(f.ctx, publisherID)
+	require.NoError(t, err)
+
+	got, err := f.st.OfferForPurchase(f.ctx, partnerID, customerID, offerID)
+	require.NoError(t, err)
+	assert.Equal(t, store.OfferForPurchase{Offer: offer, Publisher: publisher, CustomerKnown: true}, got)
+	require.NotNil(t, got.Publisher.WebhookURL)
+
+	got, err = f.st.OfferForPurchase(f.ctx, partnerID, otherPartnerCustomer, offerID)
+	require.NoError(t, err)
+	assert.False(t, got.CustomerKnown, "another partner's customer")
+	assert.Equal(t, offer, got.Offer)
+
+	got, err = f.st.OfferForPurchase(f.ctx, partnerID, "nobody", offerID)
+	require.NoError(t, err)
+	assert.False(t, got.CustomerKnown)
+
+	_, err = f.st.OfferForPurchase(f.ctx, partnerID, customerID, "no-such-offer")
+	assert.ErrorIs(t, err, store.ErrNotFound)
+}

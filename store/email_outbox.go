@@ -129,29 +129,30 @@ func recipients(ctx context.Context, q sqlx.QueryerContext, c CustomerRef, role 
 // billing account, records the site a confirmed fulfillment names, stamps the
 // change's ledger lines with the subscription's billing account, and queues
 // the emails the change's events cause. Every write is keyed, so a retried
-// transition restates nothing twice.
-func applyCustomerSide(ctx context.Context, tx *sqlx.Tx, c domain.Change) error {
+// transition restates nothing twice. placedOn is the billing account a
+// purchase was placed on now ("" for any other change, or a retried one).
+func applyCustomerSide(ctx context.Context, tx *sqlx.Tx, c domain.Change) (placedOn string, err error) {
 	sub := c.Subscription
 	ref := CustomerRef{PartnerID: sub.PartnerID, CustomerID: sub.CustomerID}
 	for _, e := range c.Events {
 		switch e.Type {
 		case domain.EventPurchased:
-			if err := placeOnDefaultAccount(ctx, tx, ref, sub.ID); err != nil {
-				return err
+			if placedOn, err = placeOnDefaultAccount(ctx, tx, ref, sub.ID); err != nil {
+				return "", err
 			}
 		case domain.EventFulfillmentConfirmed:
 			if sub.SiteURL != nil {
 				if err := placeOnSite(ctx, tx, ref, sub.ID, *sub.SiteURL); err != nil {
-					return err
+					return "", err
 				}
 			}
 		case domain.EventBillingAccountChanged:
 			if err := customerSideEvent(ctx, tx, ref, "subscription_transferred", e); err != nil {
-				return err
+				return "", err
 			}
 		case domain.EventSiteChosen:
 			if err := customerSideEvent(ctx, tx, ref, domain.EventSiteChosen, e); err != nil {
-				return err
+				return "", err
 			}
 		}
 	}
@@ -163,10 +164,10 @@ func applyCustomerSide(ctx context.Context, tx *sqlx.Tx, c domain.Change) error 
 		if _, err := tx.ExecContext(ctx, `
 			UPDATE ledger SET billing_account_id = (SELECT billing_account_id FROM subscriptions WHERE id = $1)
 			WHERE id = ANY($2) AND billing_account_id IS NULL`, sub.ID, ids); err != nil {
-			return wrap(err, "stamp ledger billing account")
+			return "", wrap(err, "stamp ledger billing account")
 		}
 	}
-	return enqueueEmails(ctx, tx, c)
+	return placedOn, enqueueEmails(ctx, tx, c)
 }
 
 // enqueueEmails derives the customer emails from a transition's events.

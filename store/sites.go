@@ -216,7 +216,9 @@ func (s *Store) BillingAccounts(ctx context.Context, c CustomerRef, p Page) ([]B
 
 // placeOnDefaultAccount puts a new subscription on its customer's default
 // billing account, creating one ("Default") for a customer that has none.
-func placeOnDefaultAccount(ctx context.Context, tx *sqlx.Tx, c CustomerRef, subscriptionID string) error {
+// It returns the account, or "" when the subscription was placed before (a
+// retried transition).
+func placeOnDefaultAccount(ctx context.Context, tx *sqlx.Tx, c CustomerRef, subscriptionID string) (string, error) {
 	// One round trip in the common case: the customer has a default account.
 	var placed []sql.NullString
 	err := tx.SelectContext(ctx, &placed, `
@@ -225,17 +227,20 @@ func placeOnDefaultAccount(ctx context.Context, tx *sqlx.Tx, c CustomerRef, subs
 		WHERE id = $1 AND billing_account_id IS NULL RETURNING billing_account_id`,
 		subscriptionID, c.PartnerID, c.CustomerID)
 	if err != nil {
-		return wrap(err, "place %s on billing account", subscriptionID)
+		return "", wrap(err, "place %s on billing account", subscriptionID)
 	}
-	if len(placed) == 0 || placed[0].Valid {
-		return nil // placed before (a retried transition), or placed now
+	if len(placed) == 0 {
+		return "", nil // placed before (a retried transition)
+	}
+	if placed[0].Valid {
+		return placed[0].String, nil
 	}
 	// The customer has no account yet: create its default under the
 	// customer's lock (a concurrent first purchase may have just made it).
 	var one int
 	if err := tx.GetContext(ctx, &one, `SELECT 1 FROM customers WHERE partner_id = $1 AND id = $2 FOR NO KEY UPDATE`,
 		c.PartnerID, c.CustomerID); err != nil {
-		return wrap(notFound(err), "customer of %s", subscriptionID)
+		return "", wrap(notFound(err), "customer of %s", subscriptionID)
 	}
 	var id string
 	err = tx.GetContext(ctx, &id, `SELECT id FROM billing_accounts WHERE partner_id = $1 AND customer_id = $2 AND is_default`,
@@ -243,14 +248,14 @@ func placeOnDefaultAccount(ctx context.Context, tx *sqlx.Tx, c CustomerRef, subs
 	if errors.Is(notFound(err), ErrNotFound) {
 		a, err := insertBillingAccount(ctx, tx, c, "ba_"+uuid.NewString(), "Default")
 		if err != nil {
-			return err
+			return "", err
 		}
 		id = a.ID
 	} else if err != nil {
-		return wrap(err, "default billing account")
+		return "", wrap(err, "default billing account")
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE subscriptions SET billing_account_id = $2 WHERE id = $1`, subscriptionID, id)
-	return wrap(err, "place %s on billing account", subscriptionID)
+	return id, wrap(err, "place %s on billing account", subscriptionID)
 }
 
 // placeOnSite records the site a confirmed fulfillment names, adding it to

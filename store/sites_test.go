@@ -210,3 +210,27 @@ func TestWorkflowMoveEventQueuesEmail(t *testing.T) {
 	assert.Equal(t, "Default", d.FromAccount)
 	assert.Equal(t, "Europe", d.ToAccount)
 }
+
+// A purchase's write answers the billing account it was placed on: the
+// default it created, the default a second purchase reuses, and the same
+// account when the write is retried.
+func TestPurchaseAnswersItsBillingAccount(t *testing.T) {
+	f := seeded(t)
+	first := f.save(t, purchase(subscription("sub-1")), nil)
+	accounts, _, err := f.st.BillingAccounts(f.ctx, woodgrove, store.Page{})
+	require.NoError(t, err)
+	require.Len(t, accounts, 1)
+	require.NotNil(t, first.BillingAccountID, "created the default account")
+	assert.Equal(t, accounts[0].ID, *first.BillingAccountID)
+
+	second := f.save(t, purchase(subscription("sub-2")), nil)
+	require.NotNil(t, second.BillingAccountID, "placed on the existing default")
+	assert.Equal(t, accounts[0].ID, *second.BillingAccountID)
+
+	retried := f.save(t, purchase(subscription("sub-2")), nil)
+	require.NotNil(t, retried.BillingAccountID, "a retried purchase answers the account of its first write")
+	assert.Equal(t, accounts[0].ID, *retried.BillingAccountID)
+
+	activated := f.save(t, activation(subscription("sub-1")), nil)
+	assert.Nil(t, activated.BillingAccountID, "only a purchase answers its account")
+}

@@ -31,6 +31,16 @@ var subscriptionValues = func() string {
 	return strings.Join(cols, ", ")
 }()
 
+// subscriptionColumnsOf is subscriptionColumns qualified by a table alias,
+// for statements that join other tables.
+func subscriptionColumnsOf(alias string) string {
+	cols := strings.Split(subscriptionColumns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
 // subscriptionRow adds what the read model keeps beside domain.Subscription.
 type subscriptionRow struct {
 	domain.Subscription
@@ -134,10 +144,13 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 				return fmt.Errorf("queue notification %s: %w", n.ID, err)
 			}
 		}
-		if err := applyCustomerSide(ctx, tx, c); err != nil {
+		placedOn, err := applyCustomerSide(ctx, tx, c)
+		if err != nil {
 			return err
 		}
-		if purchased(c) {
+		if placedOn != "" {
+			res.BillingAccountID = &placedOn
+		} else if purchased(c) { // a retried purchase: placed the first time
 			if err := tx.GetContext(ctx, &res.BillingAccountID, `SELECT billing_account_id FROM subscriptions WHERE id = $1`, sub.ID); err != nil {
 				return fmt.Errorf("read billing account: %w", err)
 			}
@@ -354,12 +367,56 @@ func (s *Store) ListSubscriptions(ctx context.Context, f SubscriptionFilter) (Su
 	return pageOf(rows, f.Limit), nil
 }
 
-// SubscriptionByCode finds the subscription an unexpired authorization code was issued for.
-func (s *Store) SubscriptionByCode(ctx context.Context, codeHash []byte, now time.Time) (string, error) {
-	var id string
-	err := s.db.GetContext(ctx, &id, `
-		SELECT subscription_id FROM authorization_codes WHERE code_hash = $1 AND expires_at > $2`, codeHash, now)
-	return id, notFound(err)
+// ResolvedCode is what an unexpired authorization code leads to: its
+// subscription, the subscription's customer and partner, and where it is
+// placed — all a publisher's resolve answers.
+type ResolvedCode struct {
+	Subscription domain.Subscription
+	Customer     Customer
+	Partner      Partner
+	Placement    Placement
+}
+
+// ResolveCode reads, in one statement, the subscription an unexpired
+// authorization code was issued for, with its customer, partner and
+// placement (as Placements reads it).
+func (s *Store) ResolveCode(ctx context.Context, codeHash []byte, now time.Time) (ResolvedCode, error) {
+	var row struct {
+		subscriptionRow
+		CustomerName      string    `db:"customer_name"`
+		CustomerDomain    *string   `db:"customer_domain"`
+		CustomerCreatedAt time.Time `db:"customer_created_at"`
+		PartnerName       string    `db:"partner_name"`
+		SiteID            *string   `db:"placed_site_id"`
+		SiteName          *string   `db:"placed_site_name"`
+		SiteURL           *string   `db:"placed_site_url"`
+		SetupInstructions *string   `db:"setup_instructions"`
+	}
+	err := s.db.GetContext(ctx, &row, `
+		SELECT s.seq, `+subscriptionColumnsOf("s")+`,
+			c.name AS customer_name, c.domain AS customer_domain, c.created_at AS customer_created_at,
+			pa.name AS partner_name, cs.id AS placed_site_id, cs.name AS placed_site_name, cs.url AS placed_site_url,
+			o.setup_instructions
+		FROM authorization_codes a
+		JOIN subscriptions s ON s.id = a.subscription_id
+		JOIN customers c ON c.partner_id = s.partner_id AND c.id = s.customer_id
+		JOIN partners pa ON pa.id = s.partner_id
+		JOIN offers o ON o.id = s.offer_id
+		LEFT JOIN subscriptions parent ON parent.id = s.parent_subscription_id
+		LEFT JOIN customer_sites cs ON cs.id = COALESCE(s.site_id, parent.site_id)
+		WHERE a.code_hash = $1 AND a.expires_at > $2`, codeHash, now)
+	if err != nil {
+		return ResolvedCode{}, notFound(err)
+	}
+	sub := row.subscription()
+	return ResolvedCode{
+		Subscription: sub,
+		Customer: Customer{PartnerID: sub.PartnerID, ID: sub.CustomerID, Name: row.CustomerName,
+			Domain: row.CustomerDomain, CreatedAt: row.CustomerCreatedAt.UTC()},
+		Partner: Partner{ID: sub.PartnerID, Name: row.PartnerName},
+		Placement: Placement{SubscriptionID: sub.ID, BillingAccountID: sub.BillingAccountID, SiteID: row.SiteID,
+			SiteName: row.SiteName, SiteURL: row.SiteURL, SetupInstructions: row.SetupInstructions},
+	}, nil
 }
 
 // Events lists a subscription's timeline, oldest first.

@@ -369,7 +369,7 @@ func TestListSubscriptionsBeyond32BitSequence(t *testing.T) {
 	assert.Equal(t, all[2:], ids(page.Items), "a cursor past 2^31 still pages")
 }
 
-func TestSubscriptionByCode(t *testing.T) {
+func TestResolveCode(t *testing.T) {
 	f := seeded(t)
 	bought := purchase(subscription("sub-1"))
 	f.save(t, bought, hash("code-1"))
@@ -389,15 +389,62 @@ func TestSubscriptionByCode(t *testing.T) {
 		{"unhashed", []byte("code-1"), t0, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			id, err := f.st.SubscriptionByCode(f.ctx, c.code, c.now)
-			if c.found {
-				require.NoError(t, err)
-				assert.Equal(t, "sub-1", id)
-			} else {
+			r, err := f.st.ResolveCode(f.ctx, c.code, c.now)
+			if !c.found {
 				assert.ErrorIs(t, err, store.ErrNotFound)
+				return
 			}
+			require.NoError(t, err)
+			want, err := f.st.Subscription(f.ctx, "sub-1")
+			require.NoError(t, err)
+			assert.Equal(t, want, r.Subscription, "the read model's row")
+			customer, err := f.st.Customer(f.ctx, partnerID, customerID)
+			require.NoError(t, err)
+			assert.Equal(t, customer, r.Customer)
+			assert.Equal(t, store.Partner{ID: partnerID, Name: partnerID}, r.Partner)
 		})
 	}
+}
+
+// ResolveCode's placement is the one Placements reads: the default billing
+// account, the site confirmed at activation, an app's parent's site, the
+// offer's set-up instructions.
+func TestResolveCodePlacesAsPlacements(t *testing.T) {
+	f := seeded(t)
+	sub := subscription("sub-1")
+	f.save(t, purchase(sub), hash("code-1"))
+	placement := func(id string, code []byte) (store.Placement, store.Placement) {
+		t.Helper()
+		r, err := f.st.ResolveCode(f.ctx, code, t0)
+		require.NoError(t, err)
+		placed, err := f.st.Placements(f.ctx, []string{id})
+		require.NoError(t, err)
+		return placed[id], r.Placement
+	}
+	want, got := placement(sub.ID, hash("code-1"))
+	assert.Equal(t, want, got, "pending: billing account only")
+	require.NotNil(t, got.BillingAccountID)
+	assert.Nil(t, got.SiteID)
+
+	act := activation(sub)
+	url := "https://woodgrove.contoso.example"
+	act.Subscription.SiteURL = &url
+	act.Events = append(act.Events, domain.Event{SubscriptionID: sub.ID, Key: "sub-1:confirmed", At: t0, Type: "fulfillment_confirmed", Actor: "publisher:contoso"})
+	f.save(t, act, nil)
+	steps := "Sign in and pick a site."
+	require.NoError(t, f.st.SetSetupInstructions(f.ctx, offerID, &steps))
+	want, got = placement(sub.ID, hash("code-1"))
+	assert.Equal(t, want, got, "active on its site")
+	require.NotNil(t, got.SiteURL)
+	assert.Equal(t, url, *got.SiteURL)
+	require.NotNil(t, got.SetupInstructions)
+
+	app := subscription("app-1")
+	app.ParentSubscriptionID = &sub.ID
+	f.save(t, purchase(app), hash("code-app"))
+	want, got = placement(app.ID, hash("code-app"))
+	assert.Equal(t, want, got, "an app on its parent's site")
+	require.NotNil(t, got.SiteID)
 }
 
 func TestEventsOldestFirstWithDetail(t *testing.T) {
