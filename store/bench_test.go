@@ -71,3 +71,46 @@ func BenchmarkSaveChange(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkResolveReads is what a publisher's resolve reads before it
+// answers: ResolveCode's one statement against the five it replaced (the
+// code's subscription id, the subscription, its customer, its partner, its
+// placement), on the same row. Compare the two with benchstat (make bench-go).
+func BenchmarkResolveReads(b *testing.B) {
+	ctx := context.Background()
+	st := benchStore(b)
+	code := []byte("bench-code-hash")
+	sub := subscription("bench-resolve")
+	if _, err := st.SaveChange(ctx, purchase(sub), code); err != nil {
+		b.Fatal(err)
+	}
+	now := t0
+	b.Run("one-statement", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := st.ResolveCode(ctx, code, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("five-statements", func(b *testing.B) {
+		for b.Loop() {
+			var id string
+			if err := st.DB().GetContext(ctx, &id, `SELECT subscription_id FROM authorization_codes WHERE code_hash = $1 AND expires_at > $2`, code, now); err != nil {
+				b.Fatal(err)
+			}
+			s, err := st.Subscription(ctx, id)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := st.Customer(ctx, s.PartnerID, s.CustomerID); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := st.Partner(ctx, s.PartnerID); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := st.Placements(ctx, []string{id}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
