@@ -684,6 +684,9 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 		if r.ceilingRatio(ceiling) != "" {
 			fmt.Fprintf(w, "ratio %s / ceiling (regular, same concurrency): %s\n", r.name, r.ceilingRatio(ceiling))
 		}
+		if room, ok := roomOf(r, ceiling, 0.8); ok {
+			fmt.Fprintf(w, "  CPU room, where both phases keep every CPU busy: %s\n", room)
+		}
 		if e, ok := r.lastErr.Load().(string); ok {
 			fmt.Fprintf(w, "last error of %s: %s\n", r.name, e)
 		}
