@@ -126,8 +126,7 @@ func recipients(ctx context.Context, q sqlx.QueryerContext, c CustomerRef, role 
 
 // applyCustomerSide is SaveChange's one call into the customer side, inside
 // its transaction: it places a new subscription on the customer's default
-// billing account, records the site a confirmed fulfillment names, stamps the
-// change's ledger lines with the subscription's billing account, and queues
+// billing account, records the site a confirmed fulfillment names, and queues
 // the emails the change's events cause. Every write is keyed, so a retried
 // transition restates nothing twice. placedOn is the billing account a
 // purchase was placed on now ("" for any other change, or a retried one).
@@ -154,17 +153,6 @@ func applyCustomerSide(ctx context.Context, tx *sqlx.Tx, c domain.Change) (place
 			if err := customerSideEvent(ctx, tx, ref, domain.EventSiteChosen, e); err != nil {
 				return "", err
 			}
-		}
-	}
-	if len(c.Ledger) > 0 {
-		ids := make(pq.StringArray, 0, len(c.Ledger))
-		for _, l := range c.Ledger {
-			ids = append(ids, l.ID)
-		}
-		if _, err := tx.ExecContext(ctx, `
-			UPDATE ledger SET billing_account_id = (SELECT billing_account_id FROM subscriptions WHERE id = $1)
-			WHERE id = ANY($2) AND billing_account_id IS NULL`, sub.ID, ids); err != nil {
-			return "", wrap(err, "stamp ledger billing account")
 		}
 	}
 	return placedOn, enqueueEmails(ctx, tx, c)

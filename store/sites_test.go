@@ -234,3 +234,34 @@ func TestPurchaseAnswersItsBillingAccount(t *testing.T) {
 	activated := f.save(t, activation(subscription("sub-1")), nil)
 	assert.Nil(t, activated.BillingAccountID, "only a purchase answers its account")
 }
+
+// Every ledger line a change writes carries the subscription's billing
+// account: a charge after the purchase (stamped as it is inserted), a charge
+// in the purchase's own change (stamped once the purchase placed it), and a
+// line written before without one (an older build's, found by the retry).
+func TestLedgerLinesCarryTheBillingAccount(t *testing.T) {
+	f := seeded(t)
+	account := func(ledgerID string) *string {
+		t.Helper()
+		var id *string
+		require.NoError(t, f.db.GetContext(f.ctx, &id, `SELECT billing_account_id FROM ledger WHERE id = $1`, ledgerID))
+		return id
+	}
+	bought := f.save(t, purchase(subscription("sub-1")), nil)
+	require.NotNil(t, bought.BillingAccountID)
+	f.save(t, activation(subscription("sub-1")), nil)
+	assert.Equal(t, bought.BillingAccountID, account(chargeID("sub-1", 1)), "a charge after the purchase")
+
+	both := purchase(subscription("sub-2"))
+	both.Ledger = activation(subscription("sub-2")).Ledger
+	res := f.save(t, both, nil)
+	require.NotNil(t, res.BillingAccountID)
+	assert.Equal(t, res.BillingAccountID, account(chargeID("sub-2", 1)), "a charge in the purchase's own change")
+
+	f.save(t, purchase(subscription("sub-3")), nil)
+	act := activation(subscription("sub-3"))
+	f.save(t, act, nil)
+	f.exec(t, `UPDATE ledger SET billing_account_id = NULL WHERE id = $1`, chargeID("sub-3", 1))
+	f.save(t, act, nil) // retried
+	assert.Equal(t, bought.BillingAccountID, account(chargeID("sub-3", 1)), "a line written before without one")
+}

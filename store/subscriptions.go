@@ -122,10 +122,13 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 		if err := insertEvents(ctx, tx, c.Events); err != nil {
 			return err
 		}
+		restamp := false // a ledger line written before, perhaps without its account
 		for _, l := range c.Ledger {
-			if err := insertLedger(ctx, tx, sub.ID, l); err != nil {
+			inserted, err := insertLedger(ctx, tx, sub.ID, l)
+			if err != nil {
 				return err
 			}
+			restamp = restamp || !inserted
 		}
 		for _, n := range c.Notifications {
 			var data any // NULL unless the notification carries data
@@ -147,6 +150,11 @@ func (s *Store) SaveChange(ctx context.Context, c domain.Change, codeHash []byte
 		placedOn, err := applyCustomerSide(ctx, tx, c)
 		if err != nil {
 			return err
+		}
+		if restamp || (placedOn != "" && len(c.Ledger) > 0) {
+			if err := stampLedger(ctx, tx, sub.ID, c.Ledger); err != nil {
+				return err
+			}
 		}
 		if placedOn != "" {
 			res.BillingAccountID = &placedOn
@@ -264,19 +272,22 @@ func requireSameEvent(ctx context.Context, tx sqlx.ExtContext, e domain.Event) e
 	return nil
 }
 
-// insertLedger adds a billing line once; a line under the same key with
-// another amount, kind or period is a conflict, never an overwrite.
-func insertLedger(ctx context.Context, tx sqlx.ExtContext, subscriptionID string, l domain.LedgerEntry) error {
+// insertLedger adds a ledger line stamped with the subscription's billing
+// account as the row has it (the change's snapshot is already written); a
+// line whose id exists must be the same line, else the write fails. It
+// reports whether the line is new.
+func insertLedger(ctx context.Context, tx sqlx.ExtContext, subscriptionID string, l domain.LedgerEntry) (bool, error) {
 	res, err := tx.ExecContext(ctx, `
-		INSERT INTO ledger (id, subscription_id, term_number, kind, amount_minor, currency, period_start, period_end, created_at)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
+		INSERT INTO ledger (id, subscription_id, term_number, kind, amount_minor, currency, period_start, period_end, created_at,
+			billing_account_id)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9, (SELECT billing_account_id FROM subscriptions WHERE id = $2))
 		ON CONFLICT (id) DO NOTHING`,
 		l.ID, subscriptionID, l.TermNumber, l.Kind, l.AmountMinor, l.Currency, l.PeriodStart, l.PeriodEnd, l.CreatedAt)
 	if err != nil {
-		return fmt.Errorf("insert ledger %s: %w", l.ID, err)
+		return false, fmt.Errorf("insert ledger %s: %w", l.ID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
-		return nil
+		return true, nil
 	}
 	var same bool
 	if err := sqlx.GetContext(ctx, tx, &same, `
@@ -284,12 +295,26 @@ func insertLedger(ctx context.Context, tx sqlx.ExtContext, subscriptionID string
 		       AND period_start = $7 AND period_end = $8
 		FROM ledger WHERE id = $1`,
 		l.ID, subscriptionID, l.TermNumber, l.Kind, l.AmountMinor, l.Currency, l.PeriodStart, l.PeriodEnd); err != nil {
-		return fmt.Errorf("read ledger %s: %w", l.ID, err)
+		return false, fmt.Errorf("read ledger %s: %w", l.ID, err)
 	}
 	if !same {
-		return fmt.Errorf("ledger %s exists with another amount, kind or period: %w", l.ID, ErrConflict)
+		return false, fmt.Errorf("ledger %s exists with another amount, kind or period: %w", l.ID, ErrConflict)
 	}
-	return nil
+	return false, nil
+}
+
+// stampLedger gives a change's ledger lines that have no billing account the
+// subscription's: lines written before (by a build without the column, or
+// before the purchase placed the subscription in the same change).
+func stampLedger(ctx context.Context, tx sqlx.ExtContext, subscriptionID string, ledger []domain.LedgerEntry) error {
+	ids := make(pq.StringArray, 0, len(ledger))
+	for _, l := range ledger {
+		ids = append(ids, l.ID)
+	}
+	_, err := tx.ExecContext(ctx, `
+		UPDATE ledger SET billing_account_id = (SELECT billing_account_id FROM subscriptions WHERE id = $1)
+		WHERE id = ANY($2) AND billing_account_id IS NULL`, subscriptionID, ids)
+	return wrap(err, "stamp ledger billing account")
 }
 
 // AppendEvent adds a timeline entry written outside the workflow (link
