@@ -19,9 +19,6 @@ import (
 
 	"github.com/partnerhub/fulfillment/api"
 	"github.com/partnerhub/fulfillment/domain"
-	"github.com/partnerhub/fulfillment/seed"
-	"github.com/partnerhub/fulfillment/testenv"
-	"github.com/partnerhub/fulfillment/vault"
 	"github.com/partnerhub/fulfillment/workflows"
 )
 
@@ -34,24 +31,19 @@ const (
 // subscription of fabrikam's and one of northwind's, Temporal mocked.
 func billingServer(t *testing.T) (*mocks.Client, http.Handler) {
 	t.Helper()
-	st, _ := testenv.Database(t)
-	v, err := vault.New([]byte(strings.Repeat("k", 32)))
-	require.NoError(t, err)
-	f, err := seed.Parse([]byte(`{
+	st, v := seededStore(t, `{
 	  "publishers": [{"id": "contoso", "name": "Contoso", "landing_url": "https://contoso.example", "webhook_url": null,
-	                  "signing_secret": "` + testSecret + `"}],
+	                  "signing_secret": "`+testSecret+`"}],
 	  "offers": [{"id": "analytics", "publisher_id": "contoso", "name": "Analytics", "kind": "saas", "parent_offer_ids": [],
 	              "plans": [{"id": "annual", "name": "Annual", "term": "P1Y", "unit_price_minor": 1200, "currency": "USD",
 	                         "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P7D", "activation_deadline": "P30D"}]}],
 	  "customers": [{"id": "woodgrove", "partner_id": "fabrikam", "name": "Woodgrove"},
 	                {"id": "tailspin", "partner_id": "northwind", "name": "Tailspin"}],
-	  "partners": [{"id": "fabrikam", "name": "Fabrikam", "billing_signing_secret": "` + fabrikamBilling + `",
-	                "agents": [{"id": "alice", "role": "admin_agent", "api_key": "` + testKey + `"}]},
-	               {"id": "northwind", "name": "Northwind", "billing_signing_secret": "` + northwindBilling + `", "agents": []}]
-	}`))
-	require.NoError(t, err)
+	  "partners": [{"id": "fabrikam", "name": "Fabrikam", "billing_signing_secret": "`+fabrikamBilling+`",
+	                "agents": [{"id": "alice", "role": "admin_agent", "api_key": "`+testKey+`"}]},
+	               {"id": "northwind", "name": "Northwind", "billing_signing_secret": "`+northwindBilling+`", "agents": []}]
+	}`)
 	ctx := context.Background()
-	require.NoError(t, seed.Load(ctx, st, v, f))
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	for id, partner := range map[string]string{"sub-fab": "fabrikam", "sub-nw": "northwind"} {
 		customer := map[string]string{"fabrikam": "woodgrove", "northwind": "tailspin"}[partner]
@@ -61,7 +53,7 @@ func billingServer(t *testing.T) (*mocks.Client, http.Handler) {
 			EntitlementNumber: domain.EntitlementNumber(id), Status: domain.StatusActive,
 			ActivationDeadline: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now, Version: 1,
 		}
-		_, err = st.SaveChange(ctx, domain.Change{Subscription: sub}, nil)
+		_, err := st.SaveChange(ctx, domain.Change{Subscription: sub}, nil)
 		require.NoError(t, err)
 	}
 	c := &mocks.Client{}

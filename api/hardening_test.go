@@ -18,6 +18,7 @@ import (
 
 	"github.com/partnerhub/fulfillment/api"
 	"github.com/partnerhub/fulfillment/seed"
+	"github.com/partnerhub/fulfillment/store"
 	"github.com/partnerhub/fulfillment/testenv"
 	"github.com/partnerhub/fulfillment/vault"
 )
@@ -27,21 +28,29 @@ const (
 	testSecret = "whsec_YXBpLXRlc3QtY29udG9zby1zaWduaW5nLXNlY3JldA=="
 )
 
-// authServer is the API over a fresh seeded database, without Temporal:
-// everything under test here answers before a workflow is asked.
-func authServer(t *testing.T, configure func(*api.Server)) (*api.Server, http.Handler) {
+// seededStore is a fresh database loaded with a seed file's JSON, and the
+// vault that sealed its secrets.
+func seededStore(t *testing.T, seedJSON string) (*store.Store, *vault.Vault) {
 	t.Helper()
 	st, _ := testenv.Database(t)
 	v, err := vault.New([]byte(strings.Repeat("k", 32)))
 	require.NoError(t, err)
-	f, err := seed.Parse([]byte(`{
-	  "publishers": [{"id": "contoso", "name": "Contoso", "landing_url": "https://contoso.example", "webhook_url": null,
-	                  "signing_secret": "` + testSecret + `"}],
-	  "offers": [], "customers": [],
-	  "partners": [{"id": "fabrikam", "name": "Fabrikam", "agents": [{"id": "alice", "role": "admin_agent", "api_key": "` + testKey + `"}]}]
-	}`))
+	f, err := seed.Parse([]byte(seedJSON))
 	require.NoError(t, err)
 	require.NoError(t, seed.Load(context.Background(), st, v, f))
+	return st, v
+}
+
+// authServer is the API over a fresh seeded database, without Temporal:
+// everything under test here answers before a workflow is asked.
+func authServer(t *testing.T, configure func(*api.Server)) (*api.Server, http.Handler) {
+	t.Helper()
+	st, v := seededStore(t, `{
+	  "publishers": [{"id": "contoso", "name": "Contoso", "landing_url": "https://contoso.example", "webhook_url": null,
+	                  "signing_secret": "`+testSecret+`"}],
+	  "offers": [], "customers": [],
+	  "partners": [{"id": "fabrikam", "name": "Fabrikam", "agents": [{"id": "alice", "role": "admin_agent", "api_key": "`+testKey+`"}]}]
+	}`)
 	s := &api.Server{Store: st, Vault: v}
 	if configure != nil {
 		configure(s)

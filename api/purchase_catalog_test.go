@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -13,32 +12,24 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/partnerhub/fulfillment/api"
-	"github.com/partnerhub/fulfillment/seed"
-	"github.com/partnerhub/fulfillment/testenv"
-	"github.com/partnerhub/fulfillment/vault"
 )
 
 // A purchase the catalog refuses answers 422 with what is wrong — an unknown
 // customer before an unknown offer — before any workflow is asked (this
 // server has no Temporal client), and frees its Idempotency-Key.
 func TestPurchaseCatalogRefusals(t *testing.T) {
-	st, _ := testenv.Database(t)
-	v, err := vault.New([]byte(strings.Repeat("k", 32)))
-	require.NoError(t, err)
-	f, err := seed.Parse([]byte(`{
+	st, v := seededStore(t, `{
 	  "publishers": [{"id": "contoso", "name": "Contoso", "landing_url": "https://contoso.example", "webhook_url": null,
-	                  "signing_secret": "` + testSecret + `"}],
+	                  "signing_secret": "`+testSecret+`"}],
 	  "offers": [{"id": "analytics", "publisher_id": "contoso", "name": "Analytics", "kind": "saas", "parent_offer_ids": [],
 	              "plans": [{"id": "annual", "name": "Standard", "term": "P1Y", "unit_price_minor": 1200, "currency": "USD",
 	                         "min_quantity": 1, "max_quantity": 10, "cancellation_window": "P7D", "activation_deadline": "P30D"}]}],
 	  "partners": [
-	    {"id": "fabrikam", "name": "Fabrikam", "agents": [{"id": "alice", "role": "admin_agent", "api_key": "` + testKey + `"}]},
+	    {"id": "fabrikam", "name": "Fabrikam", "agents": [{"id": "alice", "role": "admin_agent", "api_key": "`+testKey+`"}]},
 	    {"id": "tailspin", "name": "Tailspin", "agents": []}],
 	  "customers": [{"id": "woodgrove", "partner_id": "fabrikam", "name": "Woodgrove"},
 	                {"id": "adatum", "partner_id": "tailspin", "name": "Adatum"}]
-	}`))
-	require.NoError(t, err)
-	require.NoError(t, seed.Load(context.Background(), st, v, f))
+	}`)
 	h := (&api.Server{Store: st, Vault: v}).Handler()
 
 	buy := func(key, customer, offer, plan string, quantity int) (int, map[string]any) {

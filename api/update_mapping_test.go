@@ -19,9 +19,6 @@ import (
 
 	"github.com/partnerhub/fulfillment/api"
 	"github.com/partnerhub/fulfillment/domain"
-	"github.com/partnerhub/fulfillment/seed"
-	"github.com/partnerhub/fulfillment/testenv"
-	"github.com/partnerhub/fulfillment/vault"
 	"github.com/partnerhub/fulfillment/workflows"
 )
 
@@ -30,21 +27,16 @@ import (
 // below pin down how each answer of a workflow maps to HTTP.
 func updateServer(t *testing.T, status domain.Status) (*mocks.Client, http.Handler, domain.Subscription) {
 	t.Helper()
-	st, _ := testenv.Database(t)
-	v, err := vault.New([]byte(strings.Repeat("k", 32)))
-	require.NoError(t, err)
-	f, err := seed.Parse([]byte(`{
+	st, v := seededStore(t, `{
 	  "publishers": [{"id": "contoso", "name": "Contoso", "landing_url": "https://contoso.example", "webhook_url": null,
-	                  "signing_secret": "` + testSecret + `"}],
+	                  "signing_secret": "`+testSecret+`"}],
 	  "offers": [{"id": "analytics", "publisher_id": "contoso", "name": "Analytics", "kind": "saas", "parent_offer_ids": [],
 	              "plans": [{"id": "annual", "name": "Annual", "term": "P1Y", "unit_price_minor": 1200, "currency": "USD",
 	                         "min_quantity": 1, "max_quantity": 100, "cancellation_window": "P7D", "activation_deadline": "P30D"}]}],
 	  "customers": [{"id": "woodgrove", "partner_id": "fabrikam", "name": "Woodgrove"}],
-	  "partners": [{"id": "fabrikam", "name": "Fabrikam", "agents": [{"id": "alice", "role": "admin_agent", "api_key": "` + testKey + `"}]}]
-	}`))
-	require.NoError(t, err)
+	  "partners": [{"id": "fabrikam", "name": "Fabrikam", "agents": [{"id": "alice", "role": "admin_agent", "api_key": "`+testKey+`"}]}]
+	}`)
 	ctx := context.Background()
-	require.NoError(t, seed.Load(ctx, st, v, f))
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	sub := domain.Subscription{
 		ID: "sub-1", PartnerID: "fabrikam", CustomerID: "woodgrove", PublisherID: "contoso", OfferID: "analytics",
@@ -52,7 +44,7 @@ func updateServer(t *testing.T, status domain.Status) (*mocks.Client, http.Handl
 		EntitlementNumber: domain.EntitlementNumber("sub-1"), Status: status,
 		ActivationDeadline: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now, Version: 1,
 	}
-	_, err = st.SaveChange(ctx, domain.Change{Subscription: sub}, nil)
+	_, err := st.SaveChange(ctx, domain.Change{Subscription: sub}, nil)
 	require.NoError(t, err)
 	c := &mocks.Client{}
 	s := &api.Server{Store: st, Vault: v, Temporal: c, UpdateTimeout: 2 * time.Second}
