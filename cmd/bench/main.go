@@ -684,7 +684,8 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 		if r.ceilingRatio(ceiling) != "" {
 			fmt.Fprintf(w, "ratio %s / ceiling (regular, same concurrency): %s\n", r.name, r.ceilingRatio(ceiling))
 		}
-		if room, ok := roomOf(r, ceiling, 0.8); ok {
+		// Only on shared CPUs: with the engine on CPUs of its own, its CPU alone bounds both phases.
+		if room, ok := roomOf(r, ceiling, 0.8); ok && o.engineCPUs == "" {
 			fmt.Fprintf(w, "  CPU room, where both phases keep every CPU busy: %s\n", room)
 		}
 		if e, ok := r.lastErr.Load().(string); ok {
