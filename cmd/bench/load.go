@@ -21,12 +21,20 @@ type flow func(ctx context.Context, timed func(kind string, d time.Duration)) (w
 
 // result is one measured phase.
 type result struct {
-	name    string
-	load    string
-	flows   int64
-	errors  int64
-	elapsed time.Duration
-	latency samples // purchase → active (open loop: from the scheduled arrival)
+	name string
+	load string
+	// flows counts the flows completed within the recorded window, whenever
+	// they started: the phase's steady-state throughput is flows / elapsed,
+	// and every per-flow figure (CPU, transactions, engine calls) divides by
+	// it. Flows still in flight when the window closes finish unrecorded, so
+	// a phase's tail (the in-flight flows draining after its end) weighs on
+	// neither its rate nor its CPU.
+	flows    int64
+	started  int64 // flows started within the window: the latency samples
+	errors   int64
+	from, to time.Time     // the recorded window
+	elapsed  time.Duration // its length
+	latency  samples       // purchase → active of the flows started in the window (open loop: from the scheduled arrival)
 	calls   map[string]*samples
 	ids     []string // a sample of completed flows' workflow ids
 	idsMu   sync.Mutex
@@ -107,7 +115,15 @@ func (r *result) rate() float64 {
 	return float64(r.flows) / r.elapsed.Seconds()
 }
 
-// once runs one flow and records it when record is set.
+// window sets the recorded window: warmup from now, then duration.
+func (r *result) window(warmup, duration time.Duration) (begin time.Time) {
+	begin = time.Now()
+	r.from, r.to, r.elapsed = begin.Add(warmup), begin.Add(warmup+duration), duration
+	return begin
+}
+
+// once runs one flow, counts it when it completes within the window, and
+// records its latency (and its error) when record is set.
 func (r *result) once(ctx context.Context, f flow, started time.Time, record bool) {
 	timed := func(kind string, d time.Duration) {
 		if record {
@@ -115,6 +131,10 @@ func (r *result) once(ctx context.Context, f flow, started time.Time, record boo
 		}
 	}
 	id, err := f(ctx, timed)
+	done := time.Now()
+	if err == nil && !done.Before(r.from) && done.Before(r.to) {
+		atomic.AddInt64(&r.flows, 1)
+	}
 	if !record {
 		return
 	}
@@ -123,8 +143,8 @@ func (r *result) once(ctx context.Context, f flow, started time.Time, record boo
 		r.lastErr.Store(err.Error())
 		return
 	}
-	r.latency.add(time.Since(started))
-	if n := atomic.AddInt64(&r.flows, 1); n%7 == 0 {
+	r.latency.add(done.Sub(started))
+	if n := atomic.AddInt64(&r.started, 1); n%7 == 0 {
 		r.idsMu.Lock()
 		if len(r.ids) < 30 {
 			r.ids = append(r.ids, id)
@@ -137,9 +157,9 @@ func (r *result) once(ctx context.Context, f flow, started time.Time, record boo
 // recorded), then duration (recorded).
 func closedLoop(ctx context.Context, r *result, f flow, concurrency int, warmup, duration time.Duration) {
 	var wg sync.WaitGroup
-	begin := time.Now()
-	measureFrom, end := begin.Add(warmup), begin.Add(warmup+duration)
-	time.AfterFunc(warmup, r.measuring)
+	r.window(warmup, duration)
+	measureFrom, end := r.from, r.to
+	recorded := r.record(ctx)
 	for range concurrency {
 		wg.Add(1)
 		go func() {
@@ -153,10 +173,31 @@ func closedLoop(ctx context.Context, r *result, f flow, concurrency int, warmup,
 			}
 		}()
 	}
+	<-recorded
+	// The flows started before the end finish for their latencies.
 	wg.Wait()
-	// Flows started before end and finished after it count: measure to the last one.
-	r.elapsed = time.Since(measureFrom)
-	r.measured()
+}
+
+// record takes the window's opening and closing measurements (CPU,
+// transactions, engine calls) at its two ends, on a goroutine of its own;
+// the channel closes after the closing one.
+func (r *result) record(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, at := range []time.Time{r.from, r.to} {
+			select {
+			case <-time.After(time.Until(at)):
+			case <-ctx.Done():
+			}
+			if at.Equal(r.from) {
+				r.measuring()
+			} else {
+				r.measured()
+			}
+		}
+	}()
+	return done
 }
 
 // openLoop starts flows at a fixed arrival rate whatever the system does;
@@ -165,9 +206,9 @@ func openLoop(ctx context.Context, r *result, f flow, rate float64, warmup, dura
 	var wg sync.WaitGroup
 	var inFlight atomic.Int64
 	interval := time.Duration(float64(time.Second) / rate)
-	begin := time.Now()
-	measureFrom, end := begin.Add(warmup), begin.Add(warmup+duration)
-	time.AfterFunc(warmup, r.measuring)
+	begin := r.window(warmup, duration)
+	measureFrom, end := r.from, r.to
+	recorded := r.record(ctx)
 	for i := 0; ; i++ {
 		at := begin.Add(time.Duration(i) * interval)
 		if !at.Before(end) || ctx.Err() != nil {
@@ -190,9 +231,8 @@ func openLoop(ctx context.Context, r *result, f flow, rate float64, warmup, dura
 			r.once(ctx, f, at, !at.Before(measureFrom))
 		}()
 	}
+	<-recorded
 	wg.Wait()
-	r.elapsed = time.Since(measureFrom)
-	r.measured()
 }
 
 // The segments of a flow's history, from its events' times.

@@ -651,7 +651,9 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 			ms(r.calls["purchase"].pct(99)), ms(r.calls["resolve"].pct(99)), ms(r.calls["licenses"].pct(99)), ms(r.calls["activate"].pct(99)),
 			r.events, r.tasks, r.normalTasks, r.activities)
 	}
-	fmt.Fprintln(w, "\nlatencies in ms: p50/p95/p99 purchase→active; p99 per call (buy = POST /v1/subscriptions, res = resolve,")
+	fmt.Fprintln(w, "\nflows: completed within the recorded window, whenever started (flows/s = flows / window; the flows in flight")
+	fmt.Fprintln(w, "when it closes finish unrecorded, as do their CPU and calls); latencies: the flows started within it.")
+	fmt.Fprintln(w, "latencies in ms: p50/p95/p99 purchase→active; p99 per call (buy = POST /v1/subscriptions, res = resolve,")
 	fmt.Fprintln(w, "lic = licenses, act = activate; the ceiling has no resolve). events / wft / acts: history events, workflow")
 	fmt.Fprintln(w, "tasks completed and activities scheduled per flow, from GetWorkflowHistory of sampled flows; wft-n: workflow")
 	fmt.Fprintln(w, "tasks scheduled on the task queue itself, not the worker's sticky queue (a run's first task always is).")
