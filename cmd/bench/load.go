@@ -35,10 +35,10 @@ type result struct {
 	from, to time.Time     // the recorded window
 	elapsed  time.Duration // its length
 	latency  samples       // purchase → active of the flows started in the window (open loop: from the scheduled arrival)
-	calls   map[string]*samples
-	ids     []string // a sample of completed flows' workflow ids
-	idsMu   sync.Mutex
-	lastErr atomic.Value
+	calls    map[string]*samples
+	ids      []string // a sample of completed flows' workflow ids
+	idsMu    sync.Mutex
+	lastErr  atomic.Value
 	// From GetWorkflowHistory over ids.
 	events, tasks, activities float64
 	// normalTasks: workflow tasks per flow scheduled on the task queue itself
