@@ -59,8 +59,10 @@ func TestClosedLoopCountsTheWindowNotTheTail(t *testing.T) {
 			inWindow++
 		}
 	}
-	assert.InDelta(t, inWindow, r.flows, concurrency, "flows: the fast ones that ended within the window")
-	assert.Greater(t, r.rate(), float64(inWindow-concurrency)/duration.Seconds()-1)
+	// A flow that returns at a window's edge may fall on the other side of it
+	// by the time closedLoop reads the clock: at most one per worker and edge.
+	assert.InDelta(t, inWindow, r.flows, 2*concurrency, "flows: the fast ones that ended within the window")
+	assert.InDelta(t, float64(inWindow)/duration.Seconds(), r.rate(), 2*concurrency/duration.Seconds())
 	require.False(t, closedAt.IsZero(), "the window's closing measurement ran")
 	assert.Less(t, closedAt.Sub(r.to), slow/2, "measured when the window closed, not after the tail drained")
 	assert.GreaterOrEqual(t, took, duration+warmup+slow/2, "the slow flows finished before closedLoop returned")
