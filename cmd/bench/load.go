@@ -35,6 +35,7 @@ type result struct {
 	from, to time.Time     // the recorded window
 	elapsed  time.Duration // its length
 	latency  samples       // purchase → active of the flows started in the window (open loop: from the scheduled arrival)
+	arrivals float64       // open loop: flows started per second (0: a closed loop)
 	calls    map[string]*samples
 	ids      []string // a sample of completed flows' workflow ids
 	idsMu    sync.Mutex
@@ -113,6 +114,16 @@ func (r *result) rate() float64 {
 		return 0
 	}
 	return float64(r.flows) / r.elapsed.Seconds()
+}
+
+// behind says when an open loop completed fewer flows than arrived (by more
+// than 5 %): its rate was beyond the service, so its latencies are mostly
+// queueing and say little about the calls themselves.
+func (r *result) behind() string {
+	if r.arrivals <= 0 || r.rate() >= 0.95*r.arrivals {
+		return ""
+	}
+	return fmt.Sprintf("  %s fell behind: %.1f flows/s completed of %.1f/s arriving — a rate beyond the service here, so its latencies are queueing", r.name, r.rate(), r.arrivals)
 }
 
 // window sets the recorded window: warmup from now, then duration.

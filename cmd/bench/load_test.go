@@ -70,3 +70,15 @@ func TestClosedLoopCountsTheWindowNotTheTail(t *testing.T) {
 	assert.EqualValues(t, r.latency.count(), r.started, "a latency for every flow started in the window")
 	assert.Greater(t, r.started, r.flows-int64(concurrency), "flows started in the window were recorded")
 }
+
+func TestAnOpenLoopThatFellBehindSaysSo(t *testing.T) {
+	r := newResult("service: HTTP, open loop", "15.5/s")
+	r.arrivals, r.elapsed = 15.5, 30*time.Second
+	r.flows = 324 // 10.8/s
+	assert.Equal(t, "  service: HTTP, open loop fell behind: 10.8 flows/s completed of 15.5/s arriving — a rate beyond the service here, so its latencies are queueing", r.behind())
+	r.flows = 450 // 15.0/s: within 5 %
+	assert.Empty(t, r.behind())
+	closed := newResult("service: HTTP, closed loop", "c=32")
+	closed.flows, closed.elapsed = 10, 30*time.Second
+	assert.Empty(t, closed.behind(), "a closed loop has no arrival rate to fall behind")
+}

@@ -346,6 +346,7 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		r := newResult("service: HTTP, open loop", fmt.Sprintf("%.1f/s", rate))
+		r.arrivals = rate
 		r.procs, r.sessions, r.engine = slices.Clone(base), sessions, o.engineCounts
 		logf("%s at %s for %s", r.name, r.load, o.serviceDuration)
 		openLoop(ctx, r, st.serviceFlow(), rate, o.warmup, o.serviceDuration, 2000)
@@ -689,6 +690,9 @@ func printTable(w io.Writer, o options, engine string, results []*result, ceilin
 		// Only on shared CPUs: with the engine on CPUs of its own, its CPU alone bounds both phases.
 		if room, ok := roomOf(r, ceiling, 0.8); ok && o.engineCPUs == "" {
 			fmt.Fprintf(w, "  CPU room, where both phases keep every CPU busy: %s\n", room)
+		}
+		if behind := r.behind(); behind != "" {
+			fmt.Fprintf(w, "%s\n", behind)
 		}
 		if e, ok := r.lastErr.Load().(string); ok {
 			fmt.Fprintf(w, "last error of %s: %s\n", r.name, e)
