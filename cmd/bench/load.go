@@ -196,19 +196,22 @@ func (r *result) record(ctx context.Context) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for _, at := range []time.Time{r.from, r.to} {
-			select {
-			case <-time.After(time.Until(at)):
-			case <-ctx.Done():
-			}
-			if at.Equal(r.from) {
-				r.measuring()
-			} else {
-				r.measured()
-			}
-		}
+		sleepUntil(ctx, r.from)
+		r.measuring()
+		sleepUntil(ctx, r.to)
+		r.measured()
 	}()
 	return done
+}
+
+// sleepUntil returns at t, or sooner when ctx ends.
+func sleepUntil(ctx context.Context, t time.Time) {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
 }
 
 // openLoop starts flows at a fixed arrival rate whatever the system does;
